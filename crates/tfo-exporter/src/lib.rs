@@ -1,1 +1,96 @@
-//! placeholder
+//! Delivery of encoded OTLP requests to a collector.
+//!
+//! The exporter never sees metric structs: it receives records that are already
+//! serialised `Export*ServiceRequest` messages. Concatenating such encodings yields a valid
+//! request (the top-level field is repeated), so the buffer can batch stored records
+//! without decoding them, and the same transport serves every signal.
+
+pub mod backoff;
+pub mod encode;
+pub mod grpc;
+pub mod http;
+pub mod outcome;
+pub mod tls;
+
+use bytes::Bytes;
+pub use outcome::{FailureClass, Outcome};
+
+/// A telemetry signal. Buffer, queue and exporter are generic over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// One encoded request, the unit the queue stores and the exporter batches.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub signal: Signal,
+    /// Data points (metrics) or log records (logs) inside `body`.
+    pub items: u32,
+    pub body: Bytes,
+}
+
+/// Settings shared by both transports, resolved from the agent config.
+#[derive(Debug, Clone)]
+pub struct ExporterSettings {
+    /// `host:port` or a URL with scheme.
+    pub endpoint: String,
+    pub gzip: bool,
+    pub timeout: std::time::Duration,
+    pub tls: Option<tls::TlsSettings>,
+    /// Sent on every request: the TelemetryFlow key pair, agent id and user headers.
+    /// Values may be secrets; never log them.
+    pub headers: Vec<(String, String)>,
+    /// `v1` or `v2` HTTP path prefix; unused by gRPC.
+    pub http_path_version: &'static str,
+    pub user_agent: String,
+}
+
+/// Error building a transport from settings (bad endpoint, unreadable CA file, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// A transport, selected by `telemetryflow.protocol`.
+pub enum Exporter {
+    Grpc(grpc::GrpcExporter),
+    Http(http::HttpExporter),
+}
+
+impl Exporter {
+    pub fn grpc(settings: &ExporterSettings) -> Result<Self, SetupError> {
+        Ok(Exporter::Grpc(grpc::GrpcExporter::new(settings)?))
+    }
+
+    pub fn http(settings: &ExporterSettings) -> Result<Self, SetupError> {
+        Ok(Exporter::Http(http::HttpExporter::new(settings)?))
+    }
+
+    /// Sends one request body (one or more concatenated records of `signal`).
+    pub async fn send(&self, signal: Signal, body: Bytes) -> Outcome {
+        match self {
+            Exporter::Grpc(e) => e.send(signal, body).await,
+            Exporter::Http(e) => e.send(signal, body).await,
+        }
+    }
+
+    /// Where requests go, for logs (never contains credentials).
+    pub fn target(&self) -> String {
+        match self {
+            Exporter::Grpc(e) => e.target(),
+            Exporter::Http(e) => e.target(),
+        }
+    }
+}
