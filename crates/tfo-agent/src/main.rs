@@ -1,1 +1,16 @@
-fn main() {}
+//! Entry point: parse the command line and hand over to a command.
+
+mod agent;
+mod cli;
+mod commands;
+mod events;
+mod identity;
+mod logging;
+mod pipeline;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    commands::dispatch(cli)
+}

@@ -1,0 +1,322 @@
+//! Agent wiring: builds the pipeline from a config, runs it, and handles signals
+//! (SIGTERM/SIGINT: stop collecting, flush, exit; SIGHUP: reload the config file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tfo_collectors::{Collector, HostPaths, SystemCollector, SystemOptions};
+use tfo_config::{Config, Loaded};
+use tfo_exporter::encode::MetricsEncoder;
+use tfo_exporter::tls::TlsSettings;
+use tfo_exporter::{Exporter, ExporterSettings};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Stats;
+use crate::identity::{Identity, VERSION};
+use crate::pipeline::export::{ExportLoop, RetryPolicy};
+use crate::pipeline::{collect, queue::Queue};
+
+/// A runtime failure (exit code 1).
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+pub fn host_paths(cfg: &Config) -> HostPaths {
+    HostPaths::from_root(&cfg.collectors.root_path)
+}
+
+/// The collectors this build can run, with their intervals, and one warning per collector
+/// that is enabled in the config but not part of this build.
+pub fn build_collectors(cfg: &Config) -> (Vec<(Box<dyn Collector>, Duration)>, Vec<String>) {
+    let paths = host_paths(cfg);
+    let c = &cfg.collectors;
+    let mut out: Vec<(Box<dyn Collector>, Duration)> = Vec::new();
+    if c.system.enabled {
+        let opts = SystemOptions {
+            cpu: c.system.cpu,
+            memory: c.system.memory,
+            disk: c.system.disk,
+            network: c.system.network,
+        };
+        out.push((
+            Box::new(SystemCollector::new(paths, opts)),
+            c.system.interval,
+        ));
+    }
+    let mut warnings = Vec::new();
+    for (name, enabled) in [
+        ("node_exporter", c.node_exporter.enabled),
+        ("kubernetes", c.kubernetes.enabled),
+        ("ebpf", c.ebpf.enabled),
+        ("process", c.process.enabled),
+        ("logs", c.logs.enabled),
+    ] {
+        if enabled {
+            warnings.push(format!(
+                "collectors.{name} is enabled but not available in this build; it will not run"
+            ));
+        }
+    }
+    (out, warnings)
+}
+
+/// Warnings about features configured on but not in this build, said once at start.
+pub fn unavailable_feature_warnings(cfg: &Config) -> Vec<String> {
+    let mut w = build_collectors(cfg).1;
+    if cfg.heartbeat.enabled {
+        w.push("heartbeat is enabled but platform registration/heartbeat is not available in this build".into());
+    }
+    if cfg.buffer.enabled {
+        w.push(format!(
+            "buffer: the disk buffer is not available in this build; data waits in a bounded memory queue \
+             (buffer.memory_limit_mb = {}) and what is queued at exit is counted as dropped",
+            cfg.buffer.memory_limit_mb
+        ));
+    }
+    w
+}
+
+pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings {
+    let tf = &cfg.telemetryflow;
+    let mut headers = Vec::new();
+    if let Some(id) = tf.api_key_id.as_deref().filter(|s| !s.is_empty()) {
+        headers.push(("X-TelemetryFlow-Key-ID".to_string(), id.to_string()));
+    }
+    if let Some(secret) = tf
+        .api_key_secret
+        .as_ref()
+        .filter(|s| !s.expose().is_empty())
+    {
+        headers.push((
+            "X-TelemetryFlow-Key-Secret".to_string(),
+            secret.expose().to_string(),
+        ));
+    }
+    headers.push((
+        "X-TelemetryFlow-Agent-ID".to_string(),
+        identity.agent_id.clone(),
+    ));
+    for (k, v) in &cfg.exporter.otlp.headers {
+        headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
+    }
+    ExporterSettings {
+        endpoint: tf.endpoint.clone(),
+        gzip: matches!(cfg.exporter.otlp.compression, tfo_config::Compression::Gzip),
+        timeout: tf.timeout,
+        tls: tf.tls.enabled.then(|| TlsSettings {
+            ca_file: tf.tls.ca_file.clone(),
+            cert_file: tf.tls.cert_file.clone(),
+            key_file: tf.tls.key_file.clone(),
+            server_name: tf.tls.server_name.clone(),
+            skip_verify: tf.tls.skip_verify,
+        }),
+        headers,
+        http_path_version: match cfg.exporter.otlp.endpoint_version {
+            tfo_config::EndpointVersion::V1 => "v1",
+            tfo_config::EndpointVersion::V2 => "v2",
+        },
+        user_agent: format!("tfo-agent/{VERSION} (linux; {})", std::env::consts::ARCH),
+    }
+}
+
+/// One generation of the pipeline; replaced whole on reload, while the queue is kept.
+struct Pipeline {
+    cancel: CancellationToken,
+    collectors: Vec<JoinHandle<()>>,
+    exporter: Option<JoinHandle<ExportLoop>>,
+}
+
+fn start(cfg: &Config, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Result<Pipeline, RunError> {
+    let paths = host_paths(cfg);
+    let identity = Identity::resolve(cfg, &paths);
+    let otlp = &cfg.exporter.otlp;
+    queue.set_batch_items(otlp.batch_size);
+    let exporter = if otlp.enabled {
+        let settings = exporter_settings(cfg, &identity);
+        let exp = match cfg.telemetryflow.protocol {
+            tfo_config::Protocol::Grpc => Exporter::grpc(&settings),
+            tfo_config::Protocol::Http => Exporter::http(&settings),
+        }
+        .map_err(|e| RunError(e.0))?;
+        if cfg.telemetryflow.tls.enabled && cfg.telemetryflow.tls.skip_verify {
+            tracing::warn!(
+                "telemetryflow.tls.skip_verify is true: the collector's certificate is NOT verified"
+            );
+        }
+        tracing::info!(target = %exp.target(), batch_size = otlp.batch_size, flush_interval = ?otlp.flush_interval, "exporting OTLP");
+        Some(exp)
+    } else {
+        tracing::warn!("exporter.otlp.enabled is false: collected data is counted and discarded");
+        None
+    };
+    let cancel = CancellationToken::new();
+    let encoder = Arc::new(MetricsEncoder::new(
+        identity.resource_attributes(cfg),
+        VERSION,
+        otlp.batch_size,
+    ));
+    let (collectors, _) = build_collectors(cfg);
+    if collectors.is_empty() {
+        tracing::warn!("no collector is enabled: nothing will be collected");
+    }
+    let mut handles = Vec::new();
+    for (c, interval) in collectors {
+        tracing::info!(collector = c.name(), interval = ?interval, "collector started");
+        handles.push(collect::spawn(
+            c,
+            interval,
+            encoder.clone(),
+            queue.clone(),
+            stats.clone(),
+            cancel.clone(),
+        ));
+    }
+    let exporter = exporter.map(|exporter| {
+        let lp = ExportLoop {
+            exporter,
+            queue: queue.clone(),
+            stats: stats.clone(),
+            batch_size: otlp.batch_size,
+            flush_interval: otlp.flush_interval,
+            retry: RetryPolicy {
+                enabled: cfg.telemetryflow.retry.enabled,
+                max_attempts: cfg.telemetryflow.retry.max_attempts,
+                initial_interval: cfg.telemetryflow.retry.initial_interval,
+                max_interval: cfg.telemetryflow.retry.max_interval,
+            },
+        };
+        tokio::spawn(lp.run(cancel.clone()))
+    });
+    if exporter.is_none() {
+        // Nothing will ever drain the queue: discard and count on a timer instead.
+        let (q, s, c) = (queue.clone(), stats.clone(), cancel.clone());
+        handles.push(tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! { _ = c.cancelled() => return, _ = t.tick() => {} }
+                for r in q.drain_all() {
+                    s.emit(crate::events::Event::Dropped {
+                        signal: r.signal,
+                        reason: crate::events::DropReason::Rejected,
+                        items: r.items as u64,
+                        detail: "exporter.otlp.enabled is false",
+                    });
+                }
+            }
+        }));
+    }
+    tracing::info!(agent_id = %identity.agent_id, agent_name = %identity.agent_name, "agent running");
+    Ok(Pipeline {
+        cancel,
+        collectors: handles,
+        exporter,
+    })
+}
+
+impl Pipeline {
+    /// Stops collecting and returns the export loop (if any) for a final flush.
+    async fn stop(self) -> Option<ExportLoop> {
+        self.cancel.cancel();
+        for h in self.collectors {
+            let _ = h.await;
+        }
+        match self.exporter {
+            Some(h) => h.await.ok(),
+            None => None,
+        }
+    }
+}
+
+pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), RunError> {
+    let mut cfg = loaded.config;
+    match &loaded.source {
+        Some(p) => tracing::info!(config = %p.display(), version = VERSION, "starting tfo-agent"),
+        None => tracing::info!(
+            version = VERSION,
+            "starting tfo-agent with built-in defaults (no config file found)"
+        ),
+    }
+    for w in loaded
+        .warnings
+        .iter()
+        .chain(unavailable_feature_warnings(&cfg).iter())
+    {
+        tracing::warn!("{w}");
+    }
+    let stats = Arc::new(Stats::default());
+    let queue = Arc::new(Queue::new(
+        (cfg.buffer.memory_limit_mb as usize).saturating_mul(1 << 20),
+        cfg.exporter.otlp.batch_size,
+        stats.clone(),
+    ));
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| RunError(format!("signal handler: {e}")))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| RunError(format!("signal handler: {e}")))?;
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|e| RunError(format!("signal handler: {e}")))?;
+    let mut pipeline = start(&cfg, &queue, &stats)?;
+    let reload_path = config_path.or(loaded.source);
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
+            _ = hup.recv() => {
+                let Some(path) = reload_path.as_deref() else {
+                    tracing::warn!("SIGHUP received but the agent runs on built-in defaults; nothing to reload");
+                    continue;
+                };
+                match tfo_config::load(Some(path)) {
+                    Err(e) => tracing::error!(error = %e, "config reload rejected; the running configuration stays"),
+                    Ok(new) => {
+                        // Build the new exporter first so a setup error keeps the old pipeline.
+                        if let Err(e) = check_exporter(&new.config) {
+                            tracing::error!(error = %e.0, "config reload rejected; the running configuration stays");
+                            continue;
+                        }
+                        for w in &new.warnings { tracing::warn!("{w}"); }
+                        let _ = pipeline.stop().await;
+                        cfg = new.config;
+                        pipeline = start(&cfg, &queue, &stats)?;
+                        tracing::info!(config = %path.display(), "configuration reloaded");
+                    }
+                }
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + cfg.agent.shutdown_timeout;
+    if let Some(exp) = pipeline.stop().await {
+        exp.final_flush(deadline).await;
+    } else {
+        for r in queue.drain_all() {
+            stats.emit(crate::events::Event::Dropped {
+                signal: r.signal,
+                reason: crate::events::DropReason::Shutdown,
+                items: r.items as u64,
+                detail: "exporter disabled",
+            });
+        }
+    }
+    tracing::info!(
+        exported = stats.counter("tfo_agent_exported_items_total", "signal=\"metrics\""),
+        dropped = stats.dropped_total(),
+        "tfo-agent stopped"
+    );
+    Ok(())
+}
+
+fn check_exporter(cfg: &Config) -> Result<(), RunError> {
+    if !cfg.exporter.otlp.enabled {
+        return Ok(());
+    }
+    let identity = Identity::resolve(cfg, &host_paths(cfg));
+    let s = exporter_settings(cfg, &identity);
+    match cfg.telemetryflow.protocol {
+        tfo_config::Protocol::Grpc => Exporter::grpc(&s).map(|_| ()),
+        tfo_config::Protocol::Http => Exporter::http(&s).map(|_| ()),
+    }
+    .map_err(|e| RunError(e.0))
+}

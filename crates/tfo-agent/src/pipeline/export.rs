@@ -1,0 +1,212 @@
+//! The export stage: takes batches from the queue and delivers them, deciding retry or
+//! drop from the classified outcome (see DESIGN.md, wire contracts):
+//! - outage (collector unreachable or shedding load): wait with backoff and retry the
+//!   same batch; this never uses up the batch's retry budget, however long it lasts;
+//! - transient error: retry, at most `retry.max_attempts` tries, then drop (`max_retries`);
+//! - permanent error or partially rejected data: drop and count (`rejected`), never retry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tfo_exporter::backoff::Backoff;
+use tfo_exporter::{Exporter, FailureClass, Outcome, Record};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::queue::Queue;
+use crate::events::{DropReason, Event, Stats};
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub enabled: bool,
+    pub max_attempts: u32,
+    pub initial_interval: Duration,
+    pub max_interval: Duration,
+}
+
+pub struct ExportLoop {
+    pub exporter: Exporter,
+    pub queue: Arc<Queue>,
+    pub stats: Arc<Stats>,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub retry: RetryPolicy,
+}
+
+enum Sent {
+    Done,
+    /// Stopped before the batch was resolved; it is back at the front of the queue.
+    Interrupted,
+}
+
+impl ExportLoop {
+    /// Runs until `cancel`; returns itself so the caller can do the final flush.
+    pub async fn run(self, cancel: CancellationToken) -> Self {
+        // The first flush comes a second after start so a new agent shows data at once,
+        // then every flush_interval or whenever a full batch is waiting.
+        let mut next_flush = Instant::now() + Duration::from_secs(1).min(self.flush_interval);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return self,
+                _ = tokio::time::sleep_until(next_flush) => {
+                    next_flush = Instant::now() + self.flush_interval;
+                }
+                _ = self.queue.batch_ready.notified() => {}
+            }
+            if let Sent::Interrupted = self.drain(&cancel, None).await {
+                return self;
+            }
+        }
+    }
+
+    /// Sends what is queued, giving up at `deadline`; whatever is left is counted as
+    /// dropped with reason `shutdown` (the memory queue does not survive the process).
+    pub async fn final_flush(&self, deadline: Instant) {
+        let never = CancellationToken::new();
+        let _ = self.drain(&never, Some(deadline)).await;
+        let left = self.queue.drain_all();
+        for r in left {
+            self.stats.emit(Event::Dropped {
+                signal: r.signal,
+                reason: DropReason::Shutdown,
+                items: r.items as u64,
+                detail: "still queued in memory at shutdown (collector unreachable or shutdown timeout reached)",
+            });
+        }
+    }
+
+    async fn drain(&self, cancel: &CancellationToken, deadline: Option<Instant>) -> Sent {
+        loop {
+            let batch = self.queue.pop_batch(self.batch_size);
+            if batch.is_empty() {
+                return Sent::Done;
+            }
+            if let Sent::Interrupted = self.send_batch(batch, cancel, deadline).await {
+                return Sent::Interrupted;
+            }
+        }
+    }
+
+    async fn send_batch(
+        &self,
+        batch: Vec<Record>,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+    ) -> Sent {
+        let signal = batch[0].signal;
+        let items: u64 = batch.iter().map(|r| r.items as u64).sum();
+        let body = concat(&batch);
+        let mut attempts = 0u32;
+        let mut backoff = Backoff::new(self.retry.initial_interval, self.retry.max_interval);
+        loop {
+            let send = self.exporter.send(signal, body.clone());
+            let outcome = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, send).await {
+                    Ok(o) => o,
+                    Err(_) => {
+                        self.queue.requeue_front(batch);
+                        return Sent::Interrupted;
+                    }
+                },
+                None => send.await,
+            };
+            match outcome {
+                Outcome::Delivered { rejected, message } => {
+                    let rejected = rejected.min(items);
+                    self.stats.emit(Event::Exported {
+                        signal,
+                        items: items - rejected,
+                    });
+                    if rejected > 0 {
+                        self.stats.emit(Event::Dropped {
+                            signal,
+                            reason: DropReason::Rejected,
+                            items: rejected,
+                            detail: &format!("partial success: {message}"),
+                        });
+                    }
+                    return Sent::Done;
+                }
+                Outcome::Permanent { reason } => {
+                    self.stats.emit(Event::ExportFailed {
+                        signal,
+                        class: None,
+                        reason: &reason,
+                        retry_in: None,
+                    });
+                    self.stats.emit(Event::Dropped {
+                        signal,
+                        reason: DropReason::Rejected,
+                        items,
+                        detail: &reason,
+                    });
+                    return Sent::Done;
+                }
+                Outcome::Retry {
+                    class,
+                    reason,
+                    retry_after,
+                } => {
+                    if class == FailureClass::Transient {
+                        attempts += 1;
+                    }
+                    let exhausted = !self.retry.enabled
+                        || (class == FailureClass::Transient
+                            && attempts >= self.retry.max_attempts);
+                    if exhausted {
+                        self.stats.emit(Event::ExportFailed {
+                            signal,
+                            class: Some(class),
+                            reason: &reason,
+                            retry_in: None,
+                        });
+                        let detail = if self.retry.enabled {
+                            format!("gave up after {attempts} attempts: {reason}")
+                        } else {
+                            format!("retry disabled: {reason}")
+                        };
+                        self.stats.emit(Event::Dropped {
+                            signal,
+                            reason: DropReason::MaxRetries,
+                            items,
+                            detail: &detail,
+                        });
+                        return Sent::Done;
+                    }
+                    let delay = backoff.next_delay(retry_after);
+                    self.stats.emit(Event::ExportFailed {
+                        signal,
+                        class: Some(class),
+                        reason: &reason,
+                        retry_in: Some(delay),
+                    });
+                    let wake = Instant::now() + delay;
+                    if deadline.is_some_and(|d| wake > d) {
+                        self.queue.requeue_front(batch);
+                        return Sent::Interrupted;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake) => {}
+                        _ = cancel.cancelled() => {
+                            self.queue.requeue_front(batch);
+                            return Sent::Interrupted;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Joins encoded records into one request body (their concatenation is a valid request).
+fn concat(batch: &[Record]) -> Bytes {
+    if batch.len() == 1 {
+        return batch[0].body.clone();
+    }
+    let mut b = BytesMut::with_capacity(batch.iter().map(|r| r.body.len()).sum());
+    for r in batch {
+        b.extend_from_slice(&r.body);
+    }
+    b.freeze()
+}
