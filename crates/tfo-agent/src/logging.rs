@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init(level: &str, json: bool) {
     let filter = EnvFilter::try_new(format!(
-        "{level},h2=warn,hyper=warn,tower=warn,rustls=warn,reqwest=warn"
+        "{level},h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,rustls=warn,reqwest=warn"
     ))
     .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

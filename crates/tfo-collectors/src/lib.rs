@@ -6,9 +6,14 @@
 
 pub mod otlp;
 pub mod paths;
+pub mod render;
+pub mod system;
+pub mod table;
 
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
 pub use paths::HostPaths;
+pub use system::{SystemCollector, SystemOptions};
+pub use table::{MetricDef, MetricKind, ValueType};
 
 /// A failure that drops part of one collection. The collector keeps going: each error is
 /// reported to the caller, which logs and counts it.

@@ -18,7 +18,12 @@ pub fn attr(key: &str, value: impl Into<String>) -> KeyValue {
 }
 
 /// A data point with a float value.
-pub fn point_f64(attributes: Vec<KeyValue>, start_ns: u64, time_ns: u64, v: f64) -> NumberDataPoint {
+pub fn point_f64(
+    attributes: Vec<KeyValue>,
+    start_ns: u64,
+    time_ns: u64,
+    v: f64,
+) -> NumberDataPoint {
     NumberDataPoint {
         attributes,
         start_time_unix_nano: start_ns,
@@ -29,7 +34,12 @@ pub fn point_f64(attributes: Vec<KeyValue>, start_ns: u64, time_ns: u64, v: f64)
 }
 
 /// A data point with an integer value.
-pub fn point_i64(attributes: Vec<KeyValue>, start_ns: u64, time_ns: u64, v: i64) -> NumberDataPoint {
+pub fn point_i64(
+    attributes: Vec<KeyValue>,
+    start_ns: u64,
+    time_ns: u64,
+    v: i64,
+) -> NumberDataPoint {
     NumberDataPoint {
         attributes,
         start_time_unix_nano: start_ns,
@@ -45,14 +55,22 @@ pub fn gauge(name: &str, description: &str, unit: &str, points: Vec<NumberDataPo
         name: name.to_string(),
         description: description.to_string(),
         unit: unit.to_string(),
-        data: Some(metric::Data::Gauge(Gauge { data_points: points })),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: points,
+        })),
         ..Default::default()
     }
 }
 
 /// A cumulative Sum. Counters are `monotonic = true`; up-down counters (usage by state) are
 /// `false`. Each point's `start_time_unix_nano` must be when the counter began.
-pub fn sum(name: &str, description: &str, unit: &str, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
+pub fn sum(
+    name: &str,
+    description: &str,
+    unit: &str,
+    monotonic: bool,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
     Metric {
         name: name.to_string(),
         description: description.to_string(),

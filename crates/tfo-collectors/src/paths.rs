@@ -1,6 +1,8 @@
 //! Where the host's /proc, /sys and root filesystem are. In a container the host's are
 //! mounted elsewhere (`/host/proc`, ...), so no collector may hard-code `/proc`.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +39,17 @@ impl HostPaths {
 
     /// Maps a mount point as the host sees it to a path this process can stat.
     pub fn rooted(&self, host_path: &str) -> PathBuf {
+        self.rooted_os(OsStr::new(host_path))
+    }
+
+    /// [`HostPaths::rooted`] for a path that need not be UTF-8 (mount points are bytes).
+    pub fn rooted_os(&self, host_path: &OsStr) -> PathBuf {
         if self.root == Path::new("/") {
             PathBuf::from(host_path)
         } else {
-            self.root.join(host_path.trim_start_matches('/'))
+            let bytes = host_path.as_bytes();
+            let start = bytes.iter().take_while(|&&b| b == b'/').count();
+            self.root.join(OsStr::from_bytes(&bytes[start..]))
         }
     }
 }

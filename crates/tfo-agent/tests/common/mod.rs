@@ -1,0 +1,303 @@
+//! Black-box harness: the built `tfo-agent` binary against the independent Python OTLP
+//! receiver (official opentelemetry-proto + grpcio, tests/peers/otlp_receiver.py).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TFO_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = workspace_root().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "the Python test peers are not installed: run ./scripts/test (it creates .venv)"
+    );
+    p
+}
+
+pub struct Receiver {
+    child: Child,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    pub fn start(script: Option<Value>) -> Receiver {
+        Self::start_on(0, 0, script)
+    }
+
+    pub fn start_on(grpc_port: i32, http_port: i32, script: Option<Value>) -> Receiver {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("requests.jsonl");
+        let mut cmd = Command::new(python());
+        cmd.arg(workspace_root().join("tests/peers/otlp_receiver.py"))
+            .args([
+                "--grpc-port",
+                &grpc_port.to_string(),
+                "--http-port",
+                &http_port.to_string(),
+            ])
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(s) = script {
+            let p = dir.path().join("script.json");
+            std::fs::write(&p, s.to_string()).unwrap();
+            cmd.arg("--script").arg(p);
+        }
+        let mut child = cmd.spawn().expect("start otlp_receiver.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut ports = line
+            .trim()
+            .strip_prefix("READY ")
+            .expect("receiver READY line")
+            .split(' ');
+        let mut port = |k: &str| -> u16 {
+            let v: i32 = ports
+                .next()
+                .unwrap()
+                .strip_prefix(k)
+                .unwrap()
+                .parse()
+                .unwrap();
+            v.max(0) as u16
+        };
+        let grpc_port = port("grpc=");
+        let http_port = port("http=");
+        Receiver {
+            child,
+            grpc_port,
+            http_port,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Every request recorded so far.
+    pub fn requests(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until `pred` holds for the recorded requests, or panics after `timeout`.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let end = Instant::now() + timeout;
+        loop {
+            let r = self.requests();
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}; got {} requests",
+                r.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Agent {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// Starts `tfo-agent run` with `yaml` as its config file and JSON logs captured.
+    pub fn start(yaml: &str) -> Agent {
+        Self::start_with_env(yaml, &[])
+    }
+
+    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tfo-agent.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let log = dir.path().join("agent.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+            .arg("-c")
+            .arg(&cfg)
+            .args(["--log-format", "json", "--log-level", "debug", "run"])
+            .envs(env.iter().copied())
+            .env_remove("TELEMETRYFLOW_ENDPOINT")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start tfo-agent");
+        Agent { child, dir, log }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Sends SIGTERM and waits for the exit code (panics if it takes over `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> i32 {
+        self.signal(libc::SIGTERM);
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < end,
+                "agent did not exit within {timeout:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Parsed JSON log lines.
+    pub fn logs(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn logs_with(&self, message: &str) -> Vec<Value> {
+        self.logs()
+            .into_iter()
+            .filter(|l| l["message"] == message)
+            .collect()
+    }
+
+    pub fn raw_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config for tests: fast intervals, loopback receiver, retry bounds in milliseconds.
+pub fn config(protocol: &str, port: u16, extra_otlp: &str) -> String {
+    format!(
+        r#"
+telemetryflow:
+  api_key_id: "tfk_test_key"
+  api_key_secret: "tfs_super_secret_value"
+  endpoint: "127.0.0.1:{port}"
+  protocol: {protocol}
+  timeout: 5s
+  retry:
+    enabled: true
+    max_attempts: 3
+    initial_interval: 100ms
+    max_interval: 400ms
+agent:
+  name: "blackbox-agent"
+  tags:
+    environment: staging
+    team: sre
+heartbeat:
+  enabled: false
+collectors:
+  system:
+    enabled: true
+    interval: 1s
+  node_exporter:
+    enabled: false
+buffer:
+  enabled: false
+exporter:
+  otlp:
+    enabled: true
+    flush_interval: 1s
+{extra_otlp}
+"#
+    )
+}
+
+/// Resource attributes of the first resource in a recorded metrics request, as key → string.
+pub fn resource_attrs(req: &Value) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    for a in req["request"]["resource_metrics"][0]["resource"]["attributes"]
+        .as_array()
+        .unwrap()
+    {
+        let v = &a["value"];
+        let s = v["string_value"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        m.insert(a["key"].as_str().unwrap().to_string(), s);
+    }
+    m
+}
+
+/// All metrics in a recorded request.
+pub fn metrics(req: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for rm in req["request"]["resource_metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for sm in rm["scope_metrics"].as_array().into_iter().flatten() {
+            for m in sm["metrics"].as_array().into_iter().flatten() {
+                out.push(m.clone());
+            }
+        }
+    }
+    out
+}
+
+pub fn all_metrics(reqs: &[Value]) -> Vec<Value> {
+    reqs.iter().flat_map(metrics).collect()
+}
+
+/// Number of data points recorded for metric `name` across requests.
+pub fn points_of(reqs: &[Value], name: &str) -> usize {
+    all_metrics(reqs)
+        .iter()
+        .filter(|m| m["name"] == name)
+        .map(|m| {
+            let d = if m["sum"].is_object() {
+                &m["sum"]
+            } else {
+                &m["gauge"]
+            };
+            d["data_points"].as_array().map(|a| a.len()).unwrap_or(0)
+        })
+        .sum()
+}

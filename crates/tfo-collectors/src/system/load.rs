@@ -1,0 +1,66 @@
+//! `system.cpu.load_average.*` from /proc/loadavg (`0.30 0.19 0.07 1/81 3769`).
+
+use std::path::Path;
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::parse::{excerpt, fields, parse_error, parse_f64};
+use crate::CollectReport;
+use crate::otlp::point_f64;
+use crate::table::{MetricDef, MetricKind, ValueType};
+
+const fn load(name: &'static str, help: &'static str, source: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        kind: MetricKind::Gauge,
+        value: ValueType::Double,
+        unit: "{thread}",
+        attributes: &[],
+        help,
+        source,
+    }
+}
+
+pub const LOAD_1M: MetricDef = load(
+    "system.cpu.load_average.1m",
+    "Average number of runnable and uninterruptible threads over the last minute.",
+    "/proc/loadavg, field 1",
+);
+pub const LOAD_5M: MetricDef = load(
+    "system.cpu.load_average.5m",
+    "Average number of runnable and uninterruptible threads over the last 5 minutes.",
+    "/proc/loadavg, field 2",
+);
+pub const LOAD_15M: MetricDef = load(
+    "system.cpu.load_average.15m",
+    "Average number of runnable and uninterruptible threads over the last 15 minutes.",
+    "/proc/loadavg, field 3",
+);
+
+pub const METRICS: &[MetricDef] = &[LOAD_1M, LOAD_5M, LOAD_15M];
+
+/// Emits the three load averages; a field that does not parse drops only its metric.
+pub(crate) fn collect(
+    input: &[u8],
+    path: &Path,
+    now_ns: u64,
+    out: &mut Vec<Metric>,
+    report: &mut CollectReport,
+) {
+    let mut f = fields(input);
+    for def in METRICS {
+        let field = f.next();
+        match field.and_then(parse_f64) {
+            Some(v) => def.push(vec![point_f64(Vec::new(), 0, now_ns, v)], out),
+            None => {
+                let what = field
+                    .map(excerpt)
+                    .unwrap_or_else(|| "end of file".to_string());
+                report.errors.push(parse_error(
+                    path,
+                    format!("{}: expected a load average, found {what}", def.name),
+                ));
+            }
+        }
+    }
+}

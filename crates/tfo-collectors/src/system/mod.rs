@@ -1,0 +1,319 @@
+//! `collectors.system`: host CPU, load, memory, filesystems, disks, network and uptime,
+//! named after the OpenTelemetry semantic conventions (the OTel Collector hostmetrics
+//! receiver's names).
+//!
+//! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
+//! A cycle reads each /proc file once into one reused buffer and parses it by hand; the
+//! only allocations are the output messages (and, for network filesystems, the statvfs
+//! helper threads).
+//!
+//! | toggle    | sub-collectors               | files                                         |
+//! |-----------|------------------------------|-----------------------------------------------|
+//! | (always)  | uptime                       | /proc/uptime                                  |
+//! | `cpu`     | cpu, load                    | /proc/stat, /proc/loadavg                     |
+//! | `memory`  | memory                       | /proc/meminfo                                 |
+//! | `disk`    | disk, filesystem             | /proc/diskstats, /proc/{1,self}/mounts + statvfs |
+//! | `network` | network                      | /proc/{1/,}net/dev                            |
+//!
+//! Counters start at boot time (`btime` in /proc/stat, read once and kept; if it is missing,
+//! now − /proc/uptime). Every point of a cycle carries the same `time_unix_nano`.
+
+pub mod cpu;
+pub mod disk;
+pub mod filesystem;
+pub mod load;
+pub mod memory;
+pub mod network;
+pub(crate) mod parse;
+pub mod uptime;
+
+#[cfg(test)]
+mod fuzz;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+pub use filesystem::{FsStats, LibcStatFs, StatFs};
+
+use crate::table::MetricDef;
+use crate::{CollectError, CollectReport, Collector, HostPaths};
+use parse::{LineErrors, parse_error};
+
+/// Which parts of the system collector run. Uptime is always collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemOptions {
+    /// `system.cpu.time`, `system.cpu.utilization`, `system.cpu.load_average.*`.
+    pub cpu: bool,
+    /// `system.memory.*`, `system.paging.usage`.
+    pub memory: bool,
+    /// `system.disk.*`, `system.filesystem.*`.
+    pub disk: bool,
+    /// `system.network.*`.
+    pub network: bool,
+}
+
+impl Default for SystemOptions {
+    fn default() -> Self {
+        SystemOptions {
+            cpu: true,
+            memory: true,
+            disk: true,
+            network: true,
+        }
+    }
+}
+
+/// Every metric the system collector can emit, by sub-collector: the source for docs.
+pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
+    vec![
+        ("cpu", cpu::METRICS),
+        ("load", load::METRICS),
+        ("memory", memory::METRICS),
+        ("filesystem", filesystem::METRICS),
+        ("disk", disk::METRICS),
+        ("network", network::METRICS),
+        ("uptime", uptime::METRICS),
+    ]
+}
+
+/// Per-cycle values shared by the sub-collectors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx {
+    /// The collection timestamp, on every point.
+    pub now_ns: u64,
+    /// Boot time: `start_time_unix_nano` of every counter (0 if unknown).
+    pub boot_ns: u64,
+}
+
+/// Largest /proc file read; anything bigger is reported rather than buffered.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The files read, resolved once.
+#[derive(Debug)]
+struct Files {
+    uptime: PathBuf,
+    stat: PathBuf,
+    loadavg: PathBuf,
+    meminfo: PathBuf,
+    diskstats: PathBuf,
+    /// Preferred first; the second is the fallback when the first cannot be opened.
+    mounts: [PathBuf; 2],
+    net_dev: [PathBuf; 2],
+}
+
+/// The `collectors.system` collector.
+pub struct SystemCollector {
+    paths: HostPaths,
+    opts: SystemOptions,
+    files: Files,
+    buf: Vec<u8>,
+    boot_ns: Option<u64>,
+    cpu: cpu::CpuCollector,
+    fs: filesystem::FsCollector,
+}
+
+impl std::fmt::Debug for SystemCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemCollector")
+            .field("paths", &self.paths)
+            .field("opts", &self.opts)
+            .field("boot_ns", &self.boot_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SystemCollector {
+    pub fn new(paths: HostPaths, opts: SystemOptions) -> Self {
+        // In a container with the host's / mounted elsewhere, our own /proc/self is the
+        // container's view: read pid 1's mounts and network namespace instead.
+        let on_host = paths.root == Path::new("/");
+        let (own_mounts, init_mounts) = (paths.proc("self/mounts"), paths.proc("1/mounts"));
+        let (own_net, init_net) = (paths.proc("net/dev"), paths.proc("1/net/dev"));
+        let files = Files {
+            uptime: paths.proc("uptime"),
+            stat: paths.proc("stat"),
+            loadavg: paths.proc("loadavg"),
+            meminfo: paths.proc("meminfo"),
+            diskstats: paths.proc("diskstats"),
+            mounts: if on_host {
+                [own_mounts, init_mounts]
+            } else {
+                [init_mounts, own_mounts]
+            },
+            net_dev: if on_host {
+                [own_net, init_net]
+            } else {
+                [init_net, own_net]
+            },
+        };
+        SystemCollector {
+            paths,
+            opts,
+            files,
+            buf: Vec::with_capacity(64 << 10),
+            boot_ns: None,
+            cpu: cpu::CpuCollector::new(cpu::user_hz()),
+            fs: filesystem::FsCollector::new(Arc::new(LibcStatFs)),
+        }
+    }
+
+    /// Replaces statvfs (tests answer for fixture mount points with it).
+    pub fn with_statfs(mut self, statfs: Arc<dyn StatFs>) -> Self {
+        self.fs.set_statfs(statfs);
+        self
+    }
+
+    /// How long a network/FUSE filesystem's statvfs is waited for (default 1s).
+    pub fn with_remote_statfs_timeout(mut self, timeout: Duration) -> Self {
+        self.fs.remote_timeout = timeout;
+        self
+    }
+
+    /// Overrides USER_HZ (ticks per second in /proc/stat), normally sysconf(_SC_CLK_TCK).
+    pub fn with_user_hz(mut self, hz: u64) -> Self {
+        self.cpu = cpu::CpuCollector::new(hz);
+        self
+    }
+
+    /// Mount points whose statvfs helper thread is still blocked.
+    pub fn stuck_mounts(&self) -> usize {
+        self.fs.stuck_count()
+    }
+
+    /// One collection cycle with the given timestamp (ns since the epoch).
+    pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
+        let mut report = CollectReport::default();
+
+        let uptime_s = match read_file(&self.files.uptime, &mut self.buf) {
+            Ok(()) => uptime::collect(&self.buf, &self.files.uptime, now_ns, out, &mut report),
+            Err(e) => {
+                report.errors.push(e);
+                None
+            }
+        };
+
+        let mut have_cpu = false;
+        if self.opts.cpu || self.boot_ns.is_none() {
+            match read_file(&self.files.stat, &mut self.buf) {
+                Ok(()) => {
+                    let mut errs = LineErrors::new(&self.files.stat);
+                    let btime = self.cpu.parse(&self.buf, &mut errs);
+                    errs.finish(&mut report);
+                    match btime {
+                        Some(b) if self.boot_ns.is_none() => {
+                            self.boot_ns = b.checked_mul(1_000_000_000)
+                        }
+                        Some(_) => {}
+                        None if self.boot_ns.is_none() => report.errors.push(parse_error(
+                            &self.files.stat,
+                            "no btime line: boot time taken from uptime",
+                        )),
+                        None => {}
+                    }
+                    have_cpu = true;
+                }
+                Err(e) => report.errors.push(e),
+            }
+        }
+        if self.boot_ns.is_none()
+            && let Some(up) = uptime_s
+        {
+            self.boot_ns = Some(now_ns.saturating_sub((up * 1e9) as u64));
+        }
+        let ctx = Ctx {
+            now_ns,
+            boot_ns: self.boot_ns.unwrap_or(0),
+        };
+
+        if self.opts.cpu {
+            if have_cpu {
+                self.cpu.emit(&ctx, out);
+            }
+            match read_file(&self.files.loadavg, &mut self.buf) {
+                Ok(()) => load::collect(&self.buf, &self.files.loadavg, now_ns, out, &mut report),
+                Err(e) => report.errors.push(e),
+            }
+        }
+
+        if self.opts.memory {
+            match read_file(&self.files.meminfo, &mut self.buf) {
+                Ok(()) => memory::collect(&self.buf, &self.files.meminfo, &ctx, out, &mut report),
+                Err(e) => report.errors.push(e),
+            }
+        }
+
+        if self.opts.disk {
+            match read_file(&self.files.diskstats, &mut self.buf) {
+                Ok(()) => disk::collect(&self.buf, &self.files.diskstats, &ctx, out, &mut report),
+                Err(e) => report.errors.push(e),
+            }
+            match read_first(&self.files.mounts, &mut self.buf) {
+                Ok(path) => self
+                    .fs
+                    .collect(&self.buf, path, &self.paths, &ctx, out, &mut report),
+                Err(e) => report.errors.push(e),
+            }
+        }
+
+        if self.opts.network {
+            match read_first(&self.files.net_dev, &mut self.buf) {
+                Ok(path) => network::collect(&self.buf, path, &ctx, out, &mut report),
+                Err(e) => report.errors.push(e),
+            }
+        }
+
+        report
+    }
+}
+
+impl Collector for SystemCollector {
+    fn name(&self) -> &'static str {
+        "system"
+    }
+
+    fn collect(&mut self, out: &mut Vec<Metric>) -> CollectReport {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        self.collect_at(now_ns, out)
+    }
+}
+
+/// Reads a whole file into `buf` (cleared first), refusing files over [`MAX_FILE_BYTES`].
+fn read_file(path: &Path, buf: &mut Vec<u8>) -> Result<(), CollectError> {
+    buf.clear();
+    let io_err = |source: io::Error| CollectError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(buf)
+        .map_err(io_err)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        buf.clear();
+        return Err(parse_error(
+            path,
+            format!("larger than {MAX_FILE_BYTES} bytes; not parsed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the first of `paths` that can be opened; on failure reports the first's error.
+fn read_first<'p>(paths: &'p [PathBuf; 2], buf: &mut Vec<u8>) -> Result<&'p Path, CollectError> {
+    match read_file(&paths[0], buf) {
+        Ok(()) => Ok(&paths[0]),
+        Err(first @ CollectError::Io { .. }) => match read_file(&paths[1], buf) {
+            Ok(()) => Ok(&paths[1]),
+            Err(_) => Err(first),
+        },
+        Err(e) => Err(e),
+    }
+}

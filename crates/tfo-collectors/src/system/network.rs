@@ -1,0 +1,123 @@
+//! Network interface counters from /proc/net/dev.
+//!
+//! After two header lines (recognised by their `|`), each line is `<name>: ` followed by
+//! 16 counters: receive bytes packets errs drop fifo frame compressed multicast, then
+//! transmit bytes packets errs drop fifo colls carrier compressed. Interface names cannot
+//! contain `:` or whitespace, so the name ends at the first colon; old kernels print no
+//! space between the colon and the first counter. Every interface is reported, `lo`
+//! included, like the OTel hostmetrics receiver.
+
+use std::path::Path;
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::Ctx;
+use super::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
+use crate::CollectReport;
+use crate::otlp::{attr, point_i64};
+use crate::table::{MetricDef, MetricKind, ValueType};
+
+const fn net(
+    name: &'static str,
+    unit: &'static str,
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind: MetricKind::Counter,
+        value: ValueType::Int,
+        unit,
+        attributes: &["device", "direction"],
+        help,
+        source,
+    }
+}
+
+pub const NETWORK_IO: MetricDef = net(
+    "system.network.io",
+    "By",
+    "Bytes received and transmitted per interface (direction receive, transmit).",
+    "/proc/net/dev receive/transmit bytes",
+);
+pub const NETWORK_PACKETS: MetricDef = net(
+    "system.network.packets",
+    "{packet}",
+    "Packets received and transmitted per interface.",
+    "/proc/net/dev receive/transmit packets",
+);
+pub const NETWORK_ERRORS: MetricDef = net(
+    "system.network.errors",
+    "{error}",
+    "Receive and transmit errors per interface.",
+    "/proc/net/dev receive/transmit errs",
+);
+pub const NETWORK_DROPPED: MetricDef = net(
+    "system.network.dropped",
+    "{packet}",
+    "Packets dropped on receive and transmit per interface.",
+    "/proc/net/dev receive/transmit drop",
+);
+
+pub const METRICS: &[MetricDef] = &[NETWORK_IO, NETWORK_PACKETS, NETWORK_ERRORS, NETWORK_DROPPED];
+
+const COUNTERS: usize = 16;
+
+pub(crate) fn collect(
+    input: &[u8],
+    path: &Path,
+    ctx: &Ctx,
+    out: &mut Vec<Metric>,
+    report: &mut CollectReport,
+) {
+    let mut errs = LineErrors::new(path);
+    let (start, now) = (ctx.boot_ns, ctx.now_ns);
+    let mut points: [Vec<_>; 4] = Default::default();
+
+    for (no, line) in lines(input).enumerate() {
+        if line.contains(&b'|') || line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            errs.add(no, || format!("no `name:` prefix: {}", excerpt(line)));
+            continue;
+        };
+        let mut name_fields = fields(&line[..colon]);
+        let (Some(name), None) = (name_fields.next(), name_fields.next()) else {
+            errs.add(no, || format!("bad interface name: {}", excerpt(line)));
+            continue;
+        };
+        let mut c = [0u64; COUNTERS];
+        let mut got = 0;
+        let mut f = fields(&line[colon + 1..]);
+        for (slot, field) in c.iter_mut().zip(f.by_ref()) {
+            let Some(v) = parse_u64(field) else { break };
+            *slot = v;
+            got += 1;
+        }
+        if got < COUNTERS {
+            errs.add(no, || format!("expected 16 counters: {}", excerpt(line)));
+            continue;
+        }
+        let dev = lossy(name);
+        // (metric index, receive column, transmit column)
+        for (m, rx, tx) in [(0, 0, 8), (1, 1, 9), (2, 2, 10), (3, 3, 11)] {
+            points[m].push(point_i64(
+                vec![attr("device", dev.as_str()), attr("direction", "receive")],
+                start,
+                now,
+                to_i64(c[rx]),
+            ));
+            points[m].push(point_i64(
+                vec![attr("device", dev.as_str()), attr("direction", "transmit")],
+                start,
+                now,
+                to_i64(c[tx]),
+            ));
+        }
+    }
+    errs.finish(report);
+    for (def, p) in METRICS.iter().zip(points) {
+        def.push(p, out);
+    }
+}

@@ -1,0 +1,372 @@
+//! What happens after parsing: environment overrides, normalization, semantic validation and
+//! warnings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Config;
+use crate::error::{ConfigError, ErrorKind};
+use crate::model::LOG_LEVELS;
+use crate::secret::Secret;
+
+/// Environment variables that override file values, and the key each one sets.
+///
+/// An override that is set but empty is ignored. `TELEMETRYFLOW_ENVIRONMENT` sets the
+/// `environment` entry of `agent.tags`.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("TELEMETRYFLOW_API_KEY_ID", "telemetryflow.api_key_id"),
+    (
+        "TELEMETRYFLOW_API_KEY_SECRET",
+        "telemetryflow.api_key_secret",
+    ),
+    ("TELEMETRYFLOW_ENDPOINT", "telemetryflow.endpoint"),
+    ("TELEMETRYFLOW_API_ENDPOINT", "telemetryflow.api_endpoint"),
+    ("TELEMETRYFLOW_ENVIRONMENT", "agent.tags.environment"),
+    ("TELEMETRYFLOW_AGENT_ID", "agent.id"),
+    ("TELEMETRYFLOW_AGENT_NAME", "agent.name"),
+    ("HOST_ROOT", "collectors.root_path"),
+];
+
+/// One failed semantic check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Issue {
+    /// Key paths involved, most relevant first; the first one found in the file gives the line.
+    pub paths: Vec<&'static str>,
+    pub message: String,
+    pub allowed: Option<String>,
+}
+
+fn issue(path: &'static str, message: impl Into<String>, allowed: Option<&str>) -> Issue {
+    Issue {
+        paths: vec![path],
+        message: message.into(),
+        allowed: allowed.map(str::to_string),
+    }
+}
+
+impl Config {
+    /// Applies the [`ENV_OVERRIDES`] found by `env`.
+    pub fn apply_env_overrides(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("TELEMETRYFLOW_API_KEY_ID") {
+            self.telemetryflow.api_key_id = Some(v);
+        }
+        if let Some(v) = get("TELEMETRYFLOW_API_KEY_SECRET") {
+            self.telemetryflow.api_key_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = get("TELEMETRYFLOW_ENDPOINT") {
+            self.telemetryflow.endpoint = v;
+        }
+        if let Some(v) = get("TELEMETRYFLOW_API_ENDPOINT") {
+            self.telemetryflow.api_endpoint = Some(v);
+        }
+        if let Some(v) = get("TELEMETRYFLOW_ENVIRONMENT") {
+            self.agent.tags.insert("environment".to_string(), v);
+        }
+        if let Some(v) = get("TELEMETRYFLOW_AGENT_ID") {
+            self.agent.id = Some(v);
+        }
+        if let Some(v) = get("TELEMETRYFLOW_AGENT_NAME") {
+            self.agent.name = Some(v);
+        }
+        if let Some(v) = get("HOST_ROOT") {
+            self.collectors.root_path = PathBuf::from(v);
+        }
+    }
+
+    /// Canonical forms: empty optional strings/paths/secrets become `None` (so
+    /// `api_key_id: "${UNSET_OK:-}"` means "not configured"), `logging.level` is lowercased,
+    /// surrounding whitespace is trimmed from `endpoint` and `api_endpoint`.
+    pub fn normalize(&mut self) {
+        fn empty_to_none(v: &mut Option<String>) {
+            if let Some(s) = v {
+                let t = s.trim();
+                if t.is_empty() {
+                    *v = None;
+                } else if t.len() != s.len() {
+                    *s = t.to_string();
+                }
+            }
+        }
+        fn empty_path_to_none(v: &mut Option<PathBuf>) {
+            if v.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                *v = None;
+            }
+        }
+        let tf = &mut self.telemetryflow;
+        empty_to_none(&mut tf.api_key_id);
+        empty_to_none(&mut tf.api_endpoint);
+        empty_to_none(&mut tf.tls.server_name);
+        if tf.api_key_secret.as_ref().is_some_and(Secret::is_empty) {
+            tf.api_key_secret = None;
+        }
+        empty_path_to_none(&mut tf.tls.ca_file);
+        empty_path_to_none(&mut tf.tls.cert_file);
+        empty_path_to_none(&mut tf.tls.key_file);
+        tf.endpoint = tf.endpoint.trim().to_string();
+        empty_to_none(&mut self.agent.id);
+        empty_to_none(&mut self.agent.name);
+        self.logging.level = self.logging.level.trim().to_ascii_lowercase();
+    }
+
+    /// Semantic checks. Errors carry the key path but no file location; [`crate::load_from_str`]
+    /// runs the same checks and adds the file and line.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.issues().into_iter().next() {
+            None => Ok(()),
+            Some(issue) => {
+                Err(
+                    ConfigError::new(ErrorKind::InvalidValue, "<config>", issue.message)
+                        .with_path(issue.paths.first().map(|p| p.to_string()))
+                        .with_allowed(issue.allowed),
+                )
+            }
+        }
+    }
+
+    /// Things that are allowed but probably not intended.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let tf = &self.telemetryflow;
+        if tf.tls.skip_verify {
+            out.push(
+                "telemetryflow.tls.skip_verify: TLS certificate verification is disabled"
+                    .to_string(),
+            );
+        }
+        if !tf.tls.enabled && tf.api_key_secret.is_some() && !is_loopback(&tf.endpoint) {
+            out.push(format!(
+                "telemetryflow.tls.enabled: TLS is disabled, so the API key secret is sent \
+                 unencrypted to {}",
+                tf.endpoint
+            ));
+        }
+        out
+    }
+
+    pub(crate) fn issues(&self) -> Vec<Issue> {
+        let mut v = Vec::new();
+        let tf = &self.telemetryflow;
+        if tf.endpoint.is_empty() {
+            v.push(issue(
+                "telemetryflow.endpoint",
+                "must not be empty",
+                Some("host:port, e.g. localhost:4317"),
+            ));
+        }
+        if let Some(url) = &tf.api_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            v.push(issue(
+                "telemetryflow.api_endpoint",
+                format!("`{url}` is not an http(s) URL"),
+                Some("a base URL such as https://api.telemetryflow.example"),
+            ));
+        }
+        let positive = "a duration greater than zero, e.g. 15s";
+        nonzero(&mut v, "telemetryflow.timeout", tf.timeout, positive);
+        if tf.retry.max_attempts < 1 {
+            v.push(issue(
+                "telemetryflow.retry.max_attempts",
+                "must be at least 1",
+                Some("a whole number >= 1 (set retry.enabled: false to disable retries)"),
+            ));
+        }
+        nonzero(
+            &mut v,
+            "telemetryflow.retry.initial_interval",
+            tf.retry.initial_interval,
+            positive,
+        );
+        nonzero(
+            &mut v,
+            "telemetryflow.retry.max_interval",
+            tf.retry.max_interval,
+            positive,
+        );
+        if tf.retry.initial_interval > tf.retry.max_interval {
+            v.push(Issue {
+                paths: vec![
+                    "telemetryflow.retry.initial_interval",
+                    "telemetryflow.retry.max_interval",
+                ],
+                message: format!(
+                    "initial_interval ({}) is greater than max_interval ({})",
+                    crate::duration::format_duration(tf.retry.initial_interval),
+                    crate::duration::format_duration(tf.retry.max_interval)
+                ),
+                allowed: Some("initial_interval <= max_interval".to_string()),
+            });
+        }
+        if tf.tls.cert_file.is_some() != tf.tls.key_file.is_some() {
+            let (missing, present) = if tf.tls.cert_file.is_some() {
+                ("telemetryflow.tls.key_file", "telemetryflow.tls.cert_file")
+            } else {
+                ("telemetryflow.tls.cert_file", "telemetryflow.tls.key_file")
+            };
+            v.push(Issue {
+                paths: vec![present, missing],
+                message: format!("{present} is set but {missing} is not"),
+                allowed: Some("both cert_file and key_file (client TLS), or neither".to_string()),
+            });
+        }
+        if self.agent.tags.keys().any(|k| k.trim().is_empty()) {
+            v.push(issue(
+                "agent.tags",
+                "tag names must not be empty",
+                Some("non-empty tag names"),
+            ));
+        }
+        nonzero(
+            &mut v,
+            "heartbeat.interval",
+            self.heartbeat.interval,
+            positive,
+        );
+        let c = &self.collectors;
+        nonzero(
+            &mut v,
+            "collectors.system.interval",
+            c.system.interval,
+            positive,
+        );
+        nonzero(
+            &mut v,
+            "collectors.node_exporter.interval",
+            c.node_exporter.interval,
+            positive,
+        );
+        nonzero(
+            &mut v,
+            "collectors.kubernetes.interval",
+            c.kubernetes.interval,
+            positive,
+        );
+        nonzero(
+            &mut v,
+            "collectors.ebpf.interval",
+            c.ebpf.interval,
+            positive,
+        );
+        nonzero(
+            &mut v,
+            "collectors.process.interval",
+            c.process.interval,
+            positive,
+        );
+        if c.root_path.as_os_str().is_empty() {
+            v.push(issue(
+                "collectors.root_path",
+                "must not be empty",
+                Some("a path such as / or /host"),
+            ));
+        }
+        let otlp = &self.exporter.otlp;
+        if otlp.batch_size < 1 {
+            v.push(issue(
+                "exporter.otlp.batch_size",
+                "must be at least 1",
+                Some("a whole number >= 1"),
+            ));
+        }
+        nonzero(
+            &mut v,
+            "exporter.otlp.flush_interval",
+            otlp.flush_interval,
+            positive,
+        );
+        for (name, value) in &otlp.headers {
+            if name.is_empty() || !name.bytes().all(is_header_name_byte) {
+                v.push(issue(
+                    "exporter.otlp.headers",
+                    format!("`{name}` is not a valid HTTP header name"),
+                    Some("letters, digits and !#$%&'*+-.^_`|~"),
+                ));
+            }
+            if value.chars().any(|ch| ch.is_control() && ch != '\t') {
+                // the value is not shown: it may be a credential
+                v.push(issue(
+                    "exporter.otlp.headers",
+                    format!("the value of header `{name}` contains control characters"),
+                    Some("printable text without line breaks"),
+                ));
+            }
+        }
+        let b = &self.buffer;
+        if b.enabled {
+            if b.path.as_os_str().is_empty() {
+                v.push(issue(
+                    "buffer.path",
+                    "must not be empty when the buffer is enabled",
+                    Some("a directory path"),
+                ));
+            }
+            if b.max_size_mb < 1 {
+                v.push(issue(
+                    "buffer.max_size_mb",
+                    "must be at least 1 when the buffer is enabled",
+                    Some("a whole number of MiB >= 1"),
+                ));
+            }
+            if b.memory_limit_mb < 1 {
+                v.push(issue(
+                    "buffer.memory_limit_mb",
+                    "must be at least 1 when the buffer is enabled",
+                    Some("a whole number of MiB >= 1"),
+                ));
+            }
+        }
+        if !LOG_LEVELS.contains(&self.logging.level.as_str()) {
+            v.push(issue(
+                "logging.level",
+                format!("invalid value `{}`", self.logging.level),
+                Some(&LOG_LEVELS.join(", ")),
+            ));
+        }
+        v
+    }
+}
+
+fn nonzero(v: &mut Vec<Issue>, path: &'static str, d: Duration, allowed: &str) {
+    if d.is_zero() {
+        v.push(issue(path, "must be greater than zero", Some(allowed)));
+    }
+}
+
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `localhost:4317`, `127.0.0.1:4317`, `[::1]:4317`, optionally with a scheme.
+fn is_loopback(endpoint: &str) -> bool {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split([':', '/']).next().unwrap_or("")
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_quiet() {
+        let c = Config::default();
+        assert_eq!(c.issues(), []);
+        assert!(c.validate().is_ok());
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("localhost:4317"));
+        assert!(is_loopback("http://127.0.0.1:4318/v1"));
+        assert!(is_loopback("[::1]:4317"));
+        assert!(!is_loopback("collector.example:4317"));
+    }
+}

@@ -1,0 +1,491 @@
+//! The configuration types and their defaults.
+//!
+//! Every section is `#[serde(default, deny_unknown_fields)]`: a key may be left out (it takes
+//! the default below) but a misspelt key is an error. A section written with no body
+//! (`collectors:` followed by nothing) also means "all defaults".
+//!
+//! The `Serialize` impls are redacted: secrets print as `[REDACTED]` and OTLP header values
+//! whose name looks sensitive are replaced too, so serializing a `Config` is always safe to show.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::duration;
+use crate::secret::{REDACTED, Secret};
+
+/// Deserialize a section, treating an explicit YAML null (an empty section) as its default.
+fn section<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    #[serde(deserialize_with = "section")]
+    pub telemetryflow: TelemetryFlow,
+    #[serde(deserialize_with = "section")]
+    pub agent: Agent,
+    #[serde(deserialize_with = "section")]
+    pub heartbeat: Heartbeat,
+    #[serde(deserialize_with = "section")]
+    pub collectors: Collectors,
+    #[serde(deserialize_with = "section")]
+    pub exporter: Exporter,
+    #[serde(deserialize_with = "section")]
+    pub buffer: Buffer,
+    #[serde(deserialize_with = "section")]
+    pub logging: Logging,
+}
+
+/// Connection to the TelemetryFlow collector and platform, and credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryFlow {
+    /// API key id (`tfk_…`); not secret, shown when the config is printed.
+    pub api_key_id: Option<String>,
+    /// API key secret (`tfs_…`); always redacted.
+    pub api_key_secret: Option<Secret>,
+    /// OTLP collector address, `host:port` (or a URL).
+    pub endpoint: String,
+    pub protocol: Protocol,
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    #[serde(deserialize_with = "section")]
+    pub tls: Tls,
+    #[serde(deserialize_with = "section")]
+    pub retry: Retry,
+    /// Base URL of the platform REST API (registration, heartbeat, remote config).
+    pub api_endpoint: Option<String>,
+}
+
+impl Default for TelemetryFlow {
+    fn default() -> Self {
+        TelemetryFlow {
+            api_key_id: None,
+            api_key_secret: None,
+            endpoint: "localhost:4317".to_string(),
+            protocol: Protocol::Grpc,
+            timeout: Duration::from_secs(30),
+            tls: Tls::default(),
+            retry: Retry::default(),
+            api_endpoint: None,
+        }
+    }
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318).
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    pub enabled: bool,
+    /// Do not verify the server certificate. Produces a load warning.
+    pub skip_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (mTLS); requires `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (mTLS); requires `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Override the name checked against the server certificate.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retry {
+    pub enabled: bool,
+    pub max_attempts: u32,
+    #[serde(with = "duration")]
+    pub initial_interval: Duration,
+    #[serde(with = "duration")]
+    pub max_interval: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            enabled: true,
+            max_attempts: 3,
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Agent {
+    /// Agent id; when unset the agent generates/persists one.
+    pub id: Option<String>,
+    /// Display name; when unset the agent uses the host name.
+    pub name: Option<String>,
+    /// Free-form tags added to every resource (e.g. `environment`, `region`).
+    pub tags: BTreeMap<String, String>,
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+    pub data_dir: PathBuf,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Agent {
+            id: None,
+            name: None,
+            tags: BTreeMap::new(),
+            shutdown_timeout: Duration::from_secs(10),
+            data_dir: PathBuf::from("/var/lib/tfo-agent"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Heartbeat {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    pub include_system_info: bool,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            include_system_info: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Collectors {
+    /// Where the host's `/proc`, `/sys`, … are mounted (e.g. `/host` in a container).
+    pub root_path: PathBuf,
+    #[serde(deserialize_with = "section")]
+    pub system: SystemCollector,
+    #[serde(deserialize_with = "section")]
+    pub node_exporter: NodeExporter,
+    #[serde(deserialize_with = "section")]
+    pub kubernetes: Kubernetes,
+    #[serde(deserialize_with = "section")]
+    pub ebpf: Ebpf,
+    #[serde(deserialize_with = "section")]
+    pub process: ProcessCollector,
+    #[serde(deserialize_with = "section")]
+    pub logs: LogsCollector,
+}
+
+impl Default for Collectors {
+    fn default() -> Self {
+        Collectors {
+            root_path: PathBuf::from("/"),
+            system: SystemCollector::default(),
+            node_exporter: NodeExporter::default(),
+            kubernetes: Kubernetes::default(),
+            ebpf: Ebpf::default(),
+            process: ProcessCollector::default(),
+            logs: LogsCollector::default(),
+        }
+    }
+}
+
+const FIFTEEN_SECONDS: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SystemCollector {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    pub cpu: bool,
+    pub memory: bool,
+    pub disk: bool,
+    pub network: bool,
+}
+
+impl Default for SystemCollector {
+    fn default() -> Self {
+        SystemCollector {
+            enabled: true,
+            interval: FIFTEEN_SECONDS,
+            cpu: true,
+            memory: true,
+            disk: true,
+            network: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeExporter {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    pub cpu: bool,
+    pub memory: bool,
+    pub disk_io: bool,
+    pub filesystem: bool,
+    pub network: bool,
+    pub load_avg: bool,
+    pub thermal: bool,
+}
+
+impl Default for NodeExporter {
+    fn default() -> Self {
+        NodeExporter {
+            enabled: true,
+            interval: FIFTEEN_SECONDS,
+            cpu: true,
+            memory: true,
+            disk_io: true,
+            filesystem: true,
+            network: true,
+            load_avg: true,
+            thermal: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Kubernetes {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    pub collect_pods: bool,
+    pub collect_nodes: bool,
+    pub collect_deployments: bool,
+    pub exclude_namespaces: Vec<String>,
+    /// Path to a kubeconfig; empty means in-cluster configuration.
+    pub kubeconfig_path: String,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Kubernetes {
+            enabled: false,
+            interval: Duration::from_secs(30),
+            collect_pods: true,
+            collect_nodes: true,
+            collect_deployments: true,
+            exclude_namespaces: Vec::new(),
+            kubeconfig_path: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ebpf {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    pub collect_syscalls: bool,
+    pub collect_network: bool,
+    pub collect_file_io: bool,
+    pub exclude_processes: Vec<String>,
+}
+
+impl Default for Ebpf {
+    fn default() -> Self {
+        Ebpf {
+            enabled: false,
+            interval: FIFTEEN_SECONDS,
+            collect_syscalls: true,
+            collect_network: true,
+            collect_file_io: true,
+            exclude_processes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessCollector {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+}
+
+impl Default for ProcessCollector {
+    fn default() -> Self {
+        ProcessCollector {
+            enabled: false,
+            interval: FIFTEEN_SECONDS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsCollector {
+    pub enabled: bool,
+    /// Files or glob patterns to tail.
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Exporter {
+    #[serde(deserialize_with = "section")]
+    pub otlp: Otlp,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Otlp {
+    pub enabled: bool,
+    /// Maximum records per export request (>= 1).
+    pub batch_size: usize,
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    pub compression: Compression,
+    pub endpoint_version: EndpointVersion,
+    /// Extra request headers. Values of headers whose name contains auth, secret, token, key
+    /// or password are redacted when printed or serialized.
+    #[serde(serialize_with = "serialize_headers_redacted")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for Otlp {
+    fn default() -> Self {
+        Otlp {
+            enabled: true,
+            batch_size: 100,
+            flush_interval: Duration::from_secs(10),
+            compression: Compression::Gzip,
+            endpoint_version: EndpointVersion::V2,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Otlp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Otlp")
+            .field("enabled", &self.enabled)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("compression", &self.compression)
+            .field("endpoint_version", &self.endpoint_version)
+            .field("headers", &redacted_headers(&self.headers))
+            .finish()
+    }
+}
+
+/// Whether a header (or any key) name looks like it carries a credential.
+pub fn is_sensitive_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["auth", "secret", "token", "key", "password"]
+        .iter()
+        .any(|needle| lower.contains(needle))
+}
+
+/// The headers with sensitive values replaced by `[REDACTED]` (empty values stay empty).
+pub fn redacted_headers(headers: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let shown = if is_sensitive_name(k) && !v.is_empty() {
+                REDACTED
+            } else {
+                v.as_str()
+            };
+            (k.as_str(), shown)
+        })
+        .collect()
+}
+
+fn serialize_headers_redacted<S: Serializer>(
+    headers: &BTreeMap<String, String>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    redacted_headers(headers).serialize(ser)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
+/// Which OTLP/HTTP path family to use: `/v1/...` (OpenTelemetry) or `/v2/...` (TelemetryFlow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointVersion {
+    V1,
+    #[default]
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Buffer {
+    pub enabled: bool,
+    pub path: PathBuf,
+    /// Bound on the on-disk buffer, MiB.
+    pub max_size_mb: u64,
+    /// Bound on the in-memory tail, MiB.
+    pub memory_limit_mb: u64,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer {
+            enabled: true,
+            path: PathBuf::from("/var/lib/tfo-agent/buffer"),
+            max_size_mb: 500,
+            memory_limit_mb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    /// One of `trace`, `debug`, `info`, `warn`, `error` (normalized to lowercase on load).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Allowed values of `logging.level`.
+pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
