@@ -23,16 +23,19 @@ use crate::pipeline::{collect, queue::Queue};
 #[derive(Debug)]
 pub struct RunError(pub String);
 
+/// A collector and its interval.
+pub type Scheduled = (Box<dyn Collector>, Duration);
+
 pub fn host_paths(cfg: &Config) -> HostPaths {
     HostPaths::from_root(&cfg.collectors.root_path)
 }
 
 /// The collectors this build can run, with their intervals, and one warning per collector
 /// that is enabled in the config but not part of this build.
-pub fn build_collectors(cfg: &Config) -> (Vec<(Box<dyn Collector>, Duration)>, Vec<String>) {
+pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
     let paths = host_paths(cfg);
     let c = &cfg.collectors;
-    let mut out: Vec<(Box<dyn Collector>, Duration)> = Vec::new();
+    let mut out: Vec<Scheduled> = Vec::new();
     if c.system.enabled {
         let opts = SystemOptions {
             cpu: c.system.cpu,
@@ -303,6 +306,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     tracing::info!(
         exported = stats.counter("tfo_agent_exported_items_total", "signal=\"metrics\""),
         dropped = stats.dropped_total(),
+        last_export_unix = stats.last_export_unix(),
         "tfo-agent stopped"
     );
     Ok(())

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tfo_exporter::{FailureClass, Signal};
 
@@ -63,7 +63,6 @@ pub enum Event<'a> {
 /// Counters behind `/metrics` and the shutdown summary. Keys are label sets rendered as
 /// Prometheus label strings; the sets are small and fixed (signals × reasons).
 pub struct Stats {
-    pub started: Instant,
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
     gauges: Mutex<BTreeMap<(&'static str, String), f64>>,
     last_export_unix: AtomicU64,
@@ -72,7 +71,6 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            started: Instant::now(),
             counters: Mutex::new(BTreeMap::new()),
             gauges: Mutex::new(BTreeMap::new()),
             last_export_unix: AtomicU64::new(0),
@@ -214,85 +212,5 @@ impl Stats {
                 );
             }
         }
-    }
-
-    /// Prometheus text exposition of the counters and gauges.
-    pub fn render_prometheus(&self, queue_items: u64, queue_bytes: u64) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP tfo_agent_build_info Build information.\n# TYPE tfo_agent_build_info gauge"
-        );
-        let _ = writeln!(
-            out,
-            "tfo_agent_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tfo_agent_uptime_seconds Seconds since the agent started.\n# TYPE tfo_agent_uptime_seconds gauge"
-        );
-        let _ = writeln!(
-            out,
-            "tfo_agent_uptime_seconds {}",
-            self.started.elapsed().as_secs_f64()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tfo_agent_queue_items Items waiting in the export queue.\n# TYPE tfo_agent_queue_items gauge\ntfo_agent_queue_items {queue_items}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tfo_agent_queue_bytes Encoded bytes waiting in the export queue.\n# TYPE tfo_agent_queue_bytes gauge\ntfo_agent_queue_bytes {queue_bytes}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tfo_agent_last_export_timestamp_seconds Unix time of the last successful export.\n# TYPE tfo_agent_last_export_timestamp_seconds gauge\ntfo_agent_last_export_timestamp_seconds {}",
-            self.last_export_unix()
-        );
-        let counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let gauges = self
-            .gauges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut last = "";
-        for ((name, labels), v) in &counters {
-            if *name != last {
-                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", help(name));
-                last = name;
-            }
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
-        for ((name, labels), v) in &gauges {
-            if *name != last {
-                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} gauge", help(name));
-                last = name;
-            }
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
-        out
-    }
-}
-
-fn help(name: &str) -> &'static str {
-    match name {
-        "tfo_agent_collector_runs_total" => "Collection cycles run, by collector.",
-        "tfo_agent_collector_errors_total" => "Partial collection failures, by collector.",
-        "tfo_agent_dropped_items_total" => {
-            "Data points or log records discarded, by signal and reason."
-        }
-        "tfo_agent_exported_items_total" => "Data points or log records accepted by the collector.",
-        "tfo_agent_export_requests_total" => "Export requests, by signal and outcome.",
-        "tfo_agent_collector_duration_seconds" => "Duration of the last collection, by collector.",
-        "tfo_agent_collector_series" => {
-            "Data points produced by the last collection, by collector."
-        }
-        _ => "",
     }
 }

@@ -111,16 +111,14 @@ impl Queue {
         }
     }
 
-    pub fn len_items(&self) -> usize {
+    #[cfg(test)]
+    fn len_items(&self) -> usize {
         self.lock().items
     }
 
-    pub fn len_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn len_bytes(&self) -> usize {
         self.lock().bytes
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().records.is_empty()
     }
 
     /// Empties the queue, returning what was in it (for counting at shutdown).

@@ -1,0 +1,161 @@
+//! End-to-end export throughput: encode data points and deliver them over OTLP/gRPC to a
+//! loopback receiver that decodes every request. The agent side runs on one
+//! current-thread runtime (one core); the receiver has its own thread.
+//!
+//! `cargo bench -p tfo-exporter --bench export` prints data points per second for a few
+//! batch sizes, with and without gzip.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, Sum, metric, number_data_point,
+};
+use tfo_exporter::encode::MetricsEncoder;
+use tfo_exporter::{Exporter, ExporterSettings, Outcome, Record};
+
+struct Sink(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl MetricsService for Sink {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let n: usize = req
+            .get_ref()
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .map(|m| match &m.data {
+                Some(metric::Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Collector-shaped input: per-cpu, per-state counters with two attributes each.
+fn cycle(points: usize, t: u64) -> Vec<Metric> {
+    let per_metric = 64;
+    (0..points.div_ceil(per_metric))
+        .map(|m| Metric {
+            name: format!("system.bench.metric_{m}"),
+            unit: "s".into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: (0..per_metric)
+                    .map(|i| NumberDataPoint {
+                        attributes: vec![kv("cpu", &format!("cpu{i}")), kv("state", "user")],
+                        start_time_unix_nano: 1,
+                        time_unix_nano: t,
+                        value: Some(number_data_point::Value::AsDouble(i as f64 * 1.5)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn main() {
+    let received = Arc::new(AtomicU64::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let r2 = received.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(
+                    MetricsServiceServer::new(Sink(r2))
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .max_decoding_message_size(256 << 20),
+                )
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                .await
+                .unwrap();
+        });
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    println!(
+        "{:>10} {:>6} {:>16} {:>14}",
+        "batch", "gzip", "points/s", "MB/s (raw)"
+    );
+    for gzip in [false, true] {
+        for batch in [100usize, 1_000, 10_000] {
+            let settings = ExporterSettings {
+                endpoint: addr.to_string(),
+                gzip,
+                timeout: Duration::from_secs(10),
+                tls: None,
+                headers: vec![("x-telemetryflow-key-id".into(), "tfk_bench".into())],
+                http_path_version: "v2",
+                user_agent: "bench".into(),
+            };
+            let (pps, mbps) = rt.block_on(async {
+                let exp = Exporter::grpc(&settings).unwrap();
+                let enc = MetricsEncoder::new(vec![kv("host.name", "bench")], "0", batch);
+                let before = received.load(Ordering::Relaxed);
+                let start = Instant::now();
+                let (mut sent, mut bytes, mut t) = (0u64, 0u64, 0u64);
+                while start.elapsed().as_secs_f64() < seconds {
+                    t += 1;
+                    let mut recs: Vec<Record> = Vec::new();
+                    enc.encode(cycle(10_000, t), &mut recs);
+                    for r in recs {
+                        bytes += r.body.len() as u64;
+                        match exp.send(r.signal, r.body).await {
+                            Outcome::Delivered { .. } => sent += r.items as u64,
+                            other => panic!("export failed: {other:?}"),
+                        }
+                    }
+                }
+                let secs = start.elapsed().as_secs_f64();
+                assert_eq!(
+                    received.load(Ordering::Relaxed) - before,
+                    sent,
+                    "receiver count differs"
+                );
+                (sent as f64 / secs, bytes as f64 / secs / 1e6)
+            });
+            println!("{batch:>10} {gzip:>6} {pps:>16.0} {mbps:>14.1}");
+        }
+    }
+}
