@@ -4,6 +4,7 @@
 //! model: the encoder then only wraps them with a resource and serialises, so a collection
 //! cycle allocates each data point once.
 
+pub mod docs;
 pub mod otlp;
 pub mod paths;
 pub mod render;

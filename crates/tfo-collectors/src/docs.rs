@@ -1,0 +1,45 @@
+//! Renders `docs/metrics.md` from the metric tables, so the reference cannot drift from
+//! what the collectors emit (a test compares the committed file with this output).
+
+use crate::table::MetricDef;
+
+/// Markdown for every collector's tables: `(collector, [(sub-collector, table)])`.
+pub fn metrics_markdown(collectors: &[(&str, &str, Vec<(&str, &[MetricDef])>)]) -> String {
+    let mut s = String::from(
+        "# Metrics reference\n\n\
+         Generated from the metric tables in `crates/tfo-collectors/src` by\n\
+         `UPDATE_DOCS=1 cargo test -p tfo-collectors --test docs`; do not edit by hand.\n\n\
+         Counters are cumulative monotonic OTLP Sums whose start time is the host's boot time;\n\
+         up-down counters are non-monotonic cumulative Sums; gauges are Gauges. Units are UCUM.\n",
+    );
+    for (collector, intro, subs) in collectors {
+        s.push_str(&format!("\n## `collectors.{collector}`\n\n{intro}\n"));
+        for (sub, table) in subs {
+            s.push_str(&format!(
+                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | Description |\n|---|---|---|---|---|---|---|\n"
+            ));
+            for d in *table {
+                let attrs = if d.attributes.is_empty() {
+                    "–".to_string()
+                } else {
+                    d.attributes
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                s.push_str(&format!(
+                    "| `{}` | {} | {} | `{}` | {} | `{}` | {} |\n",
+                    d.name,
+                    d.kind.as_str(),
+                    d.value.as_str(),
+                    d.unit,
+                    attrs,
+                    d.source,
+                    d.help.replace('|', "\\|")
+                ));
+            }
+        }
+    }
+    s
+}
