@@ -326,3 +326,37 @@ fn collector_down_at_start_then_up_delivers_the_backlog() {
     assert_eq!(ups.len(), points_of(&rx.requests(), "system.uptime"));
     assert!(agent.logs_with("dropped telemetry").is_empty());
 }
+
+#[test]
+fn sighup_reloads_and_an_invalid_file_keeps_the_running_config() {
+    let rx = Receiver::start(None);
+    let cfg = config("grpc", rx.grpc_port, "");
+    let mut agent = Agent::start(&cfg);
+    rx.wait_until(Duration::from_secs(8), "first export", |r| !r.is_empty());
+    let path = agent.dir.path().join("tfo-agent.yaml");
+    std::fs::write(&path, cfg.replace("team: sre", "team: platform")).unwrap();
+    agent.signal(libc::SIGHUP);
+    rx.wait_until(Duration::from_secs(10), "export with the new tag", |r| {
+        r.iter().any(|q| {
+            resource_attrs(q)
+                .get("team")
+                .is_some_and(|t| t == "platform")
+        })
+    });
+    std::fs::write(&path, "telemetryflow:\n  protocol: carrier-pigeon\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    let n = rx.requests().len();
+    let reqs = rx.wait_until(
+        Duration::from_secs(10),
+        "exports after a rejected reload",
+        |r| r.len() >= n + 2,
+    );
+    assert_eq!(resource_attrs(reqs.last().unwrap())["team"], "platform");
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    assert_eq!(
+        agent
+            .logs_with("config reload rejected; the running configuration stays")
+            .len(),
+        1
+    );
+}
