@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::Stats;
+use crate::events::{DropReason, Stats};
 use crate::identity::{Identity, VERSION};
 use crate::pipeline::export::{ExportLoop, RetryPolicy};
 use crate::pipeline::{collect, queue::Queue};
@@ -195,19 +195,12 @@ fn start(cfg: &Config, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Result<Pipelin
     });
     if exporter.is_none() {
         // Nothing will ever drain the queue: discard and count on a timer instead.
-        let (q, s, c) = (queue.clone(), stats.clone(), cancel.clone());
+        let (q, c) = (queue.clone(), cancel.clone());
         handles.push(tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! { _ = c.cancelled() => return, _ = t.tick() => {} }
-                for r in q.drain_all() {
-                    s.emit(crate::events::Event::Dropped {
-                        signal: r.signal,
-                        reason: crate::events::DropReason::Rejected,
-                        items: r.items as u64,
-                        detail: "exporter.otlp.enabled is false",
-                    });
-                }
+                q.discard_all(DropReason::Rejected, "exporter.otlp.enabled is false");
             }
         }));
     }
@@ -294,14 +287,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     if let Some(exp) = pipeline.stop().await {
         exp.final_flush(deadline).await;
     } else {
-        for r in queue.drain_all() {
-            stats.emit(crate::events::Event::Dropped {
-                signal: r.signal,
-                reason: crate::events::DropReason::Shutdown,
-                items: r.items as u64,
-                detail: "exporter disabled",
-            });
-        }
+        queue.discard_all(DropReason::Shutdown, "exporter disabled");
     }
     tracing::info!(
         exported = stats.counter("tfo_agent_exported_items_total", "signal=\"metrics\""),

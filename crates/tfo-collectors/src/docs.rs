@@ -3,8 +3,17 @@
 
 use crate::table::MetricDef;
 
-/// Markdown for every collector's tables: `(collector, [(sub-collector, table)])`.
-pub fn metrics_markdown(collectors: &[(&str, &str, Vec<(&str, &[MetricDef])>)]) -> String {
+/// One collector's section of the reference.
+pub struct CollectorDoc<'a> {
+    /// Config key under `collectors.`.
+    pub name: &'a str,
+    pub intro: &'a str,
+    /// `(sub-collector, its metric table)`.
+    pub tables: Vec<(&'a str, &'a [MetricDef])>,
+}
+
+/// Markdown for every collector's tables.
+pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
     let mut s = String::from(
         "# Metrics reference\n\n\
          Generated from the metric tables in `crates/tfo-collectors/src` by\n\
@@ -12,9 +21,9 @@ pub fn metrics_markdown(collectors: &[(&str, &str, Vec<(&str, &[MetricDef])>)]) 
          Counters are cumulative monotonic OTLP Sums whose start time is the host's boot time;\n\
          up-down counters are non-monotonic cumulative Sums; gauges are Gauges. Units are UCUM.\n",
     );
-    for (collector, intro, subs) in collectors {
-        s.push_str(&format!("\n## `collectors.{collector}`\n\n{intro}\n"));
-        for (sub, table) in subs {
+    for c in collectors {
+        s.push_str(&format!("\n## `collectors.{}`\n\n{}\n", c.name, c.intro));
+        for (sub, table) in &c.tables {
             s.push_str(&format!(
                 "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | Description |\n|---|---|---|---|---|---|---|\n"
             ));

@@ -65,15 +65,10 @@ impl ExportLoop {
     pub async fn final_flush(&self, deadline: Instant) {
         let never = CancellationToken::new();
         let _ = self.drain(&never, Some(deadline)).await;
-        let left = self.queue.drain_all();
-        for r in left {
-            self.stats.emit(Event::Dropped {
-                signal: r.signal,
-                reason: DropReason::Shutdown,
-                items: r.items as u64,
-                detail: "still queued in memory at shutdown (collector unreachable or shutdown timeout reached)",
-            });
-        }
+        self.queue.discard_all(
+            DropReason::Shutdown,
+            "still queued in memory at shutdown (collector unreachable or shutdown timeout reached)",
+        );
     }
 
     async fn drain(&self, cancel: &CancellationToken, deadline: Option<Instant>) -> Sent {

@@ -121,12 +121,22 @@ impl Queue {
         self.lock().bytes
     }
 
-    /// Empties the queue, returning what was in it (for counting at shutdown).
-    pub fn drain_all(&self) -> Vec<Record> {
-        let mut q = self.lock();
-        q.bytes = 0;
-        q.items = 0;
-        q.records.drain(..).collect()
+    /// Empties the queue, counting and logging everything in it as dropped for `reason`.
+    pub fn discard_all(&self, reason: DropReason, detail: &str) {
+        let records: Vec<Record> = {
+            let mut q = self.lock();
+            q.bytes = 0;
+            q.items = 0;
+            q.records.drain(..).collect()
+        };
+        for r in records {
+            self.stats.emit(Event::Dropped {
+                signal: r.signal,
+                reason,
+                items: r.items as u64,
+                detail,
+            });
+        }
     }
 }
 
