@@ -342,7 +342,12 @@ class GrpcHandler(grpc.GenericRpcHandler):
         return build_partial_success(sig, directive)
 
 
-def start_grpc(host, port, recorder):
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def start_grpc(host, port, recorder, tls=None):
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32),
         handlers=[GrpcHandler(recorder)],
@@ -357,7 +362,16 @@ def start_grpc(host, port, recorder):
         maximum_concurrent_rpcs=None,
     )
     addr = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
-    bound = server.add_insecure_port(addr)
+    if tls is None:
+        bound = server.add_insecure_port(addr)
+    else:
+        cert, key, client_ca = tls
+        creds = grpc.ssl_server_credentials(
+            [(_read(key), _read(cert))],
+            root_certificates=_read(client_ca) if client_ca else None,
+            require_client_auth=bool(client_ca),
+        )
+        bound = server.add_secure_port(addr, creds)
     if bound == 0:
         raise SystemExit("cannot bind gRPC server on %s" % addr)
     server.start()
@@ -513,7 +527,7 @@ class _HttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start_http(host, port, recorder):
+def start_http(host, port, recorder, tls=None):
     handler_cls = type("BoundHttpHandler", (HttpHandler,), {"recorder": recorder})
     if ":" in host:
         import socket
@@ -522,6 +536,16 @@ def start_http(host, port, recorder):
     else:
         server_cls = _HttpServer
     httpd = server_cls((host, port), handler_cls)
+    if tls is not None:
+        import ssl
+
+        cert, key, client_ca = tls
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        if client_ca:
+            ctx.load_verify_locations(client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     return httpd, httpd.server_address[1]
@@ -552,6 +576,9 @@ def main(argv=None):
     ap.add_argument("--script", help="JSON file with a list of response directives")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    ap.add_argument("--tls-cert", help="serve TLS on both transports with this PEM certificate")
+    ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    ap.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mTLS)")
     args = ap.parse_args(argv)
     VERBOSE = args.verbose
 
@@ -564,12 +591,13 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    tls = (args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     grpc_server, grpc_port = (None, -1)
     httpd, http_port = (None, -1)
     if args.grpc_port >= 0:
-        grpc_server, grpc_port = start_grpc(args.host, args.grpc_port, recorder)
+        grpc_server, grpc_port = start_grpc(args.host, args.grpc_port, recorder, tls)
     if args.http_port >= 0:
-        httpd, http_port = start_http(args.host, args.http_port, recorder)
+        httpd, http_port = start_http(args.host, args.http_port, recorder, tls)
 
     sys.stdout.write("READY grpc=%d http=%d\n" % (grpc_port, http_port))
     sys.stdout.flush()

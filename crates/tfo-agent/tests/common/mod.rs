@@ -42,6 +42,29 @@ impl Receiver {
     }
 
     pub fn start_on(grpc_port: i32, http_port: i32, script: Option<Value>) -> Receiver {
+        Self::start_full(grpc_port, http_port, script, &[])
+    }
+
+    /// Serves TLS on both transports; `client_ca` makes client certificates mandatory.
+    pub fn start_tls(certs: &Certs, client_ca: bool) -> Receiver {
+        let mut args = vec![
+            "--tls-cert".to_string(),
+            certs.path("server.pem"),
+            "--tls-key".to_string(),
+            certs.path("server.key"),
+        ];
+        if client_ca {
+            args.extend(["--tls-client-ca".to_string(), certs.path("ca.pem")]);
+        }
+        Self::start_full(0, 0, None, &args)
+    }
+
+    fn start_full(
+        grpc_port: i32,
+        http_port: i32,
+        script: Option<Value>,
+        extra: &[String],
+    ) -> Receiver {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("requests.jsonl");
         let mut cmd = Command::new(python());
@@ -54,6 +77,7 @@ impl Receiver {
             ])
             .arg("--out")
             .arg(&out)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(s) = script {
@@ -300,4 +324,97 @@ pub fn points_of(reqs: &[Value], name: &str) -> usize {
             d["data_points"].as_array().map(|a| a.len()).unwrap_or(0)
         })
         .sum()
+}
+
+/// A throw-away CA with a server certificate (localhost, 127.0.0.1) and a client
+/// certificate, made with the openssl command line.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Certs {
+    pub fn generate() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let o = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl");
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut a = vec!["req", "-x509"];
+        a.extend(ec);
+        a.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tfo-test-ca",
+        ]);
+        run(&a);
+        for (name, usage, san) in [
+            (
+                "server",
+                "serverAuth",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+            ),
+            ("client", "clientAuth", ""),
+        ] {
+            std::fs::write(
+                d.join(format!("{name}.ext")),
+                format!("{san}basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
+            )
+            .unwrap();
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            let mut a = vec!["req"];
+            a.extend(ec);
+            a.extend(["-keyout", &key, "-out", &csr, "-subj"]);
+            let subj = format!("/CN={name}");
+            a.push(&subj);
+            run(&a);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        Certs { dir }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
 }
