@@ -360,3 +360,36 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_running_config() {
         1
     );
 }
+
+#[test]
+fn a_slow_collector_hits_the_request_timeout_and_the_batch_is_retried() {
+    for transport in ["grpc", "http"] {
+        let rx = Receiver::start(Some(json!([{"delay_ms": 3000}])));
+        let port = if transport == "http" {
+            rx.http_port
+        } else {
+            rx.grpc_port
+        };
+        let cfg = config(transport, port, "").replace("timeout: 5s", "timeout: 1s");
+        let mut agent = Agent::start(&cfg);
+        let reqs = rx.wait_until(Duration::from_secs(10), "retry after timeout", |r| {
+            r.len() >= 2
+        });
+        assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+        assert_eq!(
+            reqs[0]["request"], reqs[1]["request"],
+            "{transport}: the timed-out batch is sent again"
+        );
+        let gap = reqs[1]["time"].as_f64().unwrap() - reqs[0]["time"].as_f64().unwrap();
+        assert!(
+            (0.9..2.9).contains(&gap),
+            "{transport}: retried {gap:.2}s later; timeout is 1s"
+        );
+        let failed = agent.logs_with("export failed; will retry");
+        assert!(
+            failed.iter().any(|l| l["outcome"] == "outage"),
+            "{}",
+            agent.raw_log()
+        );
+    }
+}

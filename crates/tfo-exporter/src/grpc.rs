@@ -170,6 +170,7 @@ impl GrpcExporter {
                 .map_err(|e| Status::unavailable(format!("connecting: {e}")))?;
             client.unary(req, path, RawCodec).await
         };
+        let started = tokio::time::Instant::now();
         match tokio::time::timeout(self.timeout, call).await {
             Err(_) => classify_grpc(
                 tonic::Code::DeadlineExceeded as i32,
@@ -177,6 +178,17 @@ impl GrpcExporter {
                 None,
             ),
             Ok(Ok(resp)) => delivered(signal, resp.into_inner()),
+            // tonic enforces the grpc-timeout it sends and reports CANCELLED when it
+            // fires; a timeout is DEADLINE_EXCEEDED (an outage), not a cancelled call.
+            Ok(Err(status))
+                if status.code() == tonic::Code::Cancelled && started.elapsed() >= self.timeout =>
+            {
+                classify_grpc(
+                    tonic::Code::DeadlineExceeded as i32,
+                    &format!("no answer within {:?}", self.timeout),
+                    None,
+                )
+            }
             Ok(Err(status)) => {
                 let hint = status
                     .get_details_retry_info()
