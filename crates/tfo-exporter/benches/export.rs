@@ -82,6 +82,17 @@ fn cycle(points: usize, t: u64) -> Vec<Metric> {
         .collect()
 }
 
+/// CPU time of the calling thread. The agent side runs entirely on this thread (a
+/// current-thread runtime), so points per CPU-second is the throughput of one core,
+/// independent of how long the receiver takes to decode.
+fn thread_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_THREAD is Linux-specific.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn main() {
     let received = Arc::new(AtomicU64::new(0));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -132,8 +143,8 @@ fn main() {
         );
     }
     println!(
-        "{:>10} {:>6} {:>16} {:>14}",
-        "batch", "gzip", "points/s", "MB/s (raw)"
+        "{:>10} {:>6} {:>16} {:>14} {:>16}",
+        "batch", "gzip", "points/s", "MB/s (raw)", "points/CPU-s"
     );
     for gzip in [false, true] {
         for batch in [100usize, 1_000, 10_000] {
@@ -146,7 +157,7 @@ fn main() {
                 http_path_version: "v2",
                 user_agent: "bench".into(),
             };
-            let (pps, mbps) = rt.block_on(async {
+            let (pps, mbps, per_cpu) = rt.block_on(async {
                 let exp = Exporter::grpc(&settings).unwrap();
                 let enc = MetricsEncoder::new(vec![kv("host.name", "bench")], "0", batch);
                 // Inputs are built before the clock starts: collectors build their metrics
@@ -155,6 +166,7 @@ fn main() {
                     (0..cycles).map(|t| cycle(10_000, t as u64 + 1)).collect();
                 let before = received.load(Ordering::Relaxed);
                 let start = Instant::now();
+                let cpu0 = thread_cpu_seconds();
                 let (mut sent, mut bytes) = (0u64, 0u64);
                 while let Some(input) = inputs.pop() {
                     let mut recs: Vec<Record> = Vec::new();
@@ -173,9 +185,14 @@ fn main() {
                     sent,
                     "receiver count differs"
                 );
-                (sent as f64 / secs, bytes as f64 / secs / 1e6)
+                let cpu = thread_cpu_seconds() - cpu0;
+                (
+                    sent as f64 / secs,
+                    bytes as f64 / secs / 1e6,
+                    sent as f64 / cpu,
+                )
             });
-            println!("{batch:>10} {gzip:>6} {pps:>16.0} {mbps:>14.1}");
+            println!("{batch:>10} {gzip:>6} {pps:>16.0} {mbps:>14.1} {per_cpu:>16.0}");
         }
     }
 }
