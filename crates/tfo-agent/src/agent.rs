@@ -132,11 +132,16 @@ struct Pipeline {
     exporter: Option<JoinHandle<ExportLoop>>,
 }
 
-fn start(cfg: &Config, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Result<Pipeline, RunError> {
-    let paths = host_paths(cfg);
-    let identity = Identity::resolve(cfg, &paths);
+/// What a config needs that can fail: built before the running pipeline is stopped, so a
+/// reload with a bad endpoint or TLS file keeps the old one.
+struct Prepared {
+    identity: Identity,
+    exporter: Option<Exporter>,
+}
+
+fn prepare(cfg: &Config) -> Result<Prepared, RunError> {
+    let identity = Identity::resolve(cfg, &host_paths(cfg));
     let otlp = &cfg.exporter.otlp;
-    queue.set_batch_items(otlp.batch_size);
     let exporter = if otlp.enabled {
         let settings = exporter_settings(cfg, &identity);
         let exp = match cfg.telemetryflow.protocol {
@@ -155,6 +160,13 @@ fn start(cfg: &Config, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Result<Pipelin
         tracing::warn!("exporter.otlp.enabled is false: collected data is counted and discarded");
         None
     };
+    Ok(Prepared { identity, exporter })
+}
+
+fn start(cfg: &Config, prepared: Prepared, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Pipeline {
+    let Prepared { identity, exporter } = prepared;
+    let otlp = &cfg.exporter.otlp;
+    queue.set_batch_items(otlp.batch_size);
     let cancel = CancellationToken::new();
     let encoder = Arc::new(MetricsEncoder::new(
         identity.resource_attributes(cfg),
@@ -205,11 +217,11 @@ fn start(cfg: &Config, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Result<Pipelin
         }));
     }
     tracing::info!(agent_id = %identity.agent_id, agent_name = %identity.agent_name, "agent running");
-    Ok(Pipeline {
+    Pipeline {
         cancel,
         collectors: handles,
         exporter,
-    })
+    }
 }
 
 impl Pipeline {
@@ -254,7 +266,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         signal(SignalKind::interrupt()).map_err(|e| RunError(format!("signal handler: {e}")))?;
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| RunError(format!("signal handler: {e}")))?;
-    let mut pipeline = start(&cfg, &queue, &stats)?;
+    let mut pipeline = start(&cfg, prepare(&cfg)?, &queue, &stats);
     let reload_path = config_path.or(loaded.source);
     loop {
         tokio::select! {
@@ -268,15 +280,17 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 match tfo_config::load(Some(path)) {
                     Err(e) => tracing::error!(error = %e, "config reload rejected; the running configuration stays"),
                     Ok(new) => {
-                        // Build the new exporter first so a setup error keeps the old pipeline.
-                        if let Err(e) = check_exporter(&new.config) {
-                            tracing::error!(error = %e.0, "config reload rejected; the running configuration stays");
-                            continue;
-                        }
+                        let prepared = match prepare(&new.config) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                tracing::error!(error = %e.0, "config reload rejected; the running configuration stays");
+                                continue;
+                            }
+                        };
                         for w in &new.warnings { tracing::warn!("{w}"); }
                         let _ = pipeline.stop().await;
                         cfg = new.config;
-                        pipeline = start(&cfg, &queue, &stats)?;
+                        pipeline = start(&cfg, prepared, &queue, &stats);
                         tracing::info!(config = %path.display(), "configuration reloaded");
                     }
                 }
@@ -296,17 +310,4 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         "tfo-agent stopped"
     );
     Ok(())
-}
-
-fn check_exporter(cfg: &Config) -> Result<(), RunError> {
-    if !cfg.exporter.otlp.enabled {
-        return Ok(());
-    }
-    let identity = Identity::resolve(cfg, &host_paths(cfg));
-    let s = exporter_settings(cfg, &identity);
-    match cfg.telemetryflow.protocol {
-        tfo_config::Protocol::Grpc => Exporter::grpc(&s).map(|_| ()),
-        tfo_config::Protocol::Http => Exporter::http(&s).map(|_| ()),
-    }
-    .map_err(|e| RunError(e.0))
 }

@@ -83,15 +83,3 @@ pub fn sum(
         ..Default::default()
     }
 }
-
-/// Number of data points in a metric, used for batch sizing and self-metrics.
-pub fn point_count(m: &Metric) -> usize {
-    match &m.data {
-        Some(metric::Data::Gauge(g)) => g.data_points.len(),
-        Some(metric::Data::Sum(s)) => s.data_points.len(),
-        Some(metric::Data::Histogram(h)) => h.data_points.len(),
-        Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(metric::Data::Summary(s)) => s.data_points.len(),
-        None => 0,
-    }
-}
