@@ -316,6 +316,49 @@ impl Config {
                 ));
             }
         }
+        nonzero(&mut v, "buffer.fsync_interval", b.fsync_interval, positive);
+        nonzero(&mut v, "buffer.max_age", b.max_age, positive);
+        let addr_allowed = "host:port with a numeric IP, e.g. 127.0.0.1:8888 or 0.0.0.0:8888";
+        let prom = &self.prometheus;
+        if prom.enabled {
+            if prom.listen_address.parse::<std::net::SocketAddr>().is_err() {
+                v.push(issue(
+                    "prometheus.listen_address",
+                    format!("`{}` is not an IP address and port", prom.listen_address),
+                    Some(addr_allowed),
+                ));
+            }
+            if !prom.path.starts_with('/') {
+                v.push(issue(
+                    "prometheus.path",
+                    format!("`{}` does not start with /", prom.path),
+                    Some("an absolute URL path such as /metrics"),
+                ));
+            }
+        }
+        let health = &self.health;
+        if health.enabled {
+            if health
+                .listen_address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+            {
+                v.push(issue(
+                    "health.listen_address",
+                    format!("`{}` is not an IP address and port", health.listen_address),
+                    Some(addr_allowed),
+                ));
+            } else if prom.enabled && prom.listen_address == health.listen_address {
+                v.push(Issue {
+                    paths: vec!["health.listen_address", "prometheus.listen_address"],
+                    message: format!(
+                        "health and prometheus both listen on {}",
+                        health.listen_address
+                    ),
+                    allowed: Some("two different addresses or ports".to_string()),
+                });
+            }
+        }
         if !LOG_LEVELS.contains(&self.logging.level.as_str()) {
             v.push(issue(
                 "logging.level",

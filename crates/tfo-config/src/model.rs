@@ -44,6 +44,12 @@ pub struct Config {
     pub buffer: Buffer,
     #[serde(deserialize_with = "section")]
     pub logging: Logging,
+    #[serde(deserialize_with = "section")]
+    pub prometheus: Prometheus,
+    #[serde(deserialize_with = "section")]
+    pub health: Health,
+    #[serde(deserialize_with = "section")]
+    pub remote_config: RemoteConfig,
 }
 
 /// Connection to the TelemetryFlow collector and platform, and credentials.
@@ -163,6 +169,8 @@ pub struct Heartbeat {
     #[serde(with = "duration")]
     pub interval: Duration,
     pub include_system_info: bool,
+    /// Ask the cloud instance metadata services (AWS, GCP, Azure) once at start.
+    pub cloud_metadata: bool,
 }
 
 impl Default for Heartbeat {
@@ -171,6 +179,7 @@ impl Default for Heartbeat {
             enabled: true,
             interval: Duration::from_secs(60),
             include_system_info: true,
+            cloud_metadata: true,
         }
     }
 }
@@ -248,6 +257,17 @@ pub struct NodeExporter {
     pub network: bool,
     pub load_avg: bool,
     pub thermal: bool,
+    pub pressure: bool,
+    pub vmstat: bool,
+    pub sockstat: bool,
+    pub netstat: bool,
+    pub entropy: bool,
+    pub filefd: bool,
+    pub conntrack: bool,
+    pub hwmon: bool,
+    pub timex: bool,
+    /// Per-CPU frequency from cpufreq: one sysfs read per CPU per cycle, so off by default.
+    pub cpu_frequency: bool,
 }
 
 impl Default for NodeExporter {
@@ -262,6 +282,16 @@ impl Default for NodeExporter {
             network: true,
             load_avg: true,
             thermal: true,
+            pressure: true,
+            vmstat: true,
+            sockstat: true,
+            netstat: true,
+            entropy: true,
+            filefd: true,
+            conntrack: true,
+            hwmon: true,
+            timex: true,
+            cpu_frequency: false,
         }
     }
 }
@@ -449,6 +479,14 @@ pub struct Buffer {
     pub max_size_mb: u64,
     /// Bound on the in-memory tail, MiB.
     pub memory_limit_mb: u64,
+    pub fsync: FsyncMode,
+    /// How often `fsync: interval` syncs the log.
+    #[serde(with = "duration")]
+    pub fsync_interval: Duration,
+    pub when_full: WhenFull,
+    /// Records older than this are discarded (counted as `max_age`).
+    #[serde(with = "duration")]
+    pub max_age: Duration,
 }
 
 impl Default for Buffer {
@@ -458,6 +496,93 @@ impl Default for Buffer {
             path: PathBuf::from("/var/lib/tfo-agent/buffer"),
             max_size_mb: 500,
             memory_limit_mb: 64,
+            fsync: FsyncMode::Interval,
+            fsync_interval: Duration::from_secs(1),
+            when_full: WhenFull::Auto,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// When the disk log is synced to stable storage (a process crash loses nothing in any mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncMode {
+    /// After every append.
+    Always,
+    /// At most `fsync_interval` after an append.
+    #[default]
+    Interval,
+    /// Left to the kernel.
+    Never,
+}
+
+/// What an append does when the buffer is at `max_size_mb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// `drop_oldest` for metrics, `block` for logs.
+    #[default]
+    Auto,
+    /// Discard the oldest records (counted as `full`).
+    DropOldest,
+    /// Stop the producer until there is room (backpressure).
+    Block,
+}
+
+/// The agent's own Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Prometheus {
+    pub enabled: bool,
+    pub listen_address: String,
+    pub path: String,
+    /// Also serve the node exporter collector's metrics under node_exporter's names.
+    pub expose_node_metrics: bool,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus {
+            enabled: true,
+            listen_address: "127.0.0.1:8888".to_string(),
+            path: "/metrics".to_string(),
+            expose_node_metrics: false,
+        }
+    }
+}
+
+/// Liveness and readiness endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Health {
+    pub enabled: bool,
+    pub listen_address: String,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            enabled: true,
+            listen_address: "127.0.0.1:13133".to_string(),
+        }
+    }
+}
+
+/// Configuration pushed by the platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    pub enabled: bool,
+    /// Accept remote changes to endpoints, credentials, TLS and buffer paths.
+    pub allow_sensitive: bool,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            enabled: true,
+            allow_sensitive: false,
         }
     }
 }

@@ -58,6 +58,8 @@ pub const PROTOCOLS: &[&str] = &["grpc", "http"];
 pub const COMPRESSIONS: &[&str] = &["gzip", "none"];
 pub const ENDPOINT_VERSIONS: &[&str] = &["v1", "v2"];
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
+pub const FSYNC_MODES: &[&str] = &["always", "interval", "never"];
+pub const WHEN_FULL: &[&str] = &["auto", "drop_oldest", "block"];
 
 /// Every key, sections before their children, in declaration order.
 pub const KEYS: &[Key] = &[
@@ -90,6 +92,7 @@ pub const KEYS: &[Key] = &[
     k("heartbeat.enabled", Kind::Bool),
     k("heartbeat.interval", Kind::Duration),
     k("heartbeat.include_system_info", Kind::Bool),
+    k("heartbeat.cloud_metadata", Kind::Bool),
     k("collectors", Kind::Section),
     k("collectors.root_path", Kind::Path),
     k("collectors.system", Kind::Section),
@@ -109,6 +112,16 @@ pub const KEYS: &[Key] = &[
     k("collectors.node_exporter.network", Kind::Bool),
     k("collectors.node_exporter.load_avg", Kind::Bool),
     k("collectors.node_exporter.thermal", Kind::Bool),
+    k("collectors.node_exporter.pressure", Kind::Bool),
+    k("collectors.node_exporter.vmstat", Kind::Bool),
+    k("collectors.node_exporter.sockstat", Kind::Bool),
+    k("collectors.node_exporter.netstat", Kind::Bool),
+    k("collectors.node_exporter.entropy", Kind::Bool),
+    k("collectors.node_exporter.filefd", Kind::Bool),
+    k("collectors.node_exporter.conntrack", Kind::Bool),
+    k("collectors.node_exporter.hwmon", Kind::Bool),
+    k("collectors.node_exporter.timex", Kind::Bool),
+    k("collectors.node_exporter.cpu_frequency", Kind::Bool),
     k("collectors.kubernetes", Kind::Section),
     k("collectors.kubernetes.enabled", Kind::Bool),
     k("collectors.kubernetes.interval", Kind::Duration),
@@ -146,9 +159,24 @@ pub const KEYS: &[Key] = &[
     k("buffer.path", Kind::Path),
     k("buffer.max_size_mb", Kind::U64),
     k("buffer.memory_limit_mb", Kind::U64),
+    k("buffer.fsync", Kind::Enum(FSYNC_MODES)),
+    k("buffer.fsync_interval", Kind::Duration),
+    k("buffer.when_full", Kind::Enum(WHEN_FULL)),
+    k("buffer.max_age", Kind::Duration),
     k("logging", Kind::Section),
     k("logging.level", Kind::Enum(crate::model::LOG_LEVELS)),
     k("logging.format", Kind::Enum(LOG_FORMATS)),
+    k("prometheus", Kind::Section),
+    k("prometheus.enabled", Kind::Bool),
+    k("prometheus.listen_address", Kind::String),
+    k("prometheus.path", Kind::String),
+    k("prometheus.expose_node_metrics", Kind::Bool),
+    k("health", Kind::Section),
+    k("health.enabled", Kind::Bool),
+    k("health.listen_address", Kind::String),
+    k("remote_config", Kind::Section),
+    k("remote_config.enabled", Kind::Bool),
+    k("remote_config.allow_sensitive", Kind::Bool),
 ];
 
 /// The key at `path`, if any.
@@ -195,7 +223,10 @@ mod tests {
                 "collectors",
                 "exporter",
                 "buffer",
-                "logging"
+                "logging",
+                "prometheus",
+                "health",
+                "remote_config"
             ]
         );
         assert_eq!(children("exporter"), ["otlp"]);

@@ -24,12 +24,12 @@ fn unknown_key_lists_the_sections_keys() {
 
 #[test]
 fn unknown_nested_and_top_level_keys() {
-    let e = err("collectors:\n  node_exporter:\n    enabled: true\n    thermals: false\n");
-    assert_eq!(e.path(), Some("collectors.node_exporter.thermals"));
+    let e = err("collectors:\n  system:\n    enabled: true\n    disks: false\n");
+    assert_eq!(e.path(), Some("collectors.system.disks"));
     assert_eq!(e.line(), Some(4));
     assert_eq!(
         e.allowed(),
-        Some("enabled, interval, cpu, memory, disk_io, filesystem, network, load_avg, thermal")
+        Some("enabled, interval, cpu, memory, disk, network")
     );
 
     let e = err("# header\nexporters:\n  otlp: {}\n");
@@ -38,7 +38,9 @@ fn unknown_nested_and_top_level_keys() {
     assert_eq!(e.line(), Some(2));
     assert_eq!(
         e.allowed(),
-        Some("telemetryflow, agent, heartbeat, collectors, exporter, buffer, logging")
+        Some(
+            "telemetryflow, agent, heartbeat, collectors, exporter, buffer, logging, prometheus, health, remote_config"
+        )
     );
 }
 
@@ -289,4 +291,18 @@ fn syntax_and_duplicates() {
     assert_eq!(e.kind(), ErrorKind::Syntax);
     assert_eq!((e.path(), e.line()), (Some("agent.name"), Some(3)));
     assert_eq!(e.message(), "duplicate key `name`");
+}
+
+#[test]
+fn endpoint_addresses_are_checked() {
+    let e = err("prometheus:\n  listen_address: localhost:8888\n");
+    assert_eq!(e.path(), Some("prometheus.listen_address"));
+    assert_eq!(e.line(), Some(2));
+    let e =
+        err("prometheus:\n  listen_address: 127.0.0.1:9\nhealth:\n  listen_address: 127.0.0.1:9\n");
+    assert_eq!(e.path(), Some("health.listen_address"));
+    assert_eq!(e.line(), Some(4));
+    let e = err("buffer:\n  when_full: wait\n");
+    assert_eq!(e.path(), Some("buffer.when_full"));
+    assert_eq!(e.allowed(), Some("auto, drop_oldest, block"));
 }
