@@ -18,6 +18,7 @@ use crate::events::{DropReason, Stats};
 use crate::identity::{Identity, VERSION};
 use crate::pipeline::export::{ExportLoop, RetryPolicy};
 use crate::pipeline::{collect, queue::Queue};
+use crate::serve;
 
 /// A runtime failure (exit code 1).
 #[derive(Debug)]
@@ -206,6 +207,7 @@ fn start(cfg: &Config, prepared: Prepared, queue: &Arc<Queue>, stats: &Arc<Stats
         tokio::spawn(lp.run(cancel.clone()))
     });
     if exporter.is_none() {
+        stats.set_exporter_state("disabled", None);
         // Nothing will ever drain the queue: discard and count on a timer instead.
         let (q, c) = (queue.clone(), cancel.clone());
         handles.push(tokio::spawn(async move {
@@ -266,6 +268,8 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         signal(SignalKind::interrupt()).map_err(|e| RunError(format!("signal handler: {e}")))?;
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| RunError(format!("signal handler: {e}")))?;
+    let endpoints = CancellationToken::new();
+    serve_endpoints(&cfg, &stats, &endpoints).await?;
     let mut pipeline = start(&cfg, prepare(&cfg)?, &queue, &stats);
     let reload_path = config_path.or(loaded.source);
     loop {
@@ -297,6 +301,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
             }
         }
     }
+    stats.set_stopping();
     let deadline = tokio::time::Instant::now() + cfg.agent.shutdown_timeout;
     if let Some(exp) = pipeline.stop().await {
         exp.final_flush(deadline).await;
@@ -309,5 +314,46 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         last_export_unix = stats.last_export_unix(),
         "tfo-agent stopped"
     );
+    endpoints.cancel();
+    Ok(())
+}
+
+/// Binds the self-metrics and health listeners; a port that cannot be bound is a startup
+/// error naming the key. They live for the whole process (a reload does not move them).
+async fn serve_endpoints(
+    cfg: &Config,
+    stats: &Arc<Stats>,
+    cancel: &CancellationToken,
+) -> Result<(), RunError> {
+    if cfg.prometheus.enabled {
+        let site = serve::Site::Metrics {
+            path: cfg.prometheus.path.clone(),
+            stats: stats.clone(),
+            extra: None,
+        };
+        let addr = serve::bind(
+            "prometheus.listen_address",
+            &cfg.prometheus.listen_address,
+            site,
+            cancel.clone(),
+        )
+        .await
+        .map_err(RunError)?;
+        tracing::info!(address = %addr, path = %cfg.prometheus.path, "serving self-metrics");
+    }
+    if cfg.health.enabled {
+        let site = serve::Site::Health {
+            stats: stats.clone(),
+        };
+        let addr = serve::bind(
+            "health.listen_address",
+            &cfg.health.listen_address,
+            site,
+            cancel.clone(),
+        )
+        .await
+        .map_err(RunError)?;
+        tracing::info!(address = %addr, "serving health checks at /, /healthz and /readyz");
+    }
     Ok(())
 }

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tfo_exporter::{FailureClass, Signal};
+
+use crate::self_metrics;
 
 /// Why data was discarded. Every discard carries one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +39,8 @@ pub enum Event<'a> {
         collector: &'a str,
         duration: Duration,
         points: usize,
+        /// Partial failures of this cycle (already reported as `CollectorError`).
+        errors: usize,
     },
     CollectorError {
         collector: &'a str,
@@ -60,12 +64,49 @@ pub enum Event<'a> {
     },
 }
 
-/// Counters behind `/metrics` and the shutdown summary. Keys are label sets rendered as
-/// Prometheus label strings; the sets are small and fixed (signals × reasons).
+/// Counters and gauges behind `/metrics`, the readiness report and the shutdown summary.
+/// Keys are a [`self_metrics::TABLE`] name and a rendered Prometheus label string; the label
+/// sets are small and fixed (signals × reasons, collectors).
 pub struct Stats {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
     gauges: Mutex<BTreeMap<(&'static str, String), f64>>,
     last_export_unix: AtomicU64,
+    started: SystemTime,
+    /// Set by the first completed collection cycle.
+    collecting: AtomicBool,
+    /// Set when shutdown begins: readiness turns false so load balancers stop sending.
+    stopping: AtomicBool,
+    exporter: Mutex<ExporterHealth>,
+}
+
+/// The exporter's condition as readiness reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExporterHealth {
+    /// `starting`, `ok`, `outage`, `retrying`, `rejecting`, `disabled`.
+    pub state: &'static str,
+    /// The last failure, when `state` is not `ok`.
+    pub last_error: Option<String>,
+    /// Unix seconds of the last state change.
+    pub since: u64,
+}
+
+/// What `/readyz` answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub status: &'static str,
+    pub collecting: bool,
+    pub exporter: ExporterHealth,
+    pub last_export_unix: u64,
+    pub dropped_items: u64,
+    /// Collectors whose last cycle produced nothing and failed.
+    pub collectors_down: Vec<String>,
+}
+
+impl Readiness {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 impl Default for Stats {
@@ -74,17 +115,40 @@ impl Default for Stats {
             counters: Mutex::new(BTreeMap::new()),
             gauges: Mutex::new(BTreeMap::new()),
             last_export_unix: AtomicU64::new(0),
+            started: SystemTime::now(),
+            collecting: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            exporter: Mutex::new(ExporterHealth {
+                state: "starting",
+                last_error: None,
+                since: unix_now() as u64,
+            }),
         }
     }
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 impl Stats {
-    fn add(&self, name: &'static str, labels: String, v: u64) {
+    pub fn add(&self, name: &'static str, labels: String, v: u64) {
+        debug_assert!(
+            self_metrics::lookup(name).is_some(),
+            "{name} is not in the self-metric table"
+        );
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         *c.entry((name, labels)).or_insert(0) += v;
     }
 
-    fn set(&self, name: &'static str, labels: String, v: f64) {
+    pub fn set(&self, name: &'static str, labels: String, v: f64) {
+        debug_assert!(
+            self_metrics::lookup(name).is_some(),
+            "{name} is not in the self-metric table"
+        );
         let mut g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         g.insert((name, labels), v);
     }
@@ -98,16 +162,152 @@ impl Stats {
             .sum()
     }
 
-    pub fn dropped_total(&self) -> u64 {
+    /// Value of one gauge, if it was ever set.
+    #[cfg(test)]
+    pub fn gauge(&self, name: &str, labels: &str) -> Option<f64> {
+        let g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter()
+            .find(|((n, l), _)| *n == name && l == labels)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every series of a counter, as (labels, value).
+    pub fn counters_of(&self, name: &str) -> Vec<(String, u64)> {
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         c.iter()
-            .filter(|((n, _), _)| *n == "tfo_agent_dropped_items_total")
-            .map(|(_, v)| *v)
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, l), v)| (l.clone(), *v))
+            .collect()
+    }
+
+    /// Every series of a gauge, as (labels, value).
+    pub fn gauges_of(&self, name: &str) -> Vec<(String, f64)> {
+        let g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, l), v)| (l.clone(), *v))
+            .collect()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed().unwrap_or_default()
+    }
+
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Records the exporter's state; the reason is kept for the readiness report.
+    pub fn set_exporter_state(&self, state: &'static str, error: Option<&str>) {
+        let mut e = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
+        if e.state != state {
+            e.since = unix_now() as u64;
+        }
+        e.state = state;
+        e.last_error = error.map(str::to_string);
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let collecting = self.collecting.load(Ordering::Relaxed);
+        let stopping = self.stopping.load(Ordering::Relaxed);
+        let exporter = self
+            .exporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let collectors_down = self
+            .gauges_of(self_metrics::COLLECTOR_UP)
+            .into_iter()
+            .filter(|(_, v)| *v == 0.0)
+            .map(|(l, _)| {
+                l.trim_start_matches("collector=\"")
+                    .trim_end_matches('"')
+                    .to_string()
+            })
+            .collect();
+        let ready = collecting && !stopping;
+        Readiness {
+            ready,
+            status: if stopping {
+                "stopping"
+            } else if !collecting {
+                "starting"
+            } else if exporter.state == "ok" || exporter.state == "starting" {
+                "ready"
+            } else {
+                "ready, exporter degraded"
+            },
+            collecting,
+            exporter,
+            last_export_unix: self.last_export_unix(),
+            dropped_items: self.dropped_total(),
+            collectors_down,
+        }
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.counters_of(self_metrics::DROPPED_ITEMS)
+            .iter()
+            .map(|(_, v)| v)
             .sum()
     }
 
     pub fn last_export_unix(&self) -> u64 {
         self.last_export_unix.load(Ordering::Relaxed)
+    }
+
+    /// The whole self-metric page in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let started = self
+            .started
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.set(self_metrics::START_TIME, String::new(), started);
+        self.set(
+            self_metrics::UPTIME,
+            String::new(),
+            (unix_now() - started).max(0.0),
+        );
+        self.set(
+            self_metrics::BUILD_INFO,
+            format!(
+                "version=\"{}\",os=\"{}\",arch=\"{}\"",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
+            1.0,
+        );
+        if let Some((cpu, rss)) = process_usage() {
+            let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            // Stored in microseconds so the counter stays an integer.
+            c.insert(
+                (self_metrics::PROCESS_CPU, String::new()),
+                (cpu * 1e6) as u64,
+            );
+            drop(c);
+            self.set(self_metrics::PROCESS_RSS, String::new(), rss);
+        }
+        for m in self_metrics::TABLE {
+            let series: Vec<(String, f64)> = match m.kind {
+                self_metrics::Kind::Counter => self
+                    .counters_of(m.name)
+                    .into_iter()
+                    .map(|(l, v)| {
+                        let v = if m.name == self_metrics::PROCESS_CPU {
+                            v as f64 / 1e6
+                        } else {
+                            v as f64
+                        };
+                        (l, v)
+                    })
+                    .collect(),
+                self_metrics::Kind::Gauge => self.gauges_of(m.name),
+            };
+            let refs: Vec<(&str, f64)> = series.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+            self_metrics::render_family(out, m, &refs);
+        }
     }
 
     /// Logs and counts one event.
@@ -117,6 +317,7 @@ impl Stats {
                 collector,
                 duration,
                 points,
+                errors,
             } => {
                 tracing::debug!(
                     collector,
@@ -124,20 +325,23 @@ impl Stats {
                     duration_ms = duration.as_secs_f64() * 1e3,
                     "collected"
                 );
-                let l = format!("collector=\"{collector}\"");
-                self.add("tfo_agent_collector_runs_total", l.clone(), 1);
+                let l = format!("collector=\"{}\"", self_metrics::escape(collector));
+                self.add(self_metrics::COLLECTOR_RUNS, l.clone(), 1);
                 self.set(
-                    "tfo_agent_collector_duration_seconds",
+                    self_metrics::COLLECTOR_DURATION,
                     l.clone(),
                     duration.as_secs_f64(),
                 );
-                self.set("tfo_agent_collector_series", l, points as f64);
+                self.set(self_metrics::COLLECTOR_SERIES, l.clone(), points as f64);
+                let up = points > 0 || errors == 0;
+                self.collecting.store(true, Ordering::Relaxed);
+                self.set(self_metrics::COLLECTOR_UP, l, if up { 1.0 } else { 0.0 });
             }
             Event::CollectorError { collector, error } => {
                 tracing::warn!(collector, error = %error, "collection error; the affected metrics are skipped this cycle");
                 self.add(
-                    "tfo_agent_collector_errors_total",
-                    format!("collector=\"{collector}\""),
+                    self_metrics::COLLECTOR_ERRORS,
+                    format!("collector=\"{}\"", self_metrics::escape(collector)),
                     1,
                 );
             }
@@ -155,7 +359,7 @@ impl Stats {
                     "dropped telemetry"
                 );
                 self.add(
-                    "tfo_agent_dropped_items_total",
+                    self_metrics::DROPPED_ITEMS,
                     format!(
                         "signal=\"{}\",reason=\"{}\"",
                         signal.as_str(),
@@ -167,20 +371,23 @@ impl Stats {
             Event::Exported { signal, items } => {
                 tracing::debug!(signal = signal.as_str(), items, "exported");
                 self.add(
-                    "tfo_agent_exported_items_total",
+                    self_metrics::EXPORTED_ITEMS,
                     format!("signal=\"{}\"", signal.as_str()),
                     items,
                 );
                 self.add(
-                    "tfo_agent_export_requests_total",
+                    self_metrics::EXPORT_REQUESTS,
                     format!("signal=\"{}\",outcome=\"success\"", signal.as_str()),
                     1,
                 );
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
-                self.last_export_unix.store(now, Ordering::Relaxed);
+                let now = unix_now();
+                self.last_export_unix.store(now as u64, Ordering::Relaxed);
+                self.set_exporter_state("ok", None);
+                self.set(
+                    self_metrics::LAST_EXPORT,
+                    format!("signal=\"{}\"", signal.as_str()),
+                    now,
+                );
             }
             Event::ExportFailed {
                 signal,
@@ -193,6 +400,26 @@ impl Stats {
                     Some(FailureClass::Transient) => "retryable",
                     None => "permanent",
                 };
+                self.set_exporter_state(
+                    match outcome {
+                        "outage" => "outage",
+                        "retryable" => "retrying",
+                        _ => "rejecting",
+                    },
+                    Some(reason),
+                );
+                if retry_in.is_some() {
+                    let class = if outcome == "outage" {
+                        "outage"
+                    } else {
+                        "retryable"
+                    };
+                    self.add(
+                        self_metrics::EXPORT_RETRIES,
+                        format!("signal=\"{}\",class=\"{class}\"", signal.as_str()),
+                        1,
+                    );
+                }
                 match retry_in {
                     Some(d) => tracing::warn!(
                         signal = signal.as_str(),
@@ -206,11 +433,72 @@ impl Stats {
                     }
                 }
                 self.add(
-                    "tfo_agent_export_requests_total",
+                    self_metrics::EXPORT_REQUESTS,
                     format!("signal=\"{}\",outcome=\"{outcome}\"", signal.as_str()),
                     1,
                 );
             }
         }
+    }
+}
+
+/// CPU seconds (user + system) and resident bytes of this process, from /proc/self/stat.
+fn process_usage() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15, rss 24.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let rss_pages: f64 = f.get(21)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let (tck, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if tck <= 0 || page <= 0 {
+        return None;
+    }
+    Some(((utime + stime) / tck as f64, rss_pages * page as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_is_complete_and_labelled() {
+        let s = Stats::default();
+        s.emit(Event::Dropped {
+            signal: Signal::Metrics,
+            reason: DropReason::Full,
+            items: 7,
+            detail: "test",
+        });
+        s.emit(Event::CollectorRan {
+            collector: "system",
+            duration: Duration::from_millis(3),
+            points: 10,
+            errors: 0,
+        });
+        let mut out = String::new();
+        s.render(&mut out);
+        assert!(
+            out.contains("tfo_agent_dropped_items_total{signal=\"metrics\",reason=\"full\"} 7\n")
+        );
+        assert!(out.contains("tfo_agent_collector_up{collector=\"system\"} 1\n"));
+        assert!(out.contains("# TYPE tfo_agent_process_cpu_seconds_total counter\n"));
+        for m in self_metrics::TABLE {
+            assert!(
+                out.contains(&format!("# TYPE {} ", m.name)),
+                "{} missing",
+                m.name
+            );
+        }
+        let rss = s.gauge(self_metrics::PROCESS_RSS, "").unwrap_or(0.0);
+        assert!(rss > 1e6, "resident memory {rss}");
     }
 }

@@ -7,6 +7,8 @@ mod events;
 mod identity;
 mod logging;
 mod pipeline;
+mod self_metrics;
+mod serve;
 
 use clap::Parser;
 

@@ -348,7 +348,10 @@ impl Config {
                     format!("`{}` is not an IP address and port", health.listen_address),
                     Some(addr_allowed),
                 ));
-            } else if prom.enabled && prom.listen_address == health.listen_address {
+            } else if prom.enabled
+                && prom.listen_address == health.listen_address
+                && !health.listen_address.ends_with(":0")
+            {
                 v.push(Issue {
                     paths: vec!["health.listen_address", "prometheus.listen_address"],
                     message: format!(

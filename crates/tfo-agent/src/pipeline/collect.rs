@@ -61,6 +61,7 @@ pub fn spawn(
                 collector: name,
                 duration: took,
                 points,
+                errors: report.errors.len(),
             });
             for r in records {
                 queue.push(r);

@@ -221,6 +221,25 @@ impl Agent {
             .collect()
     }
 
+    /// The address a listener bound to, from its start-up log line (tests use port 0).
+    pub fn bound_address(&self, message: &str) -> std::net::SocketAddr {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = self.logs_with(message).first() {
+                return l["address"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("no address in {l}"));
+            }
+            assert!(
+                Instant::now() < end,
+                "no `{message}` log line:\n{}",
+                self.raw_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn raw_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -263,6 +282,10 @@ collectors:
     enabled: false
 buffer:
   enabled: false
+prometheus:
+  listen_address: "127.0.0.1:0"
+health:
+  listen_address: "127.0.0.1:0"
 exporter:
   otlp:
     enabled: true
@@ -417,4 +440,29 @@ impl Certs {
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_string()
     }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read response");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -1,0 +1,293 @@
+//! The agent's own metrics (`tfo_agent_*`): the table every counter and gauge must be in,
+//! and the Prometheus text rendering of [`Stats`](crate::events::Stats).
+//!
+//! The table is the source of truth for names, types, labels and help; `docs/self-metrics.md`
+//! is generated from it (a test fails when it is stale), and [`Stats`](crate::events::Stats)
+//! refuses names that are not in it, so a metric cannot be emitted without being documented.
+
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SelfMetric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn counter(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> SelfMetric {
+    SelfMetric {
+        name,
+        kind: Kind::Counter,
+        labels,
+        help,
+    }
+}
+
+const fn gauge(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> SelfMetric {
+    SelfMetric {
+        name,
+        kind: Kind::Gauge,
+        labels,
+        help,
+    }
+}
+
+pub const BUILD_INFO: &str = "tfo_agent_build_info";
+pub const START_TIME: &str = "tfo_agent_start_time_seconds";
+pub const UPTIME: &str = "tfo_agent_uptime_seconds";
+pub const COLLECTOR_RUNS: &str = "tfo_agent_collector_runs_total";
+pub const COLLECTOR_DURATION: &str = "tfo_agent_collector_duration_seconds";
+pub const COLLECTOR_ERRORS: &str = "tfo_agent_collector_errors_total";
+pub const COLLECTOR_SERIES: &str = "tfo_agent_collector_series";
+pub const COLLECTOR_UP: &str = "tfo_agent_collector_up";
+pub const EXPORTED_ITEMS: &str = "tfo_agent_exported_items_total";
+pub const EXPORT_REQUESTS: &str = "tfo_agent_export_requests_total";
+pub const EXPORT_RETRIES: &str = "tfo_agent_export_retries_total";
+pub const LAST_EXPORT: &str = "tfo_agent_last_export_timestamp_seconds";
+pub const DROPPED_ITEMS: &str = "tfo_agent_dropped_items_total";
+pub const BUFFER_BYTES: &str = "tfo_agent_buffer_bytes";
+pub const BUFFER_RECORDS: &str = "tfo_agent_buffer_records";
+pub const BUFFER_OLDEST_AGE: &str = "tfo_agent_buffer_oldest_record_age_seconds";
+pub const BUFFER_REPLAYED: &str = "tfo_agent_buffer_replayed_records_total";
+pub const HEARTBEATS: &str = "tfo_agent_heartbeat_requests_total";
+pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_seconds";
+pub const PROCESS_CPU: &str = "tfo_agent_process_cpu_seconds_total";
+pub const PROCESS_RSS: &str = "tfo_agent_process_resident_memory_bytes";
+
+/// Every self-metric. Order is the order of the `/metrics` output.
+pub const TABLE: &[SelfMetric] = &[
+    gauge(
+        BUILD_INFO,
+        &["version", "os", "arch"],
+        "Always 1; the labels describe the running build.",
+    ),
+    gauge(
+        START_TIME,
+        &[],
+        "Unix time the agent process started, in seconds.",
+    ),
+    gauge(UPTIME, &[], "Seconds since the agent process started."),
+    counter(
+        COLLECTOR_RUNS,
+        &["collector"],
+        "Collection cycles completed, by collector.",
+    ),
+    gauge(
+        COLLECTOR_DURATION,
+        &["collector"],
+        "Wall-clock duration of the last collection cycle, in seconds.",
+    ),
+    counter(
+        COLLECTOR_ERRORS,
+        &["collector"],
+        "Partial failures during collection (a file that could not be read or parsed); the affected metrics are skipped for that cycle.",
+    ),
+    gauge(
+        COLLECTOR_SERIES,
+        &["collector"],
+        "Data points produced by the last collection cycle.",
+    ),
+    gauge(
+        COLLECTOR_UP,
+        &["collector"],
+        "1 if the last cycle produced data, 0 if it produced none and failed.",
+    ),
+    counter(
+        EXPORTED_ITEMS,
+        &["signal"],
+        "Data points (metrics) or log records accepted by the collector.",
+    ),
+    counter(
+        EXPORT_REQUESTS,
+        &["signal", "outcome"],
+        "Export requests by outcome: success, outage (collector unreachable or shedding load), retryable, permanent.",
+    ),
+    counter(
+        EXPORT_RETRIES,
+        &["signal", "class"],
+        "Retries scheduled after a failed export, by failure class (outage, retryable).",
+    ),
+    gauge(
+        LAST_EXPORT,
+        &["signal"],
+        "Unix time of the last successful export, in seconds (0: none yet).",
+    ),
+    counter(
+        DROPPED_ITEMS,
+        &["signal", "reason"],
+        "Data discarded, by reason: full, max_age, rejected, max_retries, corrupt, shutdown.",
+    ),
+    gauge(
+        BUFFER_BYTES,
+        &["signal"],
+        "Bytes waiting in the buffer (disk log when enabled, else the memory queue).",
+    ),
+    gauge(
+        BUFFER_RECORDS,
+        &["signal"],
+        "Encoded requests waiting in the buffer.",
+    ),
+    gauge(
+        BUFFER_OLDEST_AGE,
+        &["signal"],
+        "Age of the oldest record waiting in the buffer, in seconds (0: empty).",
+    ),
+    counter(
+        BUFFER_REPLAYED,
+        &["signal"],
+        "Records read back from the disk log after a restart or an outage.",
+    ),
+    counter(
+        HEARTBEATS,
+        &["outcome"],
+        "Platform heartbeat requests by outcome (success, failure).",
+    ),
+    gauge(
+        LAST_HEARTBEAT,
+        &[],
+        "Unix time of the last successful heartbeat, in seconds (0: none yet).",
+    ),
+    counter(
+        PROCESS_CPU,
+        &[],
+        "CPU time (user + system) used by the agent process, in seconds.",
+    ),
+    gauge(
+        PROCESS_RSS,
+        &[],
+        "Resident memory of the agent process, in bytes.",
+    ),
+];
+
+pub fn lookup(name: &str) -> Option<&'static SelfMetric> {
+    TABLE.iter().find(|m| m.name == name)
+}
+
+/// Renders one family: HELP, TYPE, then `name{labels} value` per series. A family without
+/// labels and without a value yet is rendered as 0 so dashboards see it from the start.
+pub fn render_family(out: &mut String, m: &SelfMetric, series: &[(&str, f64)]) {
+    let kind = match m.kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+    };
+    let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
+    let _ = writeln!(out, "# TYPE {} {kind}", m.name);
+    if series.is_empty() && m.labels.is_empty() {
+        let _ = writeln!(out, "{} 0", m.name);
+    }
+    for (labels, v) in series {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{} {}", m.name, fmt_value(*v));
+        } else {
+            let _ = writeln!(out, "{}{{{labels}}} {}", m.name, fmt_value(*v));
+        }
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Escapes a label value for the text exposition format.
+pub fn escape(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// `docs/self-metrics.md`, generated from [`TABLE`].
+#[cfg(test)]
+pub fn markdown() -> String {
+    let mut s = String::from(
+        "# Agent self-metrics\n\n\
+         Generated from `crates/tfo-agent/src/self_metrics.rs` by \
+         `UPDATE_DOCS=1 cargo test -p tfo-agent self_metrics_doc`; do not edit by hand.\n\n\
+         Served at `prometheus.listen_address` + `prometheus.path` (default \
+         `http://127.0.0.1:8888/metrics`) in the Prometheus text format. With \
+         `prometheus.expose_node_metrics: true` the same page also carries the node exporter \
+         collector's metrics under node_exporter's names (see [metrics.md](metrics.md)).\n\n\
+         | Name | Type | Labels | Description |\n|---|---|---|---|\n",
+    );
+    for m in TABLE {
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let labels = if m.labels.is_empty() {
+            "".to_string()
+        } else {
+            m.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(s, "| `{}` | {kind} | {labels} | {} |", m.name, m.help);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for m in TABLE {
+            assert!(seen.insert(m.name), "duplicate {}", m.name);
+            assert!(m.name.starts_with("tfo_agent_"), "{}", m.name);
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn self_metrics_doc() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/self-metrics.md");
+        let want = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/self-metrics.md is stale: run UPDATE_DOCS=1 cargo test -p tfo-agent self_metrics_doc"
+        );
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

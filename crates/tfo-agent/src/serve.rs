@@ -1,0 +1,150 @@
+//! The agent's own HTTP endpoints: Prometheus self-metrics (`prometheus.*`) and liveness /
+//! readiness (`health.*`). Both are read-only views of [`Stats`]; they never touch the
+//! pipeline, so a scrape cannot slow collection or export.
+//!
+//! Each listener serves at most [`MAX_CONNECTIONS`] connections at once, and a client has
+//! [`HEADER_TIMEOUT`] to send its request headers (invariant 5: every connection is bounded).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Stats;
+
+pub const MAX_CONNECTIONS: usize = 32;
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Renders extra exposition text after the self-metrics (the node exporter view).
+pub type ExtraMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+#[derive(Clone)]
+pub enum Site {
+    Metrics {
+        path: String,
+        stats: Arc<Stats>,
+        extra: Option<ExtraMetrics>,
+    },
+    Health {
+        stats: Arc<Stats>,
+    },
+}
+
+/// Binds `addr` now (so a taken port is a startup error naming the key) and serves `site`
+/// until `cancel`.
+pub async fn bind(
+    key: &str,
+    addr: &str,
+    site: Site,
+    cancel: CancellationToken,
+) -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("{key}: {addr}: {e}"))?;
+    let site = Arc::new(site);
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            };
+            let (stream, _) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let site = site.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let site = site.clone();
+                    async move { Ok::<_, Infallible>(handle(&site, &req)) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                drop(permit);
+            });
+        }
+    });
+    Ok(local)
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn handle(site: &Site, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET\n".into(),
+        );
+    }
+    let path = req.uri().path();
+    match site {
+        Site::Metrics {
+            path: p,
+            stats,
+            extra,
+        } if path == p => {
+            let mut out = String::with_capacity(16 << 10);
+            stats.render(&mut out);
+            if let Some(extra) = extra {
+                extra(&mut out);
+            }
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                out,
+            )
+        }
+        Site::Health { stats } if path == "/" || path == "/healthz" => {
+            let body = serde_json::json!({
+                "status": "alive",
+                "uptime_seconds": stats.uptime().as_secs(),
+            });
+            reply(StatusCode::OK, "application/json", format!("{body}\n"))
+        }
+        Site::Health { stats } if path == "/readyz" => {
+            let r = stats.readiness();
+            let status = if r.ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            reply(status, "application/json", format!("{}\n", r.to_json()))
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n".into(),
+        ),
+    }
+}
