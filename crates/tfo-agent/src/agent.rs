@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{DropReason, Stats};
 use crate::identity::{Identity, VERSION};
+use crate::pipeline::buffer::Buffer;
+use crate::pipeline::disk::{DiskBuffer, DiskSettings};
 use crate::pipeline::export::{ExportLoop, RetryPolicy};
 use crate::pipeline::{collect, queue::Queue};
 use crate::serve;
@@ -72,14 +74,86 @@ pub fn unavailable_feature_warnings(cfg: &Config) -> Vec<String> {
     if cfg.heartbeat.enabled {
         w.push("heartbeat is enabled but platform registration/heartbeat is not available in this build".into());
     }
-    if cfg.buffer.enabled {
-        w.push(format!(
-            "buffer: the disk buffer is not available in this build; data waits in a bounded memory queue \
-             (buffer.memory_limit_mb = {}) and what is queued at exit is counted as dropped",
-            cfg.buffer.memory_limit_mb
-        ));
-    }
     w
+}
+
+/// The buffer directory: `buffer.path`, or, when that is the default, not writable and
+/// the agent is not root, a per-user state directory (said in the log).
+pub fn buffer_dir(cfg: &Config) -> PathBuf {
+    let configured = cfg.buffer.path.clone();
+    let default = tfo_config::Buffer::default().path;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root || configured != default || writable(&configured) {
+        return configured;
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
+    match state {
+        Some(s) => {
+            let dir = s.join("tfo-agent").join("buffer");
+            tracing::info!(
+                path = %dir.display(),
+                "{} is not writable by this user; using a per-user buffer directory",
+                configured.display()
+            );
+            dir
+        }
+        None => configured,
+    }
+}
+
+/// Whether `dir` exists and is writable, or could be created.
+fn writable(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut p = dir;
+    loop {
+        if p.exists() {
+            let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+                return false;
+            };
+            // SAFETY: access reads the NUL-terminated path we pass.
+            return unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+        }
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => return false,
+        }
+    }
+}
+
+fn open_buffer(cfg: &Config, stats: &Arc<Stats>) -> Result<Buffer, RunError> {
+    let b = &cfg.buffer;
+    let memory = (b.memory_limit_mb as usize).saturating_mul(1 << 20);
+    if !b.enabled {
+        tracing::info!(
+            memory_limit_mb = b.memory_limit_mb,
+            "buffer.enabled is false: data waits in a bounded memory queue; what is queued at exit is counted as dropped"
+        );
+        return Ok(Buffer::Memory(Queue::new(
+            memory,
+            cfg.exporter.otlp.batch_size,
+            stats.clone(),
+        )));
+    }
+    let settings = DiskSettings {
+        dir: buffer_dir(cfg),
+        max_bytes: b.max_size_mb.saturating_mul(1 << 20),
+        memory_bytes: memory as u64,
+        fsync: match b.fsync {
+            tfo_config::FsyncMode::Always => tfo_buffer::FsyncMode::Always,
+            tfo_config::FsyncMode::Interval => tfo_buffer::FsyncMode::Interval(b.fsync_interval),
+            tfo_config::FsyncMode::Never => tfo_buffer::FsyncMode::Never,
+        },
+        // Metrics: drop the oldest unless `block` is asked for explicitly.
+        block_when_full: b.when_full == tfo_config::WhenFull::Block,
+        max_age: b.max_age,
+    };
+    let disk = DiskBuffer::open(&settings, tfo_exporter::Signal::Metrics, stats.clone())
+        .map_err(RunError)?;
+    tracing::info!(path = %disk.dir().display(), max_size_mb = b.max_size_mb, fsync = ?b.fsync, "disk buffer open");
+    Ok(Buffer::Disk(Box::new(disk)))
 }
 
 pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings {
@@ -126,7 +200,7 @@ pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings 
     }
 }
 
-/// One generation of the pipeline; replaced whole on reload, while the queue is kept.
+/// One generation of the pipeline; replaced whole on reload, while the buffer is kept.
 struct Pipeline {
     cancel: CancellationToken,
     collectors: Vec<JoinHandle<()>>,
@@ -164,10 +238,10 @@ fn prepare(cfg: &Config) -> Result<Prepared, RunError> {
     Ok(Prepared { identity, exporter })
 }
 
-fn start(cfg: &Config, prepared: Prepared, queue: &Arc<Queue>, stats: &Arc<Stats>) -> Pipeline {
+fn start(cfg: &Config, prepared: Prepared, buffer: &Arc<Buffer>, stats: &Arc<Stats>) -> Pipeline {
     let Prepared { identity, exporter } = prepared;
     let otlp = &cfg.exporter.otlp;
-    queue.set_batch_items(otlp.batch_size);
+    buffer.set_batch_items(otlp.batch_size);
     let cancel = CancellationToken::new();
     let encoder = Arc::new(MetricsEncoder::new(
         identity.resource_attributes(cfg),
@@ -185,7 +259,7 @@ fn start(cfg: &Config, prepared: Prepared, queue: &Arc<Queue>, stats: &Arc<Stats
             c,
             interval,
             encoder.clone(),
-            queue.clone(),
+            buffer.clone(),
             stats.clone(),
             cancel.clone(),
         ));
@@ -193,7 +267,7 @@ fn start(cfg: &Config, prepared: Prepared, queue: &Arc<Queue>, stats: &Arc<Stats
     let exporter = exporter.map(|exporter| {
         let lp = ExportLoop {
             exporter,
-            queue: queue.clone(),
+            buffer: buffer.clone(),
             stats: stats.clone(),
             batch_size: otlp.batch_size,
             flush_interval: otlp.flush_interval,
@@ -208,8 +282,8 @@ fn start(cfg: &Config, prepared: Prepared, queue: &Arc<Queue>, stats: &Arc<Stats
     });
     if exporter.is_none() {
         stats.set_exporter_state("disabled", None);
-        // Nothing will ever drain the queue: discard and count on a timer instead.
-        let (q, c) = (queue.clone(), cancel.clone());
+        // Nothing will ever drain the buffer: discard and count on a timer instead.
+        let (q, c) = (buffer.clone(), cancel.clone());
         handles.push(tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -257,11 +331,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         tracing::warn!("{w}");
     }
     let stats = Arc::new(Stats::default());
-    let queue = Arc::new(Queue::new(
-        (cfg.buffer.memory_limit_mb as usize).saturating_mul(1 << 20),
-        cfg.exporter.otlp.batch_size,
-        stats.clone(),
-    ));
+    let buffer = Arc::new(open_buffer(&cfg, &stats)?);
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| RunError(format!("signal handler: {e}")))?;
     let mut int =
@@ -270,7 +340,23 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         signal(SignalKind::hangup()).map_err(|e| RunError(format!("signal handler: {e}")))?;
     let endpoints = CancellationToken::new();
     serve_endpoints(&cfg, &stats, &endpoints).await?;
-    let mut pipeline = start(&cfg, prepare(&cfg)?, &queue, &stats);
+    // Buffer upkeep (max_age, corruption found while reading, gauges), independent of reloads.
+    let upkeep = {
+        let (b, s, c) = (buffer.clone(), stats.clone(), endpoints.clone());
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! { _ = c.cancelled() => return, _ = t.tick() => {} }
+                let (b2, s2) = (b.clone(), s.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    b2.maintain();
+                    b2.publish(&s2);
+                })
+                .await;
+            }
+        })
+    };
+    let mut pipeline = start(&cfg, prepare(&cfg)?, &buffer, &stats);
     let reload_path = config_path.or(loaded.source);
     loop {
         tokio::select! {
@@ -292,9 +378,12 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                             }
                         };
                         for w in &new.warnings { tracing::warn!("{w}"); }
+                        if new.config.buffer != cfg.buffer {
+                            tracing::warn!("buffer settings changed; they take effect at the next restart");
+                        }
                         let _ = pipeline.stop().await;
                         cfg = new.config;
-                        pipeline = start(&cfg, prepared, &queue, &stats);
+                        pipeline = start(&cfg, prepared, &buffer, &stats);
                         tracing::info!(config = %path.display(), "configuration reloaded");
                     }
                 }
@@ -305,8 +394,12 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let deadline = tokio::time::Instant::now() + cfg.agent.shutdown_timeout;
     if let Some(exp) = pipeline.stop().await {
         exp.final_flush(deadline).await;
-    } else {
-        queue.discard_all(DropReason::Shutdown, "exporter disabled");
+    }
+    endpoints.cancel();
+    let _ = upkeep.await;
+    {
+        let b = buffer.clone();
+        let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
     }
     tracing::info!(
         exported = stats.counter("tfo_agent_exported_items_total", "signal=\"metrics\""),
@@ -314,7 +407,6 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         last_export_unix = stats.last_export_unix(),
         "tfo-agent stopped"
     );
-    endpoints.cancel();
     Ok(())
 }
 

@@ -49,6 +49,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Inspect the disk buffer (works while the agent is stopped; changes nothing)
+    Buffer {
+        #[command(subcommand)]
+        action: BufferAction,
+    },
     /// Print the version
     Version {
         #[arg(long)]
@@ -64,6 +69,18 @@ pub enum ConfigAction {
     Show {
         #[arg(long, value_enum, default_value_t = ShowFormat::Yaml)]
         format: ShowFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BufferAction {
+    /// Records, bytes, oldest record age and damage found, per signal
+    Status {
+        /// Buffer directory (default: buffer.path from the configuration)
+        #[arg(long)]
+        path: Option<std::path::PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
 }
 

@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric, n
 use serde_json::json;
 use tfo_config::Loaded;
 
-use crate::cli::{Cli, Command, ConfigAction, LogFormat, OutputFormat, ShowFormat};
+use crate::cli::{BufferAction, Cli, Command, ConfigAction, LogFormat, OutputFormat, ShowFormat};
 use crate::identity::VERSION;
 use crate::{agent, logging};
 
@@ -57,6 +57,9 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Collect { once: _, format } => collect_once(&loaded, format),
+        Command::Buffer {
+            action: BufferAction::Status { path, format },
+        } => buffer_status(&loaded, path, format),
         Command::Version { .. } => unreachable!("handled above"),
     }
 }
@@ -225,5 +228,83 @@ fn print_version(json: bool) {
         );
     } else {
         println!("tfo-agent {VERSION} (linux/{arch})");
+    }
+}
+
+/// `tfo-agent buffer status`: a read-only look at each signal's log.
+fn buffer_status(
+    loaded: &Loaded,
+    path: Option<std::path::PathBuf>,
+    format: OutputFormat,
+) -> ExitCode {
+    let dir = path.unwrap_or_else(|| agent::buffer_dir(&loaded.config));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for signal in ["metrics", "logs"] {
+        let d = dir.join(signal);
+        if !d.exists() {
+            continue;
+        }
+        match tfo_buffer::inspect(&d) {
+            Ok(i) => {
+                let s = &i.stats;
+                rows.push(json!({
+                    "signal": signal,
+                    "path": d.display().to_string(),
+                    "records": s.records,
+                    "disk_bytes": s.disk_bytes,
+                    "segments": s.segments,
+                    "oldest_record_age_seconds": s.oldest_timestamp_ms.map(|t| now_ms.saturating_sub(t) as f64 / 1e3),
+                    "first_unacked_seq": s.first_unacked_seq,
+                    "next_seq": s.next_seq,
+                    "corrupt_records": i.recovery.corrupt_records,
+                    "truncated_bytes": i.recovery.truncated_bytes,
+                    "skipped_segments": i.recovery.skipped_segments,
+                    "ledger": format!("{:?}", i.recovery.ledger),
+                }));
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", d.display());
+                failed = true;
+            }
+        }
+    }
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({"path": dir.display().to_string(), "signals": rows})
+        ),
+        OutputFormat::Table => {
+            println!("buffer: {}", dir.display());
+            if rows.is_empty() && !failed {
+                println!("  (empty: no signal has buffered data here)");
+            }
+            for r in &rows {
+                let age = r["oldest_record_age_seconds"]
+                    .as_f64()
+                    .map(|a| format!("{a:.1}s"))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "  {:<8} records={} bytes={} segments={} oldest_age={} corrupt={} truncated_bytes={} ledger={}",
+                    r["signal"].as_str().unwrap_or(""),
+                    r["records"],
+                    r["disk_bytes"],
+                    r["segments"],
+                    age,
+                    r["corrupt_records"],
+                    r["truncated_bytes"],
+                    r["ledger"].as_str().unwrap_or(""),
+                );
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_RUNTIME)
+    } else {
+        ExitCode::SUCCESS
     }
 }

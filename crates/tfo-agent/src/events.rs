@@ -21,6 +21,10 @@ pub enum DropReason {
     MaxRetries,
     /// Still queued in memory when the agent stopped or the shutdown timeout passed.
     Shutdown,
+    /// Older than `buffer.max_age`.
+    MaxAge,
+    /// Damaged in the disk buffer (checksum or framing).
+    Corrupt,
 }
 
 impl DropReason {
@@ -30,6 +34,8 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::MaxRetries => "max_retries",
             DropReason::Shutdown => "shutdown",
+            DropReason::MaxAge => "max_age",
+            DropReason::Corrupt => "corrupt",
         }
     }
 }
@@ -49,6 +55,15 @@ pub enum Event<'a> {
     Dropped {
         signal: Signal,
         reason: DropReason,
+        items: u64,
+        detail: &'a str,
+    },
+    /// The disk buffer discarded records; `items` are the data points among them whose
+    /// count is known (see pipeline/disk.rs).
+    BufferDropped {
+        signal: Signal,
+        reason: DropReason,
+        records: u64,
         items: u64,
         detail: &'a str,
     },
@@ -367,6 +382,31 @@ impl Stats {
                     ),
                     items,
                 );
+            }
+            Event::BufferDropped {
+                signal,
+                reason,
+                records,
+                items,
+                detail,
+            } => {
+                tracing::warn!(
+                    signal = signal.as_str(),
+                    reason = reason.as_str(),
+                    records,
+                    items,
+                    detail,
+                    "dropped telemetry"
+                );
+                let l = format!(
+                    "signal=\"{}\",reason=\"{}\"",
+                    signal.as_str(),
+                    reason.as_str()
+                );
+                self.add(self_metrics::BUFFER_DROPPED_RECORDS, l.clone(), records);
+                if items > 0 {
+                    self.add(self_metrics::DROPPED_ITEMS, l, items);
+                }
             }
             Event::Exported { signal, items } => {
                 tracing::debug!(signal = signal.as_str(), items, "exported");

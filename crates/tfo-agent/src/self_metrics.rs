@@ -63,6 +63,7 @@ pub const DROPPED_ITEMS: &str = "tfo_agent_dropped_items_total";
 pub const BUFFER_BYTES: &str = "tfo_agent_buffer_bytes";
 pub const BUFFER_RECORDS: &str = "tfo_agent_buffer_records";
 pub const BUFFER_OLDEST_AGE: &str = "tfo_agent_buffer_oldest_record_age_seconds";
+pub const BUFFER_DROPPED_RECORDS: &str = "tfo_agent_buffer_dropped_records_total";
 pub const BUFFER_REPLAYED: &str = "tfo_agent_buffer_replayed_records_total";
 pub const HEARTBEATS: &str = "tfo_agent_heartbeat_requests_total";
 pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_seconds";
@@ -146,6 +147,11 @@ pub const TABLE: &[SelfMetric] = &[
         BUFFER_OLDEST_AGE,
         &["signal"],
         "Age of the oldest record waiting in the buffer, in seconds (0: empty).",
+    ),
+    counter(
+        BUFFER_DROPPED_RECORDS,
+        &["signal", "reason"],
+        "Encoded requests discarded by the disk buffer, by reason (full, max_age, corrupt, shutdown). Their data points are in tfo_agent_dropped_items_total when known.",
     ),
     counter(
         BUFFER_REPLAYED,

@@ -32,10 +32,10 @@ use serde_saphyr::MessageFormatter;
 pub use checks::ENV_OVERRIDES;
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
-    Agent, Buffer, Collectors, Compression, Config, Ebpf, EndpointVersion, Exporter, Heartbeat,
-    Kubernetes, LOG_LEVELS, LogFormat, Logging, LogsCollector, NodeExporter, Otlp,
-    ProcessCollector, Protocol, Retry, SystemCollector, TelemetryFlow, Tls, is_sensitive_name,
-    redacted_headers,
+    Agent, Buffer, Collectors, Compression, Config, Ebpf, EndpointVersion, Exporter, FsyncMode,
+    Health, Heartbeat, Kubernetes, LOG_LEVELS, LogFormat, Logging, LogsCollector, NodeExporter,
+    Otlp, ProcessCollector, Prometheus, Protocol, RemoteConfig, Retry, SystemCollector,
+    TelemetryFlow, Tls, WhenFull, is_sensitive_name, redacted_headers,
 };
 pub use secret::{REDACTED, Secret};
 

@@ -10,14 +10,14 @@ use tfo_exporter::encode::MetricsEncoder;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::Queue;
+use super::buffer::Buffer;
 use crate::events::{Event, Stats};
 
 pub fn spawn(
     collector: Box<dyn Collector>,
     interval: Duration,
     encoder: Arc<MetricsEncoder>,
-    queue: Arc<Queue>,
+    buffer: Arc<Buffer>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
@@ -32,13 +32,32 @@ pub fn spawn(
                 _ = ticker.tick() => {}
             }
             let Some(mut c) = slot.take() else { return };
+            let (enc, buf) = (encoder.clone(), buffer.clone());
+            // Collect, encode and append on the blocking pool: appends may fsync
+            // (`buffer.fsync: always`) or wait for room (`when_full: block`).
             let job = tokio::task::spawn_blocking(move || {
                 let start = Instant::now();
                 let mut metrics = Vec::new();
                 let report = c.collect(&mut metrics);
-                (c, metrics, report, start.elapsed())
+                let took = start.elapsed();
+                let stamp = cycle_time(&metrics);
+                let mut records = Vec::new();
+                let points = enc.encode(metrics, &mut records);
+                let n = records.len();
+                for r in records {
+                    buf.push(r);
+                }
+                if n > 0 {
+                    tracing::debug!(
+                        collector = c.name(),
+                        time_unix_nano = stamp,
+                        records = n,
+                        "cycle buffered"
+                    );
+                }
+                (c, points, report, took)
             });
-            let (c, metrics, report, took) = match job.await {
+            let (c, points, report, took) = match job.await {
                 Ok(v) => v,
                 Err(e) => {
                     stats.emit(Event::CollectorError {
@@ -55,17 +74,25 @@ pub fn spawn(
                     error: err,
                 });
             }
-            let mut records = Vec::new();
-            let points = encoder.encode(metrics, &mut records);
             stats.emit(Event::CollectorRan {
                 collector: name,
                 duration: took,
                 points,
                 errors: report.errors.len(),
             });
-            for r in records {
-                queue.push(r);
-            }
         }
     })
+}
+
+/// The time of a cycle: collectors stamp every point of a cycle with the same time.
+fn cycle_time(metrics: &[tfo_collectors::Metric]) -> u64 {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    metrics
+        .iter()
+        .find_map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.first().map(|p| p.time_unix_nano),
+            Some(Data::Sum(s)) => s.data_points.first().map(|p| p.time_unix_nano),
+            _ => None,
+        })
+        .unwrap_or(0)
 }

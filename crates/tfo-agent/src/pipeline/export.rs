@@ -14,7 +14,7 @@ use tfo_exporter::{Exporter, FailureClass, Outcome, Record};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::Queue;
+use super::buffer::{Batch, Buffer};
 use crate::events::{DropReason, Event, Stats};
 
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct RetryPolicy {
 
 pub struct ExportLoop {
     pub exporter: Exporter,
-    pub queue: Arc<Queue>,
+    pub buffer: Arc<Buffer>,
     pub stats: Arc<Stats>,
     pub batch_size: usize,
     pub flush_interval: Duration,
@@ -52,7 +52,7 @@ impl ExportLoop {
                 _ = tokio::time::sleep_until(next_flush) => {
                     next_flush = Instant::now() + self.flush_interval;
                 }
-                _ = self.queue.batch_ready.notified() => {}
+                _ = self.buffer.batch_ready().notified() => {}
             }
             if let Sent::Interrupted = self.drain(&cancel, None).await {
                 return self;
@@ -60,21 +60,22 @@ impl ExportLoop {
         }
     }
 
-    /// Sends what is queued, giving up at `deadline`; whatever is left is counted as
-    /// dropped with reason `shutdown` (the memory queue does not survive the process).
+    /// Sends what is buffered, giving up at `deadline`. What is left stays in the disk log
+    /// for the next start, or (memory queue) is counted as dropped with reason `shutdown`.
     pub async fn final_flush(&self, deadline: Instant) {
         let never = CancellationToken::new();
         let _ = self.drain(&never, Some(deadline)).await;
-        self.queue.discard_all(
-            DropReason::Shutdown,
-            "still queued in memory at shutdown (collector unreachable or shutdown timeout reached)",
-        );
     }
 
     async fn drain(&self, cancel: &CancellationToken, deadline: Option<Instant>) -> Sent {
         loop {
-            let batch = self.queue.pop_batch(self.batch_size);
+            let batch = self.buffer.next_batch(self.batch_size);
             if batch.is_empty() {
+                if batch.last_seq.is_some() {
+                    // Only damaged records (already counted): acknowledge and go on.
+                    self.buffer.settle(&batch);
+                    continue;
+                }
                 return Sent::Done;
             }
             if let Sent::Interrupted = self.send_batch(batch, cancel, deadline).await {
@@ -85,13 +86,13 @@ impl ExportLoop {
 
     async fn send_batch(
         &self,
-        batch: Vec<Record>,
+        batch: Batch,
         cancel: &CancellationToken,
         deadline: Option<Instant>,
     ) -> Sent {
-        let signal = batch[0].signal;
-        let items: u64 = batch.iter().map(|r| r.items as u64).sum();
-        let body = concat(&batch);
+        let signal = batch.records[0].signal;
+        let items: u64 = batch.records.iter().map(|r| r.items as u64).sum();
+        let body = concat(&batch.records);
         let mut attempts = 0u32;
         let mut backoff = Backoff::new(self.retry.initial_interval, self.retry.max_interval);
         loop {
@@ -100,7 +101,7 @@ impl ExportLoop {
                 Some(d) => match tokio::time::timeout_at(d, send).await {
                     Ok(o) => o,
                     Err(_) => {
-                        self.queue.requeue_front(batch);
+                        self.buffer.give_back(batch);
                         return Sent::Interrupted;
                     }
                 },
@@ -121,6 +122,7 @@ impl ExportLoop {
                             detail: &format!("partial success: {message}"),
                         });
                     }
+                    self.buffer.settle(&batch);
                     return Sent::Done;
                 }
                 Outcome::Permanent { reason } => {
@@ -136,6 +138,7 @@ impl ExportLoop {
                         items,
                         detail: &reason,
                     });
+                    self.buffer.settle(&batch);
                     return Sent::Done;
                 }
                 Outcome::Retry {
@@ -167,6 +170,7 @@ impl ExportLoop {
                             items,
                             detail: &detail,
                         });
+                        self.buffer.settle(&batch);
                         return Sent::Done;
                     }
                     let delay = backoff.next_delay(retry_after);
@@ -178,13 +182,13 @@ impl ExportLoop {
                     });
                     let wake = Instant::now() + delay;
                     if deadline.is_some_and(|d| wake > d) {
-                        self.queue.requeue_front(batch);
+                        self.buffer.give_back(batch);
                         return Sent::Interrupted;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep_until(wake) => {}
                         _ = cancel.cancelled() => {
-                            self.queue.requeue_front(batch);
+                            self.buffer.give_back(batch);
                             return Sent::Interrupted;
                         }
                     }

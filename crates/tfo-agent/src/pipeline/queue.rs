@@ -111,6 +111,17 @@ impl Queue {
         }
     }
 
+    /// Sets the `tfo_agent_buffer_*` gauges for the memory queue.
+    pub fn publish(&self, stats: &Arc<Stats>) {
+        let (bytes, records) = {
+            let q = self.lock();
+            (q.bytes, q.records.len())
+        };
+        let l = format!("signal=\"{}\"", Signal::Metrics.as_str());
+        stats.set(crate::self_metrics::BUFFER_BYTES, l.clone(), bytes as f64);
+        stats.set(crate::self_metrics::BUFFER_RECORDS, l, records as f64);
+    }
+
     #[cfg(test)]
     fn len_items(&self) -> usize {
         self.lock().items

@@ -1,0 +1,300 @@
+//! Black-box tests of the disk buffer: outages, SIGKILL during an outage, restart, and a
+//! full disk. The agent logs `cycle buffered` (debug) with the cycle's timestamp once a
+//! collection cycle has been appended to the log; everything so reported must arrive.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn buffered_config(protocol: &str, port: u16, buffer: &Path, extra_buffer: &str) -> String {
+    config(protocol, port, "").replace(
+        "buffer:\n  enabled: false\n",
+        &format!(
+            "buffer:\n  enabled: true\n  path: \"{}\"\n{extra_buffer}",
+            buffer.display()
+        ),
+    )
+}
+
+/// Timestamps of the system collector's cycles that the agent reported durable.
+fn buffered_cycles(agent: &Agent) -> BTreeSet<u64> {
+    agent
+        .logs_with("cycle buffered")
+        .iter()
+        .filter(|l| l["collector"] == "system")
+        .filter_map(|l| l["time_unix_nano"].as_u64())
+        .collect()
+}
+
+fn wait_cycles(agent: &Agent, n: usize) -> BTreeSet<u64> {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = buffered_cycles(agent);
+        if c.len() >= n {
+            return c;
+        }
+        assert!(
+            Instant::now() < end,
+            "only {} cycles buffered:\n{}",
+            c.len(),
+            agent.raw_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `system.uptime` timestamps in arrival order (one point per cycle).
+fn uptime_arrivals(reqs: &[Value]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let accepted = |r: &&Value| {
+        let resp = &r["response"];
+        resp["grpc_code"].is_null() && (resp["http_status"].is_null() || resp["http_status"] == 200)
+    };
+    for r in reqs.iter().filter(accepted) {
+        for m in metrics(r) {
+            if m["name"] != "system.uptime" {
+                continue;
+            }
+            for p in m["gauge"]["data_points"].as_array().into_iter().flatten() {
+                if let Some(t) = p["time_unix_nano"].as_str().and_then(|s| s.parse().ok()) {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every buffered cycle arrived; after dropping repeats, arrival order is time order.
+fn assert_complete_and_ordered(buffered: &BTreeSet<u64>, arrivals: &[u64]) {
+    let got: BTreeSet<u64> = arrivals.iter().copied().collect();
+    let missing: Vec<_> = buffered.difference(&got).collect();
+    assert!(
+        missing.is_empty(),
+        "cycles lost: {missing:?} (arrived: {arrivals:?})"
+    );
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<u64> = arrivals
+        .iter()
+        .copied()
+        .filter(|t| seen.insert(*t))
+        .collect();
+    assert!(
+        firsts.windows(2).all(|w| w[0] < w[1]),
+        "reordered within the series: {firsts:?}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn sigkill_during_an_outage_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let port = free_port();
+    let cfg = buffered_config("http", port, &buffer, "");
+
+    // Collector refuses connections; the first agent buffers, then is killed.
+    let mut first = Agent::start(&cfg);
+    let before = wait_cycles(&first, 3);
+    first.signal(libc::SIGKILL);
+    let _ = first.child.wait();
+    let before_kill = buffered_cycles(&first);
+    assert!(before_kill.is_superset(&before));
+
+    // `buffer status` reads the state of a stopped agent's buffer without changing it.
+    let status = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+            .args(["buffer", "status", "--format", "json", "--path"])
+            .arg(&buffer)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let st = status();
+    let m = &st["signals"][0];
+    assert_eq!(m["signal"], "metrics");
+    assert!(
+        m["records"].as_u64().unwrap() >= before_kill.len() as u64,
+        "{st}"
+    );
+    assert!(m["disk_bytes"].as_u64().unwrap() > 0);
+    assert!(m["oldest_record_age_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        status()["signals"][0]["records"],
+        m["records"],
+        "status changed the buffer"
+    );
+
+    // Restarted during the outage: it recovers the log and keeps collecting.
+    let mut second = Agent::start(&cfg);
+    wait_cycles(&second, 2);
+    let rx = Receiver::start_on(-1, port as i32, None);
+    let mut all = before_kill.clone();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: BTreeSet<u64> = buffered_cycles(&second);
+        let want: BTreeSet<u64> = all.union(&now).copied().collect();
+        let got: BTreeSet<u64> = uptime_arrivals(&rx.requests()).into_iter().collect();
+        if want.is_subset(&got) {
+            all = want;
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "backlog never delivered; missing {:?}",
+            want.difference(&got).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(second.terminate(Duration::from_secs(15)), 0);
+    all.extend(buffered_cycles(&second));
+    assert_complete_and_ordered(&all, &uptime_arrivals(&rx.requests()));
+    assert!(
+        !second.logs_with("buffer recovered").is_empty(),
+        "no recovery log line:\n{}",
+        second.raw_log()
+    );
+}
+
+#[test]
+fn unavailable_collector_then_restart_delivers_every_cycle() {
+    // gRPC UNAVAILABLE for the first requests: an outage, never a reason to drop.
+    let script: Vec<Value> = (0..12)
+        .map(|_| json!({"grpc_code": "UNAVAILABLE"}))
+        .collect();
+    let rx = Receiver::start(Some(json!(script)));
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let cfg = buffered_config("grpc", rx.grpc_port, &buffer, "");
+    let mut first = Agent::start(&cfg);
+    wait_cycles(&first, 3);
+    first.signal(libc::SIGKILL);
+    let _ = first.child.wait();
+    let mut all = buffered_cycles(&first);
+    let mut second = Agent::start(&cfg);
+    let end = Instant::now() + Duration::from_secs(40);
+    loop {
+        let got: BTreeSet<u64> = uptime_arrivals(&rx.requests()).into_iter().collect();
+        let now = buffered_cycles(&second);
+        if all.is_subset(&got) && now.len() >= 2 && now.is_subset(&got) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "not delivered: {:?}",
+            all.difference(&got).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(second.terminate(Duration::from_secs(15)), 0);
+    all.extend(buffered_cycles(&second));
+    let reqs = rx.requests();
+    assert!(
+        reqs.iter()
+            .filter(|r| r["response"]["grpc_code"] == "UNAVAILABLE")
+            .count()
+            >= 12,
+        "the outage was not exercised"
+    );
+    assert_complete_and_ordered(&all, &uptime_arrivals(&reqs));
+    let page = second.raw_log();
+    assert!(
+        !page.contains("\"reason\":\"max_retries\""),
+        "an outage used up retries"
+    );
+}
+
+#[test]
+fn a_full_buffer_drops_oldest_counts_and_keeps_collecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let port = free_port();
+    let cfg = buffered_config("grpc", port, &buffer, "  max_size_mb: 1\n")
+        .replace("    interval: 1s", "    interval: 20ms");
+    let agent = Agent::start(&cfg);
+    let addr = agent.bound_address("serving self-metrics");
+    let sample = |page: &str, series: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let (_, page) = http_get(addr, "/metrics");
+        if sample(
+            &page,
+            "tfo_agent_dropped_items_total{signal=\"metrics\",reason=\"full\"}",
+        ) > 0.0
+        {
+            break page;
+        }
+        assert!(Instant::now() < end, "never full:\n{page}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let runs = sample(
+        &page,
+        "tfo_agent_collector_runs_total{collector=\"system\"}",
+    );
+    let rss = sample(&page, "tfo_agent_process_resident_memory_bytes");
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, later) = http_get(addr, "/metrics");
+    assert!(
+        sample(
+            &later,
+            "tfo_agent_collector_runs_total{collector=\"system\"}"
+        ) > runs,
+        "collection stopped when the buffer was full"
+    );
+    assert!(
+        sample(
+            &later,
+            "tfo_agent_dropped_items_total{signal=\"metrics\",reason=\"full\"}"
+        ) > sample(
+            &page,
+            "tfo_agent_dropped_items_total{signal=\"metrics\",reason=\"full\"}"
+        ),
+        "drops are not counted"
+    );
+    // Disk stays within max_size_mb; memory does not grow with the backlog.
+    let disk: u64 = walk(&buffer);
+    assert!(
+        disk <= 1 << 20,
+        "buffer uses {disk} bytes on disk, more than max_size_mb: 1"
+    );
+    let rss_later = sample(&later, "tfo_agent_process_resident_memory_bytes");
+    assert!(
+        rss_later < rss + 32e6,
+        "resident memory grew from {rss} to {rss_later}"
+    );
+    assert!(sample(&later, "tfo_agent_buffer_bytes{signal=\"metrics\"}") > 0.0);
+    assert!(
+        agent.raw_log().contains("\"reason\":\"full\""),
+        "drops are not logged"
+    );
+}
+
+fn walk(p: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { walk(&e.path()) } else { m.len() };
+    }
+    n
+}
