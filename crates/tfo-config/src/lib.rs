@@ -21,6 +21,7 @@ mod error;
 mod expand;
 mod keyindex;
 mod model;
+pub mod remote;
 pub mod schema;
 mod secret;
 
@@ -234,7 +235,7 @@ fn dotted(segments: &[Segment]) -> String {
 }
 
 /// What a key at `path` accepts, from the schema (list items and map values are strings).
-fn allowed_for(path: &str) -> Option<String> {
+pub(crate) fn allowed_for(path: &str) -> Option<String> {
     let base = path.split('[').next().unwrap_or(path);
     if base.len() != path.len() || schema::is_free_form(path) {
         return Some(schema::Kind::String.allowed());
