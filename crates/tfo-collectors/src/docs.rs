@@ -19,13 +19,17 @@ pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
          Generated from the metric tables in `crates/tfo-collectors/src` by\n\
          `UPDATE_DOCS=1 cargo test -p tfo-collectors --test docs`; do not edit by hand.\n\n\
          Counters are cumulative monotonic OTLP Sums whose start time is the host's boot time;\n\
-         up-down counters are non-monotonic cumulative Sums; gauges are Gauges. Units are UCUM.\n",
+         up-down counters are non-monotonic cumulative Sums; gauges are Gauges. Units are UCUM.\n\n\
+         The node_exporter column gives the Prometheus name and type under which the agent's\n\
+         `/metrics` endpoint exposes a node metric (`prometheus.expose_node_metrics`), with\n\
+         the label each attribute becomes when it is renamed (`attribute→label`); the value is\n\
+         the same, in the same unit.\n",
     );
     for c in collectors {
         s.push_str(&format!("\n## `collectors.{}`\n\n{}\n", c.name, c.intro));
         for (sub, table) in &c.tables {
             s.push_str(&format!(
-                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | Description |\n|---|---|---|---|---|---|---|\n"
+                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | node_exporter | Description |\n|---|---|---|---|---|---|---|---|\n"
             ));
             for d in *table {
                 let attrs = if d.attributes.is_empty() {
@@ -37,14 +41,32 @@ pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
+                let prom = match &d.prom {
+                    None => "–".to_string(),
+                    Some(p) => {
+                        let renamed: Vec<String> = d
+                            .attributes
+                            .iter()
+                            .zip(p.labels)
+                            .filter(|(a, l)| a != l)
+                            .map(|(a, l)| format!("`{a}`→`{l}`"))
+                            .collect();
+                        let mut cell = format!("`{}` {}", p.name, p.kind.as_str());
+                        if !renamed.is_empty() {
+                            cell.push_str(&format!(" ({})", renamed.join(", ")));
+                        }
+                        cell
+                    }
+                };
                 s.push_str(&format!(
-                    "| `{}` | {} | {} | `{}` | {} | `{}` | {} |\n",
+                    "| `{}` | {} | {} | `{}` | {} | `{}` | {} | {} |\n",
                     d.name,
                     d.kind.as_str(),
                     d.value.as_str(),
                     d.unit,
                     attrs,
-                    d.source,
+                    d.source.replace('|', "\\|"),
+                    prom,
                     d.help.replace('|', "\\|")
                 ));
             }

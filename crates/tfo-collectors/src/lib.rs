@@ -5,16 +5,39 @@
 //! cycle allocates each data point once.
 
 pub mod docs;
+pub mod mounts;
+pub mod node;
 pub mod otlp;
+pub(crate) mod parse;
 pub mod paths;
+pub mod prom;
 pub mod render;
 pub mod system;
 pub mod table;
 
+pub use node::{NodeCollector, NodeOptions, PatternFilter};
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
 pub use paths::HostPaths;
+pub use prom::render_node_exporter;
 pub use system::{SystemCollector, SystemOptions};
-pub use table::{MetricDef, MetricKind, ValueType};
+pub use table::{MetricDef, MetricKind, PromKind, PromName, ValueType};
+
+/// Per-cycle values shared by the sub-collectors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx {
+    /// The collection timestamp, on every point.
+    pub now_ns: u64,
+    /// Boot time: `start_time_unix_nano` of every counter (0 if unknown).
+    pub boot_ns: u64,
+}
+
+/// Nanoseconds since the epoch, now (0 if the clock is before 1970).
+pub(crate) fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 
 /// A failure that drops part of one collection. The collector keeps going: each error is
 /// reported to the caller, which logs and counts it.

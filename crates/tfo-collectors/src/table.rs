@@ -4,10 +4,15 @@
 //! OTLP messages through those definitions ([`MetricDef::build`]), so the name, type,
 //! unit and description on the wire are the ones in the table, and `docs/metrics.md` can
 //! be generated from the same tables without drifting.
+//!
+//! Node metrics also carry their node_exporter equivalent ([`PromName`]): the Prometheus
+//! renderer ([`crate::prom`]) and the docs read it from the same row, so a dashboard built
+//! on node_exporter keeps working on what we expose.
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
 
-use crate::otlp;
+use crate::{Ctx, otlp};
 
 /// How a metric is aggregated on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,54 @@ impl ValueType {
     }
 }
 
+/// The Prometheus metric type node_exporter declares for a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromKind {
+    /// `counter`: the name ends in `_total`.
+    Counter,
+    Gauge,
+    /// `untyped`: node_exporter's type for raw kernel counters it passes through
+    /// (`node_vmstat_*`, `node_netstat_*`), whose names have no `_total`.
+    Untyped,
+}
+
+impl PromKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromKind::Counter => "counter",
+            PromKind::Gauge => "gauge",
+            PromKind::Untyped => "untyped",
+        }
+    }
+}
+
+/// The node_exporter name of a metric. Units are chosen so the value is the same on both
+/// sides (seconds, bytes, hertz, celsius): there is no scaling, only renaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromName {
+    /// node_exporter's metric name, e.g. `node_cpu_seconds_total`.
+    pub name: &'static str,
+    pub kind: PromKind,
+    /// The label name of each OTLP attribute, in the order of [`MetricDef::attributes`]
+    /// (same length): `interface` becomes `device` for `node_network_*`, for example.
+    pub labels: &'static [&'static str],
+}
+
+impl PromName {
+    /// A name whose labels are the OTLP attribute names unchanged.
+    pub const fn same_labels(
+        name: &'static str,
+        kind: PromKind,
+        attributes: &'static [&'static str],
+    ) -> PromName {
+        PromName {
+            name,
+            kind,
+            labels: attributes,
+        }
+    }
+}
+
 /// One row of a metric table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricDef {
@@ -61,9 +114,83 @@ pub struct MetricDef {
     pub help: &'static str,
     /// Where the value comes from (file and field), for the docs.
     pub source: &'static str,
+    /// node_exporter's equivalent, if it has one (system metrics: `None`).
+    pub prom: Option<PromName>,
+}
+
+/// A value as read, converted to the metric's [`ValueType`] when the point is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val {
+    U(u64),
+    I(i64),
+    F(f64),
 }
 
 impl MetricDef {
+    /// A row without a node_exporter equivalent.
+    pub const fn new(
+        name: &'static str,
+        kind: MetricKind,
+        value: ValueType,
+        unit: &'static str,
+        attributes: &'static [&'static str],
+        help: &'static str,
+        source: &'static str,
+    ) -> MetricDef {
+        MetricDef {
+            name,
+            kind,
+            value,
+            unit,
+            attributes,
+            help,
+            source,
+            prom: None,
+        }
+    }
+
+    /// The same row with a node_exporter name whose labels are the attribute names.
+    pub const fn prom(mut self, name: &'static str, kind: PromKind) -> MetricDef {
+        self.prom = Some(PromName::same_labels(name, kind, self.attributes));
+        self
+    }
+
+    /// The same row with a node_exporter name and one label name per attribute.
+    pub const fn prom_labels(
+        mut self,
+        name: &'static str,
+        kind: PromKind,
+        labels: &'static [&'static str],
+    ) -> MetricDef {
+        self.prom = Some(PromName { name, kind, labels });
+        self
+    }
+
+    /// A data point of this metric: counters start at boot, gauges carry no start time.
+    pub(crate) fn point(&self, attributes: Vec<KeyValue>, v: Val, ctx: &Ctx) -> NumberDataPoint {
+        let start = match self.kind {
+            MetricKind::Gauge => 0,
+            MetricKind::Counter | MetricKind::UpDownCounter => ctx.boot_ns,
+        };
+        match (self.value, v) {
+            (ValueType::Int, Val::U(u)) => {
+                otlp::point_i64(attributes, start, ctx.now_ns, crate::parse::to_i64(u))
+            }
+            (ValueType::Int, Val::I(i)) => otlp::point_i64(attributes, start, ctx.now_ns, i),
+            // Only reachable through a table mistake; rounding keeps the value meaningful.
+            (ValueType::Int, Val::F(f)) => {
+                otlp::point_i64(attributes, start, ctx.now_ns, f.round() as i64)
+            }
+            (ValueType::Double, Val::U(u)) => {
+                otlp::point_f64(attributes, start, ctx.now_ns, u as f64)
+            }
+            (ValueType::Double, Val::I(i)) => {
+                otlp::point_f64(attributes, start, ctx.now_ns, i as f64)
+            }
+            (ValueType::Double, Val::F(f)) => otlp::point_f64(attributes, start, ctx.now_ns, f),
+        }
+    }
+
     /// Builds the OTLP message for this metric from its data points.
     pub fn build(&self, points: Vec<NumberDataPoint>) -> Metric {
         match self.kind {

@@ -4,13 +4,31 @@ use std::path::Path;
 
 #[test]
 fn metrics_doc_is_generated_from_the_tables() {
-    let want = tfo_collectors::docs::metrics_markdown(&[tfo_collectors::docs::CollectorDoc {
-        name: "system",
-        intro: "OpenTelemetry semantic-convention host metrics (the names the OpenTelemetry \
+    let want = tfo_collectors::docs::metrics_markdown(&[
+        tfo_collectors::docs::CollectorDoc {
+            name: "system",
+            intro: "OpenTelemetry semantic-convention host metrics (the names the OpenTelemetry \
          Collector's hostmetrics receiver uses). Toggles: `cpu` (cpu and load), `memory`, \
          `disk` (disk I/O and filesystems), `network`; `system.uptime` is always on.",
-        tables: tfo_collectors::system::metric_tables(),
-    }]);
+            tables: tfo_collectors::system::metric_tables(),
+        },
+        tfo_collectors::docs::CollectorDoc {
+            name: "node_exporter",
+            intro: "The metrics Prometheus node_exporter exposes, as `node.<category>.<name>`, each \
+         with node_exporter's name and labels for the agent's Prometheus endpoint. Toggles \
+         (default on unless noted): `cpu` (cpu, schedstat), `cpu_frequency` (cpufreq, off), \
+         `cpu_throttles` (cpu_throttle, off), `memory` (meminfo), `disk_io` (diskstats), \
+         `filesystem`, `network` (netdev, netclass), `load_avg` (loadavg), `thermal` \
+         (thermal_zone), `pressure`, `vmstat`, `sockstat`, `netstat`, `entropy`, `filefd`, \
+         `conntrack`, `hwmon`, `timex`; `stat` (boot time, forks, procs) is always on. \
+         Filters `disk_devices_*`, `mount_points_*`, `fs_types_*` and \
+         `network_interfaces_*` (`_include` / `_exclude`, node_exporter's regular \
+         expressions) default to node_exporter's: no partitions or ram/zram/loop/floppy \
+         devices, no pseudo filesystems, nothing under /dev, /proc, /sys, \
+         /run/credentials/*, /var/lib/docker/*, /var/lib/containers/storage/*; every interface.",
+            tables: tfo_collectors::node::metric_tables(),
+        },
+    ]);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::write(&path, &want).unwrap();

@@ -8,9 +8,9 @@
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::Ctx;
-use super::parse::{LineErrors, excerpt, fields, lines, parse_u64};
+use crate::Ctx;
 use crate::otlp::{attr, point_f64};
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, MetricKind, ValueType};
 
 pub const CPU_TIME: MetricDef = MetricDef {
@@ -21,6 +21,7 @@ pub const CPU_TIME: MetricDef = MetricDef {
     attributes: &["cpu", "state"],
     help: "Seconds each logical CPU spent in each state (user, nice, system, idle, wait, interrupt, softirq, steal).",
     source: "/proc/stat cpuN lines, ticks / USER_HZ",
+    prom: None,
 };
 
 pub const CPU_UTILIZATION: MetricDef = MetricDef {
@@ -31,6 +32,7 @@ pub const CPU_UTILIZATION: MetricDef = MetricDef {
     attributes: &["cpu", "state"],
     help: "Fraction of each logical CPU's time spent in each state since the previous collection (absent on the first).",
     source: "/proc/stat cpuN lines, delta of state / delta of all states between two collections",
+    prom: None,
 };
 
 pub const METRICS: &[MetricDef] = &[CPU_TIME, CPU_UTILIZATION];

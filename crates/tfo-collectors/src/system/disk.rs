@@ -13,10 +13,10 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::Ctx;
-use super::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
 use crate::CollectReport;
+use crate::Ctx;
 use crate::otlp::{attr, point_f64, point_i64};
+use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
 use crate::table::{MetricDef, MetricKind, ValueType};
 
 pub const DISK_IO: MetricDef = MetricDef {
@@ -27,6 +27,7 @@ pub const DISK_IO: MetricDef = MetricDef {
     attributes: &["device", "direction"],
     help: "Bytes read from and written to each disk (direction read, write).",
     source: "/proc/diskstats sectors read (field 6) / written (field 10), x 512",
+    prom: None,
 };
 
 pub const DISK_OPERATIONS: MetricDef = MetricDef {
@@ -37,6 +38,7 @@ pub const DISK_OPERATIONS: MetricDef = MetricDef {
     attributes: &["device", "direction"],
     help: "Completed read and write operations per disk.",
     source: "/proc/diskstats reads completed (field 4) / writes completed (field 8)",
+    prom: None,
 };
 
 pub const DISK_IO_TIME: MetricDef = MetricDef {
@@ -47,6 +49,7 @@ pub const DISK_IO_TIME: MetricDef = MetricDef {
     attributes: &["device"],
     help: "Seconds each disk had at least one I/O in flight.",
     source: "/proc/diskstats ms doing I/O (field 13) / 1000",
+    prom: None,
 };
 
 pub const DISK_OPERATION_TIME: MetricDef = MetricDef {
@@ -57,6 +60,7 @@ pub const DISK_OPERATION_TIME: MetricDef = MetricDef {
     attributes: &["device", "direction"],
     help: "Seconds spent by all read and write operations per disk (overlapping operations add up).",
     source: "/proc/diskstats ms reading (field 7) / ms writing (field 11), / 1000",
+    prom: None,
 };
 
 pub const DISK_MERGED: MetricDef = MetricDef {
@@ -67,6 +71,7 @@ pub const DISK_MERGED: MetricDef = MetricDef {
     attributes: &["device", "direction"],
     help: "Adjacent read and write requests merged into one before reaching each disk.",
     source: "/proc/diskstats reads merged (field 5) / writes merged (field 9)",
+    prom: None,
 };
 
 pub const METRICS: &[MetricDef] = &[

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
 
 use super::filesystem::{FsCollector, FsStats, StatFs};
-use super::parse::LineErrors;
-use super::{Ctx, cpu, disk, load, memory, network, uptime};
+use super::{cpu, disk, load, memory, network, uptime};
+use crate::Ctx;
+use crate::parse::LineErrors;
 use crate::{CollectReport, HostPaths};
 
 struct XorShift(u64);

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::parse::{excerpt, fields, parse_error, parse_f64};
 use crate::CollectReport;
 use crate::otlp::point_f64;
+use crate::parse::{excerpt, fields, parse_error, parse_f64};
 use crate::table::{MetricDef, MetricKind, ValueType};
 
 const fn load(name: &'static str, help: &'static str, source: &'static str) -> MetricDef {
@@ -18,6 +18,7 @@ const fn load(name: &'static str, help: &'static str, source: &'static str) -> M
         attributes: &[],
         help,
         source,
+        prom: None,
     }
 }
 

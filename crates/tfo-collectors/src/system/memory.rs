@@ -20,10 +20,10 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::Ctx;
-use super::parse::{LineErrors, excerpt, fields, lines, parse_error, parse_u64};
 use crate::CollectReport;
+use crate::Ctx;
 use crate::otlp::{attr, point_f64, point_i64};
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_error, parse_u64};
 use crate::table::{MetricDef, MetricKind, ValueType};
 
 pub const MEMORY_USAGE: MetricDef = MetricDef {
@@ -34,6 +34,7 @@ pub const MEMORY_USAGE: MetricDef = MetricDef {
     attributes: &["state"],
     help: "Bytes of physical memory by state (used, free, buffered, cached, slab_reclaimable, slab_unreclaimable); the states sum to system.memory.limit.",
     source: "/proc/meminfo: MemFree, Buffers, Cached, SReclaimable, SUnreclaim; used = MemTotal minus those",
+    prom: None,
 };
 
 pub const MEMORY_UTILIZATION: MetricDef = MetricDef {
@@ -44,6 +45,7 @@ pub const MEMORY_UTILIZATION: MetricDef = MetricDef {
     attributes: &["state"],
     help: "Fraction of physical memory in each state (system.memory.usage / MemTotal).",
     source: "/proc/meminfo",
+    prom: None,
 };
 
 pub const MEMORY_LIMIT: MetricDef = MetricDef {
@@ -54,6 +56,7 @@ pub const MEMORY_LIMIT: MetricDef = MetricDef {
     attributes: &[],
     help: "Total usable physical memory.",
     source: "/proc/meminfo: MemTotal",
+    prom: None,
 };
 
 pub const PAGING_USAGE: MetricDef = MetricDef {
@@ -64,6 +67,7 @@ pub const PAGING_USAGE: MetricDef = MetricDef {
     attributes: &["state"],
     help: "Bytes of swap space by state (used, free).",
     source: "/proc/meminfo: SwapFree; used = SwapTotal - SwapFree",
+    prom: None,
 };
 
 pub const METRICS: &[MetricDef] = &[MEMORY_USAGE, MEMORY_UTILIZATION, MEMORY_LIMIT, PAGING_USAGE];
@@ -154,7 +158,7 @@ pub(crate) fn collect(
                     vec![attr("state", state)],
                     ctx.boot_ns,
                     now,
-                    super::parse::to_i64(v),
+                    crate::parse::to_i64(v),
                 ));
                 if total > 0 {
                     let u = (v as f64 / total as f64).clamp(0.0, 1.0);
@@ -176,7 +180,7 @@ pub(crate) fn collect(
                 Vec::new(),
                 ctx.boot_ns,
                 now,
-                super::parse::to_i64(total),
+                crate::parse::to_i64(total),
             )],
             out,
         );
@@ -191,13 +195,13 @@ pub(crate) fn collect(
                         vec![attr("state", "used")],
                         ctx.boot_ns,
                         now,
-                        super::parse::to_i64(used),
+                        crate::parse::to_i64(used),
                     ),
                     point_i64(
                         vec![attr("state", "free")],
                         ctx.boot_ns,
                         now,
-                        super::parse::to_i64(free),
+                        crate::parse::to_i64(free),
                     ),
                 ],
                 out,

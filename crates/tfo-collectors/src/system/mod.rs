@@ -24,14 +24,11 @@ pub mod filesystem;
 pub mod load;
 pub mod memory;
 pub mod network;
-pub(crate) mod parse;
 pub mod uptime;
 
 #[cfg(test)]
 mod fuzz;
 
-use std::fs::File;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,9 +37,9 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 pub use filesystem::{FsStats, LibcStatFs, StatFs};
 
+use crate::parse::{LineErrors, parse_error, read_file, read_first};
 use crate::table::MetricDef;
-use crate::{CollectError, CollectReport, Collector, HostPaths};
-use parse::{LineErrors, parse_error};
+use crate::{CollectReport, Collector, Ctx, HostPaths};
 
 /// Which parts of the system collector run. Uptime is always collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,18 +77,6 @@ pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
         ("uptime", uptime::METRICS),
     ]
 }
-
-/// Per-cycle values shared by the sub-collectors.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ctx {
-    /// The collection timestamp, on every point.
-    pub now_ns: u64,
-    /// Boot time: `start_time_unix_nano` of every counter (0 if unknown).
-    pub boot_ns: u64,
-}
-
-/// Largest /proc file read; anything bigger is reported rather than buffered.
-const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The files read, resolved once.
 #[derive(Debug)]
@@ -170,7 +155,7 @@ impl SystemCollector {
 
     /// How long a network/FUSE filesystem's statvfs is waited for (default 1s).
     pub fn with_remote_statfs_timeout(mut self, timeout: Duration) -> Self {
-        self.fs.remote_timeout = timeout;
+        self.fs.set_remote_timeout(timeout);
         self
     }
 
@@ -282,38 +267,5 @@ impl Collector for SystemCollector {
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         self.collect_at(now_ns, out)
-    }
-}
-
-/// Reads a whole file into `buf` (cleared first), refusing files over [`MAX_FILE_BYTES`].
-fn read_file(path: &Path, buf: &mut Vec<u8>) -> Result<(), CollectError> {
-    buf.clear();
-    let io_err = |source: io::Error| CollectError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(buf)
-        .map_err(io_err)?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        buf.clear();
-        return Err(parse_error(
-            path,
-            format!("larger than {MAX_FILE_BYTES} bytes; not parsed"),
-        ));
-    }
-    Ok(())
-}
-
-/// Reads the first of `paths` that can be opened; on failure reports the first's error.
-fn read_first<'p>(paths: &'p [PathBuf; 2], buf: &mut Vec<u8>) -> Result<&'p Path, CollectError> {
-    match read_file(&paths[0], buf) {
-        Ok(()) => Ok(&paths[0]),
-        Err(first @ CollectError::Io { .. }) => match read_file(&paths[1], buf) {
-            Ok(()) => Ok(&paths[1]),
-            Err(_) => Err(first),
-        },
-        Err(e) => Err(e),
     }
 }

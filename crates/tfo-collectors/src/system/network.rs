@@ -11,10 +11,10 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::Ctx;
-use super::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
 use crate::CollectReport;
+use crate::Ctx;
 use crate::otlp::{attr, point_i64};
+use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
 use crate::table::{MetricDef, MetricKind, ValueType};
 
 const fn net(
@@ -31,6 +31,7 @@ const fn net(
         attributes: &["device", "direction"],
         help,
         source,
+        prom: None,
     }
 }
 

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::parse::{excerpt, fields, parse_error, parse_f64};
 use crate::CollectReport;
 use crate::otlp::point_f64;
+use crate::parse::{excerpt, fields, parse_error, parse_f64};
 use crate::table::{MetricDef, MetricKind, ValueType};
 
 pub const UPTIME: MetricDef = MetricDef {
@@ -17,6 +17,7 @@ pub const UPTIME: MetricDef = MetricDef {
     attributes: &[],
     help: "Seconds since the host booted.",
     source: "/proc/uptime, first field",
+    prom: None,
 };
 
 pub const METRICS: &[MetricDef] = &[UPTIME];

@@ -1,12 +1,59 @@
-//! Byte-level helpers shared by the /proc parsers.
+//! Byte-level helpers shared by the /proc and /sys parsers of every collector.
 //!
 //! The parsers work on `&[u8]`, not `&str`: /proc content is ASCII in practice, but mount
 //! points and interface names are arbitrary bytes, and slicing bytes can never panic on a
-//! character boundary. Nothing here allocates.
+//! character boundary. Nothing here allocates except [`read_file`] growing the caller's
+//! reused buffer.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use crate::{CollectError, CollectReport};
+
+/// Largest /proc or /sys file read; anything bigger is reported rather than buffered.
+pub(crate) const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a whole file into `buf` (cleared first), refusing files over [`MAX_FILE_BYTES`].
+pub(crate) fn read_file(path: &Path, buf: &mut Vec<u8>) -> Result<(), CollectError> {
+    buf.clear();
+    let io_err = |source: io::Error| CollectError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(buf)
+        .map_err(io_err)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        buf.clear();
+        return Err(parse_error(
+            path,
+            format!("larger than {MAX_FILE_BYTES} bytes; not parsed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the first of `paths` that can be opened; on failure reports the first's error.
+pub(crate) fn read_first<'p>(
+    paths: &'p [PathBuf; 2],
+    buf: &mut Vec<u8>,
+) -> Result<&'p Path, CollectError> {
+    match read_file(&paths[0], buf) {
+        Ok(()) => Ok(&paths[0]),
+        Err(first @ CollectError::Io { .. }) => match read_file(&paths[1], buf) {
+            Ok(()) => Ok(&paths[1]),
+            Err(_) => Err(first),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// True when the error is "no such file": a kernel feature this host does not have.
+pub(crate) fn is_not_found(e: &CollectError) -> bool {
+    matches!(e, CollectError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+}
 
 /// Lines of `input` without their `\n` (a trailing `\r` is kept; /proc never writes one).
 pub(crate) fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -32,6 +79,46 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
     Some(v)
+}
+
+/// A decimal `i64` with an optional leading `-` (sysfs prints negative temperatures and
+/// `-1` for an unknown link speed).
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+    match s.strip_prefix(b"-") {
+        Some(rest) => i64::try_from(parse_u64(rest)?).ok().map(|v| -v),
+        None => i64::try_from(parse_u64(s)?).ok(),
+    }
+}
+
+/// A hexadecimal `u64` without prefix (/proc/net/stat/* columns).
+pub(crate) fn parse_hex_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    Some(v)
+}
+
+/// The whole content of a one-value file (sysfs), without surrounding whitespace.
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or_default()
 }
 
 /// A finite, non-negative decimal float (`12.34`). Rejects `inf`, `nan` and signs.
@@ -152,6 +239,17 @@ mod tests {
         assert_eq!(parse_f64(b"-1"), None);
         assert_eq!(parse_f64(b"."), None);
         assert_eq!(to_i64(u64::MAX), i64::MAX);
+        assert_eq!(parse_i64(b"-1"), Some(-1));
+        assert_eq!(parse_i64(b"42000"), Some(42000));
+        assert_eq!(parse_i64(b"-"), None);
+        assert_eq!(parse_i64(b"--1"), None);
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_hex_u64(b"0000001f"), Some(31));
+        assert_eq!(parse_hex_u64(b"ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_hex_u64(b"1ffffffffffffffff"), None);
+        assert_eq!(parse_hex_u64(b"0x1"), None);
+        assert_eq!(trim(b"  up\n"), b"up");
+        assert_eq!(trim(b" \n"), b"");
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! CPU time and allocations per node collection cycle on this host.
+//!
+//! `cargo bench -p tfo-collectors --bench node` (plain `main`, no harness). CPU time is
+//! the collecting thread's (CLOCK_THREAD_CPUTIME_ID); statvfs helper threads only exist for
+//! network filesystems and are not counted. Allocations are counted by a wrapping global
+//! allocator. `NODE_BENCH_CYCLES` sets the number of measured cycles (default 300).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tfo_collectors::{HostPaths, NodeCollector, NodeOptions, render_node_exporter};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: timespec is plain data; clock_gettime only writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+struct Stats {
+    cpu_us: Vec<f64>,
+    allocs: u64,
+    bytes: u64,
+    series: usize,
+}
+
+fn measure(name: &str, opts: NodeOptions, cycles: usize, render: bool) {
+    let mut c = NodeCollector::new(HostPaths::default(), opts).expect("valid options");
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for _ in 0..5 {
+        out.clear();
+        tfo_collectors::Collector::collect(&mut c, &mut out);
+    }
+    let mut st = Stats {
+        cpu_us: Vec::with_capacity(cycles),
+        allocs: 0,
+        bytes: 0,
+        series: 0,
+    };
+    let wall = Instant::now();
+    for _ in 0..cycles {
+        out.clear();
+        text.clear();
+        let (a0, b0) = (
+            ALLOCS.load(Ordering::Relaxed),
+            BYTES.load(Ordering::Relaxed),
+        );
+        let t0 = thread_cpu_ns();
+        tfo_collectors::Collector::collect(&mut c, &mut out);
+        if render {
+            render_node_exporter(&out, &mut text);
+        }
+        let t1 = thread_cpu_ns();
+        st.allocs += ALLOCS.load(Ordering::Relaxed) - a0;
+        st.bytes += BYTES.load(Ordering::Relaxed) - b0;
+        st.cpu_us.push((t1 - t0) as f64 / 1000.0);
+        st.series = out
+            .iter()
+            .map(|m| match &m.data {
+                Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) => {
+                    g.data_points.len()
+                }
+                Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(s)) => {
+                    s.data_points.len()
+                }
+                _ => 0,
+            })
+            .sum();
+    }
+    let wall_us = wall.elapsed().as_secs_f64() * 1e6 / cycles as f64;
+    st.cpu_us.sort_by(f64::total_cmp);
+    let mean = st.cpu_us.iter().sum::<f64>() / cycles as f64;
+    let p50 = st.cpu_us[cycles / 2];
+    let p99 = st.cpu_us[(cycles * 99 / 100).min(cycles - 1)];
+    println!(
+        "{name:<34} cpu/cycle mean {mean:8.1} us  p50 {p50:8.1} us  p99 {p99:8.1} us  wall {wall_us:8.1} us  \
+         allocs/cycle {:6}  KiB allocated/cycle {:7.1}  metrics {:3}  points {}",
+        st.allocs / cycles as u64,
+        st.bytes as f64 / cycles as f64 / 1024.0,
+        out.len(),
+        st.series
+    );
+}
+
+fn main() {
+    let cycles: usize = std::env::var("NODE_BENCH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+        .max(1);
+    println!("node collector on this host, {cycles} cycles each");
+    measure("default options", NodeOptions::default(), cycles, false);
+    measure(
+        "default options + render",
+        NodeOptions::default(),
+        cycles,
+        true,
+    );
+    measure(
+        "all on (cpufreq, throttles)",
+        NodeOptions {
+            cpu_frequency: true,
+            cpu_throttles: true,
+            ..NodeOptions::default()
+        },
+        cycles,
+        false,
+    );
+    let only = |f: fn(&mut NodeOptions)| {
+        let mut o = NodeOptions::none();
+        f(&mut o);
+        o
+    };
+    measure(
+        "stat only (all toggles off)",
+        NodeOptions::none(),
+        cycles,
+        false,
+    );
+    measure("cpu", only(|o| o.cpu = true), cycles, false);
+    measure("memory", only(|o| o.memory = true), cycles, false);
+    measure("filesystem", only(|o| o.filesystem = true), cycles, false);
+    measure("network", only(|o| o.network = true), cycles, false);
+    measure("netstat", only(|o| o.netstat = true), cycles, false);
+    measure("timex", only(|o| o.timex = true), cycles, false);
+}

@@ -1,0 +1,64 @@
+//! Kernel entropy from /proc/sys/kernel/random (node_exporter's `entropy` collector).
+//! Since Linux 5.18 both values are constant (256), but dashboards still chart them.
+
+use std::path::Path;
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::{gauge_i, read_into};
+use crate::parse::{excerpt, parse_error, parse_u64, trim};
+use crate::table::{MetricDef, PromKind, Val};
+use crate::{CollectReport, Ctx};
+
+pub const METRICS: &[MetricDef] = &[
+    gauge_i(
+        "node.entropy.available",
+        "{bit}",
+        &[],
+        "Bits of entropy available in the kernel's pool.",
+        "/proc/sys/kernel/random/entropy_avail",
+    )
+    .prom("node_entropy_available_bits", PromKind::Gauge),
+    gauge_i(
+        "node.entropy.pool_size",
+        "{bit}",
+        &[],
+        "Size of the kernel's entropy pool.",
+        "/proc/sys/kernel/random/poolsize",
+    )
+    .prom("node_entropy_pool_size_bits", PromKind::Gauge),
+];
+
+pub(crate) fn collect(
+    avail: &Path,
+    poolsize: &Path,
+    buf: &mut Vec<u8>,
+    ctx: &Ctx,
+    out: &mut Vec<Metric>,
+    report: &mut CollectReport,
+) {
+    for (def, path) in METRICS.iter().zip([avail, poolsize]) {
+        if read_into(path, buf, false, report) {
+            one_number(def, buf, path, ctx, out, report);
+        }
+    }
+}
+
+/// Emits a file holding one number as `def`, or reports what it held instead.
+pub(crate) fn one_number(
+    def: &MetricDef,
+    input: &[u8],
+    path: &Path,
+    ctx: &Ctx,
+    out: &mut Vec<Metric>,
+    report: &mut CollectReport,
+) {
+    let v = trim(input);
+    match parse_u64(v) {
+        Some(n) => def.push(vec![def.point(Vec::new(), Val::U(n), ctx)], out),
+        None => report.errors.push(parse_error(
+            path,
+            format!("expected a number, found {}", excerpt(v)),
+        )),
+    }
+}

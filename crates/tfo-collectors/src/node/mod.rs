@@ -1,0 +1,854 @@
+//! `collectors.node_exporter`: the host metrics Prometheus node_exporter exposes, named
+//! `node.<category>.<name>` in OTLP, each row of each table carrying node_exporter's own
+//! metric name and labels so [`crate::prom::render_node_exporter`] can expose them for
+//! existing dashboards.
+//!
+//! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
+//! A cycle reads each file at most once into one reused buffer and parses it by hand.
+//! Kernel features a host may lack (PSI, schedstat, conntrack, thermal zones, hwmon,
+//! cpufreq, IPv6) are skipped silently when their files do not exist; every other failure
+//! drops only the metrics of that file (or line) and is returned in the [`CollectReport`].
+//!
+//! | option               | default | sub-collectors          | files                                                  |
+//! |----------------------|---------|-------------------------|--------------------------------------------------------|
+//! | (always)             |         | stat                    | /proc/stat (boot time, forks, procs)                   |
+//! | `cpu`                | on      | cpu, schedstat          | /proc/stat, /proc/schedstat                            |
+//! | `cpu_frequency`      | off     | cpufreq                 | /sys/devices/system/cpu/cpuN/cpufreq/scaling_*_freq    |
+//! | `cpu_throttles`      | off     | cpu_throttle            | /sys/devices/system/cpu/cpuN/{thermal_throttle,topology}/* |
+//! | `memory`             | on      | meminfo                 | /proc/meminfo                                          |
+//! | `disk_io`            | on      | diskstats               | /proc/diskstats                                        |
+//! | `filesystem`         | on      | filesystem              | /proc/{1,self}/mounts + statvfs (bounded)              |
+//! | `network`            | on      | netdev, netclass        | /proc/{1/,}net/dev, /sys/class/net/*/{operstate,mtu,speed} |
+//! | `load_avg`           | on      | loadavg                 | /proc/loadavg                                          |
+//! | `thermal`            | on      | thermal_zone            | /sys/class/thermal/{thermal_zone,cooling_device}*      |
+//! | `pressure`           | on      | pressure                | /proc/pressure/{cpu,io,memory}                         |
+//! | `vmstat`             | on      | vmstat                  | /proc/vmstat                                           |
+//! | `sockstat`           | on      | sockstat                | /proc/{1/,}net/sockstat{,6}                            |
+//! | `netstat`            | on      | netstat                 | /proc/{1/,}net/{netstat,snmp,snmp6}                    |
+//! | `entropy`            | on      | entropy                 | /proc/sys/kernel/random/{entropy_avail,poolsize}       |
+//! | `filefd`             | on      | filefd                  | /proc/sys/fs/file-nr                                   |
+//! | `conntrack`          | on      | conntrack               | /proc/sys/net/netfilter/nf_conntrack_{count,max}, /proc/{1/,}net/stat/nf_conntrack |
+//! | `hwmon`              | on      | hwmon                   | /sys/class/hwmon/hwmon*/{name,temp*,fan*,in*}          |
+//! | `timex`              | on      | timex                   | adjtimex(2), read-only                                 |
+//!
+//! Filters ([`PatternFilter`], node_exporter's regular-expression syntax, unanchored like
+//! its flags) select disk devices, mount points, filesystem types and network interfaces
+//! (the interface filter also applies to netclass). A name is kept when it matches
+//! `include` (if set) and does not match `exclude` (if set); an empty pattern means unset.
+//!
+//! Counters start at boot time (`btime` in /proc/stat, read once and kept). Every point of
+//! a cycle carries the same `time_unix_nano`.
+
+pub mod conntrack;
+pub mod cpu;
+pub mod cpufreq;
+pub mod diskstats;
+pub mod entropy;
+pub mod filefd;
+pub mod filesystem;
+pub mod hwmon;
+pub mod loadavg;
+pub mod meminfo;
+pub mod netclass;
+pub mod netdev;
+pub mod netstat;
+pub mod pressure;
+pub mod schedstat;
+pub mod sockstat;
+pub mod stat;
+mod sysfs;
+pub mod thermal;
+pub mod timex;
+pub mod vmstat;
+
+#[cfg(test)]
+mod fuzz;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
+use regex::bytes::Regex;
+
+use crate::mounts::{LibcStatFs, MountScanner, StatFs};
+use crate::parse::{is_not_found, parse_error, read_file};
+use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::{CollectReport, Collector, Ctx, HostPaths};
+
+pub use timex::{Adjtimex, LibcAdjtimex, TimexState};
+
+/// node_exporter's default `--collector.diskstats.device-exclude`: partitions and ram,
+/// zram, loop and floppy devices.
+pub const DEFAULT_DISK_DEVICES_EXCLUDE: &str =
+    r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+/// node_exporter's default `--collector.filesystem.mount-points-exclude`.
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default `--collector.filesystem.fs-types-exclude`: pseudo filesystems.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
+
+/// Include/exclude regular expressions over names (devices, mount points, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatternFilter {
+    /// Keep only names matching this (unset or empty: keep all).
+    pub include: Option<String>,
+    /// Drop names matching this (unset or empty: drop none).
+    pub exclude: Option<String>,
+}
+
+impl PatternFilter {
+    /// A filter that only excludes.
+    pub fn exclude(pattern: &str) -> PatternFilter {
+        PatternFilter {
+            include: None,
+            exclude: Some(pattern.to_string()),
+        }
+    }
+
+    fn compile(&self, what: &'static str) -> Result<NameFilter, NodeOptionsError> {
+        let one =
+            |p: &Option<String>, side: &'static str| -> Result<Option<Regex>, NodeOptionsError> {
+                match p.as_deref() {
+                    None | Some("") => Ok(None),
+                    Some(p) => Regex::new(p).map(Some).map_err(|e| NodeOptionsError {
+                        option: format!("{what}_{side}"),
+                        reason: e.to_string(),
+                    }),
+                }
+            };
+        Ok(NameFilter {
+            include: one(&self.include, "include")?,
+            exclude: one(&self.exclude, "exclude")?,
+        })
+    }
+}
+
+/// An invalid filter pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("collectors.node_exporter.{option}: invalid regular expression: {reason}")]
+pub struct NodeOptionsError {
+    /// The option name, e.g. `mount_points_exclude`.
+    pub option: String,
+    pub reason: String,
+}
+
+/// A compiled [`PatternFilter`].
+#[derive(Debug, Clone)]
+pub(crate) struct NameFilter {
+    include: Option<Regex>,
+    exclude: Option<Regex>,
+}
+
+impl NameFilter {
+    pub(crate) fn allows(&self, name: &[u8]) -> bool {
+        self.include.as_ref().is_none_or(|r| r.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+    }
+}
+
+/// Which parts of the node collector run, and the name filters. See the module docs for
+/// what each toggle reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOptions {
+    pub cpu: bool,
+    /// Per-CPU cpufreq files: off by default (three reads per CPU per cycle).
+    pub cpu_frequency: bool,
+    /// Per-CPU thermal throttle counters: off by default (four reads per CPU per cycle).
+    pub cpu_throttles: bool,
+    pub memory: bool,
+    pub disk_io: bool,
+    pub filesystem: bool,
+    pub network: bool,
+    pub load_avg: bool,
+    pub thermal: bool,
+    pub pressure: bool,
+    pub vmstat: bool,
+    pub sockstat: bool,
+    pub netstat: bool,
+    pub entropy: bool,
+    pub filefd: bool,
+    pub conntrack: bool,
+    pub hwmon: bool,
+    pub timex: bool,
+    /// Block devices of `node.disk.*` (default: exclude [`DEFAULT_DISK_DEVICES_EXCLUDE`]).
+    pub disk_devices: PatternFilter,
+    /// Mount points of `node.filesystem.*` (default: exclude [`DEFAULT_MOUNT_POINTS_EXCLUDE`]).
+    pub mount_points: PatternFilter,
+    /// Filesystem types of `node.filesystem.*` (default: exclude [`DEFAULT_FS_TYPES_EXCLUDE`]).
+    pub fs_types: PatternFilter,
+    /// Interfaces of `node.network.*` (default: all).
+    pub network_interfaces: PatternFilter,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            cpu: true,
+            cpu_frequency: false,
+            cpu_throttles: false,
+            memory: true,
+            disk_io: true,
+            filesystem: true,
+            network: true,
+            load_avg: true,
+            thermal: true,
+            pressure: true,
+            vmstat: true,
+            sockstat: true,
+            netstat: true,
+            entropy: true,
+            filefd: true,
+            conntrack: true,
+            hwmon: true,
+            timex: true,
+            disk_devices: PatternFilter::exclude(DEFAULT_DISK_DEVICES_EXCLUDE),
+            mount_points: PatternFilter::exclude(DEFAULT_MOUNT_POINTS_EXCLUDE),
+            fs_types: PatternFilter::exclude(DEFAULT_FS_TYPES_EXCLUDE),
+            network_interfaces: PatternFilter::default(),
+        }
+    }
+}
+
+impl NodeOptions {
+    /// Every toggle off: a starting point for enabling a few sub-collectors.
+    pub fn none() -> NodeOptions {
+        NodeOptions {
+            cpu: false,
+            cpu_frequency: false,
+            cpu_throttles: false,
+            memory: false,
+            disk_io: false,
+            filesystem: false,
+            network: false,
+            load_avg: false,
+            thermal: false,
+            pressure: false,
+            vmstat: false,
+            sockstat: false,
+            netstat: false,
+            entropy: false,
+            filefd: false,
+            conntrack: false,
+            hwmon: false,
+            timex: false,
+            ..NodeOptions::default()
+        }
+    }
+
+    /// Checks that every filter pattern compiles.
+    pub fn validate(&self) -> Result<(), NodeOptionsError> {
+        Filters::compile(self).map(|_| ())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Filters {
+    pub disks: NameFilter,
+    pub mount_points: NameFilter,
+    pub fs_types: NameFilter,
+    pub interfaces: NameFilter,
+}
+
+impl Filters {
+    fn compile(o: &NodeOptions) -> Result<Filters, NodeOptionsError> {
+        Ok(Filters {
+            disks: o.disk_devices.compile("disk_devices")?,
+            mount_points: o.mount_points.compile("mount_points")?,
+            fs_types: o.fs_types.compile("fs_types")?,
+            interfaces: o.network_interfaces.compile("network_interfaces")?,
+        })
+    }
+}
+
+/// Every metric the node collector can emit, by sub-collector: the source for docs and for
+/// the Prometheus renderer's name map.
+pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
+    vec![
+        ("cpu", cpu::METRICS),
+        ("schedstat", schedstat::METRICS),
+        ("cpufreq", cpufreq::FREQ_METRICS),
+        ("cpu_throttle", cpufreq::THROTTLE_METRICS),
+        ("stat", stat::METRICS),
+        ("meminfo", meminfo::METRICS),
+        ("diskstats", diskstats::METRICS),
+        ("filesystem", filesystem::METRICS),
+        ("netdev", netdev::METRICS),
+        ("netclass", netclass::METRICS),
+        ("loadavg", loadavg::METRICS),
+        ("thermal_zone", thermal::METRICS),
+        ("pressure", pressure::METRICS),
+        ("vmstat", vmstat::METRICS),
+        ("sockstat", sockstat::METRICS),
+        ("netstat", netstat::METRICS),
+        ("entropy", entropy::METRICS),
+        ("filefd", filefd::METRICS),
+        ("conntrack", conntrack::METRICS),
+        ("hwmon", hwmon::METRICS),
+        ("timex", timex::METRICS),
+    ]
+}
+
+// Table row constructors: the value type follows from what the kernel reports.
+
+pub(crate) const fn counter_i(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Counter,
+        ValueType::Int,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+pub(crate) const fn counter_f(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Counter,
+        ValueType::Double,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+pub(crate) const fn gauge_i(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Gauge,
+        ValueType::Int,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+pub(crate) const fn gauge_f(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Gauge,
+        ValueType::Double,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+/// The data points of one cycle for each row of a table, pushed in table order.
+pub(crate) struct Batch {
+    pts: Vec<Vec<NumberDataPoint>>,
+}
+
+impl Batch {
+    pub(crate) fn new(rows: usize) -> Batch {
+        Batch {
+            pts: (0..rows).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, row: usize, p: NumberDataPoint) {
+        if let Some(v) = self.pts.get_mut(row) {
+            v.push(p);
+        }
+    }
+
+    /// Appends one metric per row that got points.
+    pub(crate) fn flush(self, table: &[MetricDef], out: &mut Vec<Metric>) {
+        for (def, pts) in table.iter().zip(self.pts) {
+            def.push(pts, out);
+        }
+    }
+}
+
+/// The files read, resolved once. Pairs are (preferred, fallback) per network namespace.
+#[derive(Debug)]
+struct Files {
+    stat: PathBuf,
+    schedstat: PathBuf,
+    meminfo: PathBuf,
+    diskstats: PathBuf,
+    loadavg: PathBuf,
+    vmstat: PathBuf,
+    pressure: [PathBuf; 3],
+    mounts: [PathBuf; 2],
+    net_dev: [PathBuf; 2],
+    netstat: [PathBuf; 2],
+    snmp: [PathBuf; 2],
+    snmp6: [PathBuf; 2],
+    sockstat: [PathBuf; 2],
+    sockstat6: [PathBuf; 2],
+    conntrack_stat: [PathBuf; 2],
+    entropy_avail: PathBuf,
+    poolsize: PathBuf,
+    file_nr: PathBuf,
+    conntrack_count: PathBuf,
+    conntrack_max: PathBuf,
+    sys_cpu: PathBuf,
+    sys_net: PathBuf,
+    sys_thermal: PathBuf,
+    sys_hwmon: PathBuf,
+}
+
+impl Files {
+    fn new(paths: &HostPaths) -> Files {
+        // In a container with the host's / mounted elsewhere, our own /proc/self is the
+        // container's view: read pid 1's mounts and network namespace instead.
+        let on_host = paths.root == Path::new("/");
+        let pair = |own: &str, init: &str| {
+            let (own, init) = (paths.proc(own), paths.proc(init));
+            if on_host { [own, init] } else { [init, own] }
+        };
+        Files {
+            stat: paths.proc("stat"),
+            schedstat: paths.proc("schedstat"),
+            meminfo: paths.proc("meminfo"),
+            diskstats: paths.proc("diskstats"),
+            loadavg: paths.proc("loadavg"),
+            vmstat: paths.proc("vmstat"),
+            pressure: [
+                paths.proc("pressure/cpu"),
+                paths.proc("pressure/io"),
+                paths.proc("pressure/memory"),
+            ],
+            mounts: pair("self/mounts", "1/mounts"),
+            net_dev: pair("net/dev", "1/net/dev"),
+            netstat: pair("net/netstat", "1/net/netstat"),
+            snmp: pair("net/snmp", "1/net/snmp"),
+            snmp6: pair("net/snmp6", "1/net/snmp6"),
+            sockstat: pair("net/sockstat", "1/net/sockstat"),
+            sockstat6: pair("net/sockstat6", "1/net/sockstat6"),
+            conntrack_stat: pair("net/stat/nf_conntrack", "1/net/stat/nf_conntrack"),
+            entropy_avail: paths.proc("sys/kernel/random/entropy_avail"),
+            poolsize: paths.proc("sys/kernel/random/poolsize"),
+            file_nr: paths.proc("sys/fs/file-nr"),
+            conntrack_count: paths.proc("sys/net/netfilter/nf_conntrack_count"),
+            conntrack_max: paths.proc("sys/net/netfilter/nf_conntrack_max"),
+            sys_cpu: paths.sys("devices/system/cpu"),
+            sys_net: paths.sys("class/net"),
+            sys_thermal: paths.sys("class/thermal"),
+            sys_hwmon: paths.sys("class/hwmon"),
+        }
+    }
+}
+
+/// Reads `path` into `buf`. A missing `optional` file (a kernel feature this host does not
+/// have) is not an error; anything else is reported. Returns whether `buf` holds the file.
+pub(crate) fn read_into(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    optional: bool,
+    report: &mut CollectReport,
+) -> bool {
+    match read_file(path, buf) {
+        Ok(()) => true,
+        Err(e) if optional && is_not_found(&e) => false,
+        Err(e) => {
+            report.errors.push(e);
+            false
+        }
+    }
+}
+
+/// [`read_into`] for a (preferred, fallback) pair; returns the path read.
+fn read_pair<'p>(
+    paths: &'p [PathBuf; 2],
+    buf: &mut Vec<u8>,
+    optional: bool,
+    report: &mut CollectReport,
+) -> Option<&'p Path> {
+    match crate::parse::read_first(paths, buf) {
+        Ok(p) => Some(p),
+        Err(e) if optional && is_not_found(&e) => None,
+        Err(e) => {
+            report.errors.push(e);
+            None
+        }
+    }
+}
+
+/// The `collectors.node_exporter` collector.
+pub struct NodeCollector {
+    paths: HostPaths,
+    opts: NodeOptions,
+    filters: Filters,
+    files: Files,
+    buf: Vec<u8>,
+    /// Scratch for sysfs paths and small per-file reads in directory walks.
+    sys: sysfs::SysScratch,
+    boot_ns: Option<u64>,
+    cpu: cpu::CpuCollector,
+    mounts: MountScanner,
+    timex: Arc<dyn Adjtimex>,
+    page_size: u64,
+}
+
+impl std::fmt::Debug for NodeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCollector")
+            .field("paths", &self.paths)
+            .field("opts", &self.opts)
+            .field("boot_ns", &self.boot_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeCollector {
+    /// A collector reading the host at `paths`; fails only on an invalid filter pattern.
+    pub fn new(paths: HostPaths, opts: NodeOptions) -> Result<Self, NodeOptionsError> {
+        let filters = Filters::compile(&opts)?;
+        Ok(NodeCollector {
+            files: Files::new(&paths),
+            paths,
+            opts,
+            filters,
+            buf: Vec::with_capacity(64 << 10),
+            sys: sysfs::SysScratch::default(),
+            boot_ns: None,
+            cpu: cpu::CpuCollector::new(crate::system::cpu::user_hz()),
+            mounts: MountScanner::new(Arc::new(LibcStatFs)),
+            timex: Arc::new(LibcAdjtimex),
+            page_size: page_size(),
+        })
+    }
+
+    /// Replaces statvfs (tests answer for fixture mount points with it).
+    pub fn with_statfs(mut self, statfs: Arc<dyn StatFs>) -> Self {
+        self.mounts.set_statfs(statfs);
+        self
+    }
+
+    /// Replaces adjtimex(2) (tests make the timex metrics deterministic with it).
+    pub fn with_adjtimex(mut self, timex: Arc<dyn Adjtimex>) -> Self {
+        self.timex = timex;
+        self
+    }
+
+    /// How long a network/FUSE filesystem's statvfs is waited for (default 1s).
+    pub fn with_remote_statfs_timeout(mut self, timeout: Duration) -> Self {
+        self.mounts.remote_timeout = timeout;
+        self
+    }
+
+    /// Overrides USER_HZ (ticks per second in /proc/stat), normally sysconf(_SC_CLK_TCK).
+    pub fn with_user_hz(mut self, hz: u64) -> Self {
+        self.cpu = cpu::CpuCollector::new(hz);
+        self
+    }
+
+    /// Overrides the page size (sockstat `mem` is in pages), normally sysconf(_SC_PAGESIZE).
+    pub fn with_page_size(mut self, bytes: u64) -> Self {
+        self.page_size = bytes;
+        self
+    }
+
+    /// Mount points whose statvfs helper thread is still blocked.
+    pub fn stuck_mounts(&self) -> usize {
+        self.mounts.stuck_count()
+    }
+
+    /// One collection cycle with the given timestamp (ns since the epoch).
+    pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
+        let mut report = CollectReport::default();
+        let f = &self.files;
+        let buf = &mut self.buf;
+        let o = &self.opts;
+
+        // /proc/stat is read every cycle: boot time, forks and procs are always reported.
+        let mut stat_lines = None;
+        if read_into(&f.stat, buf, false, &mut report) {
+            let parsed = self.cpu.parse(buf, &f.stat, &mut report);
+            if self.boot_ns.is_none() {
+                match parsed.btime {
+                    Some(b) => self.boot_ns = b.checked_mul(1_000_000_000),
+                    None => report.errors.push(parse_error(
+                        &f.stat,
+                        "no btime line: counters carry no start time",
+                    )),
+                }
+            }
+            stat_lines = Some(parsed);
+        }
+        let ctx = Ctx {
+            now_ns,
+            boot_ns: self.boot_ns.unwrap_or(0),
+        };
+        if let Some(s) = &stat_lines {
+            stat::emit(s, &ctx, out);
+            if o.cpu {
+                self.cpu.emit(s, &ctx, out);
+            }
+        }
+
+        if o.cpu && read_into(&f.schedstat, buf, true, &mut report) {
+            schedstat::collect(buf, &f.schedstat, &ctx, out, &mut report);
+        }
+        if o.cpu_frequency || o.cpu_throttles {
+            cpufreq::collect(
+                &f.sys_cpu,
+                o.cpu_frequency,
+                o.cpu_throttles,
+                &mut self.sys,
+                &ctx,
+                out,
+                &mut report,
+            );
+        }
+        if o.load_avg && read_into(&f.loadavg, buf, false, &mut report) {
+            loadavg::collect(buf, &f.loadavg, &ctx, out, &mut report);
+        }
+        if o.memory && read_into(&f.meminfo, buf, false, &mut report) {
+            meminfo::collect(buf, &f.meminfo, &ctx, out, &mut report);
+        }
+        if o.vmstat && read_into(&f.vmstat, buf, false, &mut report) {
+            vmstat::collect(buf, &f.vmstat, &ctx, out, &mut report);
+        }
+        if o.disk_io && read_into(&f.diskstats, buf, false, &mut report) {
+            diskstats::collect(
+                buf,
+                &f.diskstats,
+                &self.filters.disks,
+                &ctx,
+                out,
+                &mut report,
+            );
+        }
+        if o.filesystem
+            && let Some(p) = read_pair(&f.mounts, buf, false, &mut report)
+        {
+            filesystem::collect(
+                &mut self.mounts,
+                buf,
+                p,
+                &self.paths,
+                &self.filters,
+                &ctx,
+                out,
+                &mut report,
+            );
+        }
+        if o.network {
+            if let Some(p) = read_pair(&f.net_dev, buf, false, &mut report) {
+                netdev::collect(buf, p, &self.filters.interfaces, &ctx, out, &mut report);
+            }
+            netclass::collect(
+                &f.sys_net,
+                &self.filters.interfaces,
+                &mut self.sys,
+                &ctx,
+                out,
+                &mut report,
+            );
+        }
+        if o.netstat {
+            let mut ns = netstat::Values::default();
+            if let Some(p) = read_pair(&f.netstat, buf, false, &mut report) {
+                ns.parse_pairs(buf, p, &mut report);
+            }
+            if let Some(p) = read_pair(&f.snmp, buf, false, &mut report) {
+                ns.parse_pairs(buf, p, &mut report);
+            }
+            if let Some(p) = read_pair(&f.snmp6, buf, true, &mut report) {
+                ns.parse_snmp6(buf, p, &mut report);
+            }
+            ns.emit(&ctx, out);
+        }
+        if o.sockstat {
+            let mut ss = sockstat::Values::default();
+            if let Some(p) = read_pair(&f.sockstat, buf, false, &mut report) {
+                ss.parse(buf, p, &mut report);
+            }
+            if let Some(p) = read_pair(&f.sockstat6, buf, true, &mut report) {
+                ss.parse(buf, p, &mut report);
+            }
+            ss.emit(self.page_size, &ctx, out);
+        }
+        if o.pressure {
+            for (i, path) in f.pressure.iter().enumerate() {
+                if read_into(path, buf, true, &mut report) {
+                    pressure::collect(i, buf, path, &ctx, out, &mut report);
+                }
+            }
+        }
+        if o.thermal {
+            thermal::collect(&f.sys_thermal, &mut self.sys, &ctx, out, &mut report);
+        }
+        if o.hwmon {
+            hwmon::collect(&f.sys_hwmon, &mut self.sys, &ctx, out, &mut report);
+        }
+        if o.entropy {
+            entropy::collect(&f.entropy_avail, &f.poolsize, buf, &ctx, out, &mut report);
+        }
+        if o.filefd && read_into(&f.file_nr, buf, false, &mut report) {
+            filefd::collect(buf, &f.file_nr, &ctx, out, &mut report);
+        }
+        if o.conntrack {
+            conntrack::collect(
+                &f.conntrack_count,
+                &f.conntrack_max,
+                &f.conntrack_stat,
+                buf,
+                &ctx,
+                out,
+                &mut report,
+            );
+        }
+        if o.timex {
+            timex::collect(self.timex.as_ref(), &ctx, out, &mut report);
+        }
+        report
+    }
+}
+
+impl Collector for NodeCollector {
+    fn name(&self) -> &'static str {
+        "node_exporter"
+    }
+
+    fn collect(&mut self, out: &mut Vec<Metric>) -> CollectReport {
+        self.collect_at(crate::unix_now_ns(), out)
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(v).ok().filter(|&p| p > 0).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mounts::{EXCLUDED_FS_TYPES, is_excluded_mountpoint};
+    use crate::system::disk::is_excluded_device;
+
+    /// The default patterns must agree with the system collector's hand-written matchers.
+    #[test]
+    fn default_patterns_match_the_system_collector() {
+        let f = Filters::compile(&NodeOptions::default()).expect("defaults compile");
+        for d in [
+            "ram0",
+            "zram1",
+            "loop7",
+            "fd0",
+            "sda1",
+            "sda",
+            "vdb3",
+            "xvda1",
+            "xvda",
+            "hdc",
+            "nvme0n1",
+            "nvme0n1p2",
+            "dm-0",
+            "md127",
+            "sr0",
+            "mmcblk0p1",
+            "sdaa1",
+            "loop",
+            "nvme0p1",
+            "",
+        ] {
+            assert_eq!(
+                f.disks.allows(d.as_bytes()),
+                !is_excluded_device(d.as_bytes()),
+                "{d}"
+            );
+        }
+        for mp in [
+            "/",
+            "/dev",
+            "/dev/shm",
+            "/device",
+            "/proc",
+            "/procfs",
+            "/sys/fs/cgroup",
+            "/system",
+            "/run",
+            "/run/credentials",
+            "/run/credentials/x.service",
+            "/var/lib/docker",
+            "/var/lib/docker/overlay2/a",
+            "/var/lib/containers/storage/x",
+            "/home",
+        ] {
+            assert_eq!(
+                f.mount_points.allows(mp.as_bytes()),
+                !is_excluded_mountpoint(mp.as_bytes()),
+                "{mp}"
+            );
+        }
+        for t in EXCLUDED_FS_TYPES {
+            assert!(!f.fs_types.allows(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "ext4",
+            "xfs",
+            "tmpfs",
+            "nfs4",
+            "fuse.sshfs",
+            "cgroupfs",
+            "vfat",
+        ] {
+            assert!(f.fs_types.allows(t.as_bytes()), "{t}");
+        }
+        assert!(f.interfaces.allows(b"lo") && f.interfaces.allows(b"eth0"));
+    }
+
+    #[test]
+    fn filters_include_and_exclude() {
+        let f = PatternFilter {
+            include: Some("^(eth|en)".into()),
+            exclude: Some("^eth1$".into()),
+        }
+        .compile("network_interfaces")
+        .expect("compiles");
+        assert!(f.allows(b"eth0") && f.allows(b"enp3s0"));
+        assert!(!f.allows(b"eth1") && !f.allows(b"lo"));
+        let empty = PatternFilter {
+            include: Some(String::new()),
+            exclude: Some(String::new()),
+        }
+        .compile("x")
+        .expect("compiles");
+        assert!(empty.allows(b"anything"), "empty patterns mean unset");
+        let bad = NodeOptions {
+            mount_points: PatternFilter::exclude("^(/dev"),
+            ..NodeOptions::default()
+        };
+        let e = bad.validate().expect_err("unbalanced parenthesis");
+        assert_eq!(e.option, "mount_points_exclude");
+        assert!(
+            e.to_string()
+                .starts_with("collectors.node_exporter.mount_points_exclude")
+        );
+        assert!(NodeCollector::new(HostPaths::default(), bad).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Interface state from /sys/class/net (the part of node_exporter's `netclass` collector
+//! dashboards use): three small reads per interface, selected by the same
+//! `network_interfaces` filter as netdev.
+//!
+//! `speed` is unreadable (EINVAL) for virtual interfaces and `-1` when the link speed is
+//! unknown; both are left out (node_exporter 1.5 reports the latter as -125000).
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::netdev::LABELS;
+use super::sysfs::SysScratch;
+use super::{Batch, NameFilter, gauge_i};
+use crate::otlp::attr;
+use crate::parse::lossy;
+use crate::table::{MetricDef, PromKind, Val};
+use crate::{CollectReport, Ctx};
+
+const ATTRS: &[&str] = &["interface"];
+
+pub const METRICS: &[MetricDef] = &[
+    gauge_i(
+        "node.network.up",
+        "1",
+        ATTRS,
+        "1 if the interface's operational state is up, else 0.",
+        "/sys/class/net/<interface>/operstate",
+    )
+    .prom_labels("node_network_up", PromKind::Gauge, LABELS),
+    gauge_i(
+        "node.network.mtu",
+        "By",
+        ATTRS,
+        "Maximum transmission unit of each interface.",
+        "/sys/class/net/<interface>/mtu",
+    )
+    .prom_labels("node_network_mtu_bytes", PromKind::Gauge, LABELS),
+    gauge_i(
+        "node.network.speed",
+        "By/s",
+        ATTRS,
+        "Link speed of each interface (absent when unknown).",
+        "/sys/class/net/<interface>/speed (Mb/s) x 125000",
+    )
+    .prom_labels("node_network_speed_bytes", PromKind::Gauge, LABELS),
+];
+
+pub(crate) fn collect(
+    dir: &Path,
+    filter: &NameFilter,
+    sys: &mut SysScratch,
+    ctx: &Ctx,
+    out: &mut Vec<Metric>,
+    report: &mut CollectReport,
+) {
+    sys.list_names(dir, report);
+    let entries = std::mem::take(&mut sys.entries);
+    let mut b = Batch::new(METRICS.len());
+    for (_, name) in &entries {
+        if !filter.allows(name.as_bytes()) {
+            continue;
+        }
+        let dev = lossy(name.as_bytes());
+        let kv = || vec![attr("interface", dev.as_str())];
+        if let Some(state) = sys.read(dir, name, "operstate") {
+            let up = u64::from(state == b"up");
+            b.add(0, METRICS[0].point(kv(), Val::U(up), ctx));
+        }
+        if let Some(mtu) = sys.read_i64(dir, name, "mtu", report) {
+            b.add(1, METRICS[1].point(kv(), Val::I(mtu), ctx));
+        }
+        if let Some(speed) = sys.read_i64(dir, name, "speed", report)
+            && speed >= 0
+        {
+            b.add(
+                2,
+                METRICS[2].point(kv(), Val::I(speed.saturating_mul(125_000)), ctx),
+            );
+        }
+    }
+    sys.entries = entries;
+    b.flush(METRICS, out);
+}

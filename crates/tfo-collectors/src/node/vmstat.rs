@@ -1,0 +1,145 @@
+//! Paging, swapping and OOM counters from /proc/vmstat (`pgfault 73565584`): the fields
+//! node_exporter's `vmstat` collector exposes by default
+//! (`^(oom_kill|pgpg|pswp|pg.*fault).*`), which it types `untyped` and names after the key.
+
+use std::path::Path;
+
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+
+use super::{Batch, counter_i};
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
+use crate::table::{MetricDef, PromKind, Val};
+use crate::{CollectReport, Ctx};
+
+/// (key in /proc/vmstat, metric).
+pub const FIELDS: &[(&str, MetricDef)] = &[
+    (
+        "pgpgin",
+        counter_i(
+            "node.vmstat.pgpgin",
+            "KiBy",
+            &[],
+            "Kibibytes paged in from disk since boot.",
+            "/proc/vmstat pgpgin",
+        )
+        .prom("node_vmstat_pgpgin", PromKind::Untyped),
+    ),
+    (
+        "pgpgout",
+        counter_i(
+            "node.vmstat.pgpgout",
+            "KiBy",
+            &[],
+            "Kibibytes paged out to disk since boot.",
+            "/proc/vmstat pgpgout",
+        )
+        .prom("node_vmstat_pgpgout", PromKind::Untyped),
+    ),
+    (
+        "pswpin",
+        counter_i(
+            "node.vmstat.pswpin",
+            "{page}",
+            &[],
+            "Pages swapped in since boot.",
+            "/proc/vmstat pswpin",
+        )
+        .prom("node_vmstat_pswpin", PromKind::Untyped),
+    ),
+    (
+        "pswpout",
+        counter_i(
+            "node.vmstat.pswpout",
+            "{page}",
+            &[],
+            "Pages swapped out since boot.",
+            "/proc/vmstat pswpout",
+        )
+        .prom("node_vmstat_pswpout", PromKind::Untyped),
+    ),
+    (
+        "pgfault",
+        counter_i(
+            "node.vmstat.pgfault",
+            "{fault}",
+            &[],
+            "Page faults (minor and major) since boot.",
+            "/proc/vmstat pgfault",
+        )
+        .prom("node_vmstat_pgfault", PromKind::Untyped),
+    ),
+    (
+        "pgmajfault",
+        counter_i(
+            "node.vmstat.pgmajfault",
+            "{fault}",
+            &[],
+            "Major page faults (that needed disk I/O) since boot.",
+            "/proc/vmstat pgmajfault",
+        )
+        .prom("node_vmstat_pgmajfault", PromKind::Untyped),
+    ),
+    (
+        "oom_kill",
+        counter_i(
+            "node.vmstat.oom_kill",
+            "{process}",
+            &[],
+            "Processes killed by the OOM killer since boot.",
+            "/proc/vmstat oom_kill",
+        )
+        .prom("node_vmstat_oom_kill", PromKind::Untyped),
+    ),
+];
+
+const N: usize = FIELDS.len();
+
+const fn defs() -> [MetricDef; N] {
+    let mut out = [FIELDS[0].1; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = FIELDS[i].1;
+        i += 1;
+    }
+    out
+}
+
+const DEFS: [MetricDef; N] = defs();
+pub const METRICS: &[MetricDef] = &DEFS;
+
+pub(crate) fn collect(
+    input: &[u8],
+    path: &Path,
+    ctx: &Ctx,
+    out: &mut Vec<Metric>,
+    report: &mut CollectReport,
+) {
+    let mut errs = LineErrors::new(path);
+    let mut b = Batch::new(N);
+    let mut seen = [false; N];
+    for (no, line) in lines(input).enumerate() {
+        let mut f = fields(line);
+        let Some(key) = f.next() else { continue };
+        let Some(row) = FIELDS.iter().position(|(k, _)| k.as_bytes() == key) else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[row], true) {
+            errs.add(no, || format!("duplicate key {}", excerpt(key)));
+            continue;
+        }
+        match (f.next().and_then(parse_u64), f.next()) {
+            (Some(v), None) => b.add(row, FIELDS[row].1.point(Vec::new(), Val::U(v), ctx)),
+            _ => errs.add(no, || {
+                format!("expected `<key> <number>`: {}", excerpt(line))
+            }),
+        }
+    }
+    if !seen.contains(&true) {
+        errs.add(0, || {
+            "none of pgpgin, pgpgout, pswpin, pswpout, pgfault, pgmajfault, oom_kill found"
+                .to_string()
+        });
+    }
+    errs.finish(report);
+    b.flush(METRICS, out);
+}
