@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tfo_collectors::{Collector, HostPaths, SystemCollector, SystemOptions};
+use tfo_collectors::{
+    Collector, HostPaths, Metric, NodeCollector, NodeOptions, PatternFilter, SystemCollector,
+    SystemOptions,
+};
 use tfo_config::{Config, Loaded};
 use tfo_exporter::encode::MetricsEncoder;
 use tfo_exporter::tls::TlsSettings;
@@ -47,13 +50,19 @@ pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
             network: c.system.network,
         };
         out.push((
-            Box::new(SystemCollector::new(paths, opts)),
+            Box::new(SystemCollector::new(paths.clone(), opts)),
             c.system.interval,
         ));
     }
     let mut warnings = Vec::new();
+    if c.node_exporter.enabled {
+        match NodeCollector::new(paths.clone(), node_options(&c.node_exporter)) {
+            Ok(n) => out.push((Box::new(n), c.node_exporter.interval)),
+            // Patterns are checked by config validation; this is a second line of defence.
+            Err(e) => warnings.push(format!("collectors.node_exporter is not started: {e}")),
+        }
+    }
     for (name, enabled) in [
-        ("node_exporter", c.node_exporter.enabled),
         ("kubernetes", c.kubernetes.enabled),
         ("ebpf", c.ebpf.enabled),
         ("process", c.process.enabled),
@@ -66,6 +75,52 @@ pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
         }
     }
     (out, warnings)
+}
+
+/// The node collector's options from `collectors.node_exporter`. An unset filter keeps
+/// node_exporter's default; an empty one filters nothing.
+pub fn node_options(n: &tfo_config::NodeExporter) -> NodeOptions {
+    let d = NodeOptions::default();
+    let filter = |inc: &Option<String>, exc: &Option<String>, def: &PatternFilter| PatternFilter {
+        include: inc.clone().or_else(|| def.include.clone()),
+        exclude: exc.clone().or_else(|| def.exclude.clone()),
+    };
+    NodeOptions {
+        cpu: n.cpu,
+        cpu_frequency: n.cpu_frequency,
+        cpu_throttles: n.cpu_throttles,
+        memory: n.memory,
+        disk_io: n.disk_io,
+        filesystem: n.filesystem,
+        network: n.network,
+        load_avg: n.load_avg,
+        thermal: n.thermal,
+        pressure: n.pressure,
+        vmstat: n.vmstat,
+        sockstat: n.sockstat,
+        netstat: n.netstat,
+        entropy: n.entropy,
+        filefd: n.filefd,
+        conntrack: n.conntrack,
+        hwmon: n.hwmon,
+        timex: n.timex,
+        disk_devices: filter(
+            &n.disk_devices_include,
+            &n.disk_devices_exclude,
+            &d.disk_devices,
+        ),
+        mount_points: filter(
+            &n.mount_points_include,
+            &n.mount_points_exclude,
+            &d.mount_points,
+        ),
+        fs_types: filter(&n.fs_types_include, &n.fs_types_exclude, &d.fs_types),
+        network_interfaces: filter(
+            &n.network_interfaces_include,
+            &n.network_interfaces_exclude,
+            &d.network_interfaces,
+        ),
+    }
 }
 
 /// Warnings about features configured on but not in this build, said once at start.
@@ -238,7 +293,16 @@ fn prepare(cfg: &Config) -> Result<Prepared, RunError> {
     Ok(Prepared { identity, exporter })
 }
 
-fn start(cfg: &Config, prepared: Prepared, buffer: &Arc<Buffer>, stats: &Arc<Stats>) -> Pipeline {
+/// The node collector's last cycle, for `/metrics` under node_exporter's names.
+pub type NodeSnapshot = Arc<std::sync::Mutex<Vec<Metric>>>;
+
+fn start(
+    cfg: &Config,
+    prepared: Prepared,
+    buffer: &Arc<Buffer>,
+    stats: &Arc<Stats>,
+    node_view: &NodeSnapshot,
+) -> Pipeline {
     let Prepared { identity, exporter } = prepared;
     let otlp = &cfg.exporter.otlp;
     buffer.set_batch_items(otlp.batch_size);
@@ -255,9 +319,12 @@ fn start(cfg: &Config, prepared: Prepared, buffer: &Arc<Buffer>, stats: &Arc<Sta
     let mut handles = Vec::new();
     for (c, interval) in collectors {
         tracing::info!(collector = c.name(), interval = ?interval, "collector started");
+        let keep = (c.name() == "node_exporter" && cfg.prometheus.expose_node_metrics)
+            .then(|| node_view.clone());
         handles.push(collect::spawn(
             c,
             interval,
+            keep,
             encoder.clone(),
             buffer.clone(),
             stats.clone(),
@@ -339,7 +406,8 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| RunError(format!("signal handler: {e}")))?;
     let endpoints = CancellationToken::new();
-    serve_endpoints(&cfg, &stats, &endpoints).await?;
+    let node_view: NodeSnapshot = Arc::default();
+    serve_endpoints(&cfg, &stats, &node_view, &endpoints).await?;
     // Buffer upkeep (max_age, corruption found while reading, gauges), independent of reloads.
     let upkeep = {
         let (b, s, c) = (buffer.clone(), stats.clone(), endpoints.clone());
@@ -356,7 +424,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
             }
         })
     };
-    let mut pipeline = start(&cfg, prepare(&cfg)?, &buffer, &stats);
+    let mut pipeline = start(&cfg, prepare(&cfg)?, &buffer, &stats, &node_view);
     let reload_path = config_path.or(loaded.source);
     loop {
         tokio::select! {
@@ -383,7 +451,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                         }
                         let _ = pipeline.stop().await;
                         cfg = new.config;
-                        pipeline = start(&cfg, prepared, &buffer, &stats);
+                        pipeline = start(&cfg, prepared, &buffer, &stats, &node_view);
                         tracing::info!(config = %path.display(), "configuration reloaded");
                     }
                 }
@@ -415,13 +483,21 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
 async fn serve_endpoints(
     cfg: &Config,
     stats: &Arc<Stats>,
+    node_view: &NodeSnapshot,
     cancel: &CancellationToken,
 ) -> Result<(), RunError> {
     if cfg.prometheus.enabled {
+        let extra: Option<serve::ExtraMetrics> = cfg.prometheus.expose_node_metrics.then(|| {
+            let view = node_view.clone();
+            Arc::new(move |out: &mut String| {
+                let m = view.lock().unwrap_or_else(|p| p.into_inner());
+                tfo_collectors::render_node_exporter(&m, out);
+            }) as serve::ExtraMetrics
+        });
         let site = serve::Site::Metrics {
             path: cfg.prometheus.path.clone(),
             stats: stats.clone(),
-            extra: None,
+            extra,
         };
         let addr = serve::bind(
             "prometheus.listen_address",

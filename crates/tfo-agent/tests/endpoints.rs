@@ -89,6 +89,13 @@ fn self_metrics_count_exports_and_pass_promtool() {
     // Unknown paths are 404, the endpoint is read-only.
     assert_eq!(http_get(addr, "/nope").0, 404);
 
+    promtool_accepts(&page);
+}
+
+/// `promtool check metrics` accepts the page. Exit 3 (lint findings) is accepted only for
+/// the two lints node_exporter's own names carry (`node_memory_MemTotal_bytes` is
+/// camelCase, `node_entropy_*_bits` is not in bytes); `tfo_agent_*` must be lint-free.
+fn promtool_accepts(page: &str) {
     let Some(promtool) = peer("promtool") else {
         return;
     };
@@ -107,12 +114,101 @@ fn self_metrics_count_exports_and_pass_promtool() {
         .write_all(page.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n{page}",
+    let text = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let (name, problem) = line.split_once(' ').unwrap_or((line, ""));
+                let problem = problem.trim();
+                assert!(
+                    name.starts_with("node_")
+                        && (problem
+                            == "metric names should be written in 'snake_case' not 'camelCase'"
+                            || problem == "use base unit \"bytes\" instead of \"bits\""),
+                    "promtool lint that is ours, not node_exporter's: {line}"
+                );
+            }
+        }
+        _ => panic!("promtool check metrics failed:\n{text}\n{page}"),
+    }
+}
+
+fn meminfo_total_bytes() -> f64 {
+    let m = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: f64 = m
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024.0
+}
+
+fn with_node_exporter(cfg: &str) -> String {
+    cfg.replace(
+        "  node_exporter:\n    enabled: false",
+        "  node_exporter:\n    enabled: true\n    interval: 1s",
+    )
+    .replace(
+        "prometheus:\n  listen_address: \"127.0.0.1:0\"",
+        "prometheus:\n  listen_address: \"127.0.0.1:0\"\n  expose_node_metrics: true",
+    )
+}
+
+#[test]
+fn node_metrics_are_exported_as_otlp_and_served_under_node_exporter_names() {
+    let rx = Receiver::start(None);
+    let agent = Agent::start(&with_node_exporter(&config("grpc", rx.grpc_port, "")));
+    let addr = agent.bound_address("serving self-metrics");
+    let reqs = rx.wait_until(Duration::from_secs(15), "node metrics", |r| {
+        points_of(r, "node.memory.total") > 0 && points_of(r, "node.cpu.time") > 0
+    });
+    let ms = all_metrics(&reqs);
+    let total = ms
+        .iter()
+        .find(|m| m["name"] == "node.memory.total")
+        .unwrap();
+    assert_eq!(total["unit"], "By");
+    let cpu = ms.iter().find(|m| m["name"] == "node.cpu.time").unwrap();
+    assert_eq!(cpu["sum"]["is_monotonic"], true, "{cpu}");
+    let names: std::collections::BTreeSet<&str> = ms
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .filter(|n| n.starts_with("node."))
+        .collect();
+    assert!(
+        names.len() >= 100,
+        "only {} node.* names exported",
+        names.len()
+    );
+
+    let end = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let (_, page) = http_get(addr, "/metrics");
+        if page.contains("node_memory_MemTotal_bytes ") {
+            break page;
+        }
+        assert!(
+            Instant::now() < end,
+            "no node_exporter names on /metrics:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        sample(&page, "node_memory_MemTotal_bytes"),
+        Some(meminfo_total_bytes())
+    );
+    assert!(
+        page.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} "),
+        "{page}"
+    );
+    assert!(page.contains("tfo_agent_collector_up{collector=\"node_exporter\"} 1"));
+    promtool_accepts(&page);
 }
 
 #[test]
@@ -121,7 +217,7 @@ fn prometheus_server_scrapes_the_agent() {
         return;
     };
     let rx = Receiver::start(None);
-    let agent = Agent::start(&config("grpc", rx.grpc_port, ""));
+    let agent = Agent::start(&with_node_exporter(&config("grpc", rx.grpc_port, "")));
     let addr = agent.bound_address("serving self-metrics");
     let dir = tempfile::tempdir().unwrap();
     let prom_cfg = dir.path().join("prometheus.yml");
@@ -167,10 +263,22 @@ fn prometheus_server_scrapes_the_agent() {
         }
         std::thread::sleep(Duration::from_millis(250));
     };
+    // Dashboards built on node_exporter query the same names.
+    let (status, body) = http_get(api, "/api/v1/query?query=node_memory_MemTotal_bytes");
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(result[0]["metric"]["collector"], "system");
+    assert!(
+        result.iter().any(|r| r["metric"]["collector"] == "system"),
+        "{result:?}"
+    );
     assert_eq!(result[0]["metric"]["job"], "tfo-agent");
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let got: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no node_memory_MemTotal_bytes in Prometheus: {v}"));
+    assert_eq!(got, meminfo_total_bytes());
 }
 
 fn readyz(addr: std::net::SocketAddr) -> (u16, Value) {

@@ -254,6 +254,53 @@ impl Config {
             c.process.interval,
             positive,
         );
+        let ne = &c.node_exporter;
+        for (path, pattern) in [
+            (
+                "collectors.node_exporter.disk_devices_include",
+                &ne.disk_devices_include,
+            ),
+            (
+                "collectors.node_exporter.disk_devices_exclude",
+                &ne.disk_devices_exclude,
+            ),
+            (
+                "collectors.node_exporter.mount_points_include",
+                &ne.mount_points_include,
+            ),
+            (
+                "collectors.node_exporter.mount_points_exclude",
+                &ne.mount_points_exclude,
+            ),
+            (
+                "collectors.node_exporter.fs_types_include",
+                &ne.fs_types_include,
+            ),
+            (
+                "collectors.node_exporter.fs_types_exclude",
+                &ne.fs_types_exclude,
+            ),
+            (
+                "collectors.node_exporter.network_interfaces_include",
+                &ne.network_interfaces_include,
+            ),
+            (
+                "collectors.node_exporter.network_interfaces_exclude",
+                &ne.network_interfaces_exclude,
+            ),
+        ] {
+            if let Some(p) = pattern
+                && let Err(e) = regex::Regex::new(p)
+            {
+                let first = e.to_string();
+                let first = first.lines().last().unwrap_or("invalid").trim().to_string();
+                v.push(issue(
+                    path,
+                    format!("`{p}` is not a valid regular expression ({first})"),
+                    Some("a regular expression in node_exporter's syntax, e.g. ^(ram|loop)\\d+$"),
+                ));
+            }
+        }
         if c.root_path.as_os_str().is_empty() {
             v.push(issue(
                 "collectors.root_path",

@@ -268,6 +268,18 @@ pub struct NodeExporter {
     pub timex: bool,
     /// Per-CPU frequency from cpufreq: one sysfs read per CPU per cycle, so off by default.
     pub cpu_frequency: bool,
+    /// Per-CPU thermal throttle counters: four sysfs reads per CPU per cycle, off by default.
+    pub cpu_throttles: bool,
+    // Name filters in node_exporter's regex syntax (unanchored). Unset: node_exporter's
+    // default; an empty string: no filter.
+    pub disk_devices_include: Option<String>,
+    pub disk_devices_exclude: Option<String>,
+    pub mount_points_include: Option<String>,
+    pub mount_points_exclude: Option<String>,
+    pub fs_types_include: Option<String>,
+    pub fs_types_exclude: Option<String>,
+    pub network_interfaces_include: Option<String>,
+    pub network_interfaces_exclude: Option<String>,
 }
 
 impl Default for NodeExporter {
@@ -292,6 +304,15 @@ impl Default for NodeExporter {
             hwmon: true,
             timex: true,
             cpu_frequency: false,
+            cpu_throttles: false,
+            disk_devices_include: None,
+            disk_devices_exclude: None,
+            mount_points_include: None,
+            mount_points_exclude: None,
+            fs_types_include: None,
+            fs_types_exclude: None,
+            network_interfaces_include: None,
+            network_interfaces_exclude: None,
         }
     }
 }

@@ -122,6 +122,33 @@ pub const KEYS: &[Key] = &[
     k("collectors.node_exporter.hwmon", Kind::Bool),
     k("collectors.node_exporter.timex", Kind::Bool),
     k("collectors.node_exporter.cpu_frequency", Kind::Bool),
+    k("collectors.node_exporter.cpu_throttles", Kind::Bool),
+    k(
+        "collectors.node_exporter.disk_devices_include",
+        Kind::OptString,
+    ),
+    k(
+        "collectors.node_exporter.disk_devices_exclude",
+        Kind::OptString,
+    ),
+    k(
+        "collectors.node_exporter.mount_points_include",
+        Kind::OptString,
+    ),
+    k(
+        "collectors.node_exporter.mount_points_exclude",
+        Kind::OptString,
+    ),
+    k("collectors.node_exporter.fs_types_include", Kind::OptString),
+    k("collectors.node_exporter.fs_types_exclude", Kind::OptString),
+    k(
+        "collectors.node_exporter.network_interfaces_include",
+        Kind::OptString,
+    ),
+    k(
+        "collectors.node_exporter.network_interfaces_exclude",
+        Kind::OptString,
+    ),
     k("collectors.kubernetes", Kind::Section),
     k("collectors.kubernetes.enabled", Kind::Bool),
     k("collectors.kubernetes.interval", Kind::Duration),

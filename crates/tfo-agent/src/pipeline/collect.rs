@@ -16,6 +16,7 @@ use crate::events::{Event, Stats};
 pub fn spawn(
     collector: Box<dyn Collector>,
     interval: Duration,
+    keep_last: Option<Arc<std::sync::Mutex<Vec<tfo_collectors::Metric>>>>,
     encoder: Arc<MetricsEncoder>,
     buffer: Arc<Buffer>,
     stats: Arc<Stats>,
@@ -32,7 +33,7 @@ pub fn spawn(
                 _ = ticker.tick() => {}
             }
             let Some(mut c) = slot.take() else { return };
-            let (enc, buf) = (encoder.clone(), buffer.clone());
+            let (enc, buf, keep) = (encoder.clone(), buffer.clone(), keep_last.clone());
             // Collect, encode and append on the blocking pool: appends may fsync
             // (`buffer.fsync: always`) or wait for room (`when_full: block`).
             let job = tokio::task::spawn_blocking(move || {
@@ -41,6 +42,9 @@ pub fn spawn(
                 let report = c.collect(&mut metrics);
                 let took = start.elapsed();
                 let stamp = cycle_time(&metrics);
+                if let Some(keep) = keep {
+                    *keep.lock().unwrap_or_else(|p| p.into_inner()) = metrics.clone();
+                }
                 let mut records = Vec::new();
                 let points = enc.encode(metrics, &mut records);
                 let n = records.len();
