@@ -88,7 +88,7 @@ def main():
             "buffer: {enabled: false}\n"
             "prometheus: {listen_address: '127.0.0.1:%d'}\n"
             "health: {enabled: false}\n"
-            "logging: {level: warn}\n" % (a.interval, mport)
+            "logging: {level: error}\n" % (a.interval, mport)
         )
     agent = subprocess.Popen([a.agent, "-c", cfg, "run"], stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(tmp, "agent.log"), "w"))
