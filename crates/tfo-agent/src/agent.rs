@@ -23,6 +23,7 @@ use crate::pipeline::buffer::Buffer;
 use crate::pipeline::disk::{DiskBuffer, DiskSettings};
 use crate::pipeline::export::{ExportLoop, RetryPolicy};
 use crate::pipeline::{collect, queue::Queue};
+use crate::platform::{self, Control};
 use crate::serve;
 
 /// A runtime failure (exit code 1).
@@ -126,8 +127,12 @@ pub fn node_options(n: &tfo_config::NodeExporter) -> NodeOptions {
 /// Warnings about features configured on but not in this build, said once at start.
 pub fn unavailable_feature_warnings(cfg: &Config) -> Vec<String> {
     let mut w = build_collectors(cfg).1;
-    if cfg.heartbeat.enabled {
-        w.push("heartbeat is enabled but platform registration/heartbeat is not available in this build".into());
+    if cfg.heartbeat.enabled && cfg.telemetryflow.api_endpoint.is_none() {
+        w.push(
+            "heartbeat.enabled is true but telemetryflow.api_endpoint (TELEMETRYFLOW_API_ENDPOINT) \
+             is not set: platform registration, heartbeat and remote config are off"
+                .into(),
+        );
     }
     w
 }
@@ -135,27 +140,46 @@ pub fn unavailable_feature_warnings(cfg: &Config) -> Vec<String> {
 /// The buffer directory: `buffer.path`, or, when that is the default, not writable and
 /// the agent is not root, a per-user state directory (said in the log).
 pub fn buffer_dir(cfg: &Config) -> PathBuf {
-    let configured = cfg.buffer.path.clone();
-    let default = tfo_config::Buffer::default().path;
+    user_fallback(
+        &cfg.buffer.path,
+        &tfo_config::Buffer::default().path,
+        "buffer",
+    )
+}
+
+/// The agent's state directory (`agent.data_dir`: persisted agent id, state.json), with the
+/// same per-user fallback as the buffer.
+pub fn data_dir(cfg: &Config) -> PathBuf {
+    user_fallback(
+        &cfg.agent.data_dir,
+        &tfo_config::Agent::default().data_dir,
+        "",
+    )
+}
+
+fn user_fallback(configured: &std::path::Path, default: &std::path::Path, leaf: &str) -> PathBuf {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if root || configured != default || writable(&configured) {
-        return configured;
+    if root || configured != default || writable(configured) {
+        return configured.to_path_buf();
     }
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
     match state {
         Some(s) => {
-            let dir = s.join("tfo-agent").join("buffer");
+            let mut dir = s.join("tfo-agent");
+            if !leaf.is_empty() {
+                dir = dir.join(leaf);
+            }
             tracing::info!(
                 path = %dir.display(),
-                "{} is not writable by this user; using a per-user buffer directory",
+                "{} is not writable by this user; using a per-user directory",
                 configured.display()
             );
             dir
         }
-        None => configured,
+        None => configured.to_path_buf(),
     }
 }
 
@@ -426,8 +450,59 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     };
     let mut pipeline = start(&cfg, prepare(&cfg)?, &buffer, &stats, &node_view);
     let reload_path = config_path.or(loaded.source);
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<Control>(4);
+    let (interval_tx, interval_rx) = tokio::sync::watch::channel(cfg.heartbeat.interval);
+    let shared = Arc::new(platform::Shared::default());
+    let platform_task = spawn_platform(
+        &cfg,
+        &stats,
+        &buffer,
+        &shared,
+        control_tx,
+        interval_rx,
+        &endpoints,
+    )?;
     loop {
         tokio::select! {
+            Some(msg) = control_rx.recv() => {
+                let (new_cfg, what) = match msg {
+                    Control::IdAssigned => (cfg.clone(), "agent id assigned by the platform"),
+                    Control::Remote { version, config } => {
+                        match tfo_config::remote::merge_remote(&cfg, &config) {
+                            Err(e) => {
+                                tracing::error!(error = %e, version = ?version, "remote configuration refused; the running configuration stays");
+                                *shared.remote_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                                continue;
+                            }
+                            Ok(m) => {
+                                *shared.remote_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                                if m.changed.is_empty() {
+                                    tracing::info!(version = ?version, "remote configuration matches the running one");
+                                    continue;
+                                }
+                                tracing::info!(version = ?version, changed = ?m.changed, "applying remote configuration");
+                                if m.changed.iter().any(|p| p.starts_with("buffer.") || p.starts_with("prometheus.") || p.starts_with("health.")) {
+                                    tracing::warn!("remote changes to buffer, prometheus or health settings take effect at the next restart");
+                                }
+                                (m.config, "remote configuration applied")
+                            }
+                        }
+                    }
+                };
+                let prepared = match prepare(&new_cfg) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e.0, "{what}: cannot be applied; the running configuration stays");
+                        *shared.remote_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.0);
+                        continue;
+                    }
+                };
+                let _ = pipeline.stop().await;
+                cfg = new_cfg;
+                let _ = interval_tx.send(cfg.heartbeat.interval);
+                pipeline = start(&cfg, prepared, &buffer, &stats, &node_view);
+                tracing::info!("{what}");
+            }
             _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
             _ = hup.recv() => {
@@ -465,6 +540,9 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     }
     endpoints.cancel();
     let _ = upkeep.await;
+    if let Some(t) = platform_task {
+        let _ = t.await;
+    }
     {
         let b = buffer.clone();
         let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
@@ -476,6 +554,47 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         "tfo-agent stopped"
     );
     Ok(())
+}
+
+/// Starts the platform loop when heartbeat is on and a platform is configured.
+fn spawn_platform(
+    cfg: &Config,
+    stats: &Arc<Stats>,
+    buffer: &Arc<Buffer>,
+    shared: &Arc<platform::Shared>,
+    control: tokio::sync::mpsc::Sender<Control>,
+    interval: tokio::sync::watch::Receiver<Duration>,
+    cancel: &CancellationToken,
+) -> Result<Option<JoinHandle<()>>, RunError> {
+    if !cfg.heartbeat.enabled {
+        return Ok(None);
+    }
+    let identity = Identity::resolve(cfg, &host_paths(cfg));
+    let Some(settings) = platform::settings(cfg, &identity.agent_name) else {
+        return Ok(None);
+    };
+    let client = tfo_platform::PlatformClient::new(&settings)
+        .map_err(|e| RunError(format!("telemetryflow.api_endpoint: {}", e.0)))?;
+    tracing::info!(endpoint = %settings.base_url, interval = ?cfg.heartbeat.interval, "platform registration and heartbeat on");
+    let p = platform::Platform {
+        client,
+        data_dir: data_dir(cfg),
+        configured_id: cfg.agent.id.clone(),
+        agent_name: identity.agent_name.clone(),
+        hostname: identity.hostname.clone(),
+        root: cfg.collectors.root_path.clone(),
+        tags: cfg.agent.tags.clone().into_iter().collect(),
+        include_system_info: cfg.heartbeat.include_system_info,
+        cloud_metadata: cfg.heartbeat.cloud_metadata,
+        remote_enabled: cfg.remote_config.enabled,
+        stats: stats.clone(),
+        buffer: buffer.clone(),
+        shared: shared.clone(),
+        control,
+        interval,
+        running_id: identity.agent_id.clone(),
+    };
+    Ok(Some(tokio::spawn(p.run(cancel.clone()))))
 }
 
 /// Binds the self-metrics and health listeners; a port that cannot be bound is a startup

@@ -54,6 +54,11 @@ pub enum Command {
         #[command(subcommand)]
         action: BufferAction,
     },
+    /// Local state (agent id, last heartbeat, last export, buffer) and the platform's view
+    Status {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
     /// Print the version
     Version {
         #[arg(long)]

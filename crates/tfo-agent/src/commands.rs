@@ -57,6 +57,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Collect { once: _, format } => collect_once(&loaded, format),
+        Command::Status { format } => status(&loaded, format),
         Command::Buffer {
             action: BufferAction::Status { path, format },
         } => buffer_status(&loaded, path, format),
@@ -307,4 +308,62 @@ fn buffer_status(
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `tfo-agent status`: what this host knows (state.json, buffer) and what the platform says.
+fn status(loaded: &Loaded, format: OutputFormat) -> ExitCode {
+    let cfg = &loaded.config;
+    let identity = crate::identity::Identity::resolve(cfg, &agent::host_paths(cfg));
+    let data_dir = agent::data_dir(cfg);
+    let local = crate::platform::read_state(&data_dir).unwrap_or_default();
+    let mut buffer = json!(null);
+    let bdir = agent::buffer_dir(cfg).join("metrics");
+    if cfg.buffer.enabled
+        && bdir.exists()
+        && let Ok(i) = tfo_buffer::inspect(&bdir)
+    {
+        buffer = json!({"path": bdir.display().to_string(), "records": i.stats.records, "disk_bytes": i.stats.disk_bytes});
+    }
+    let platform = match crate::platform::settings(cfg, &identity.agent_name) {
+        None => json!({"configured": false}),
+        Some(s) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let reply = rt.map_err(|e| e.to_string()).and_then(|rt| {
+                rt.block_on(async {
+                    let c = tfo_platform::PlatformClient::new(&s).map_err(|e| e.0)?;
+                    tokio::time::timeout(s.timeout, c.status(&identity.agent_id))
+                        .await
+                        .map_err(|_| "timed out".to_string())?
+                        .map_err(|e| e.to_string())
+                })
+            });
+            match reply {
+                Ok(v) => json!({"configured": true, "endpoint": s.base_url, "status": v}),
+                Err(e) => json!({"configured": true, "endpoint": s.base_url, "error": e}),
+            }
+        }
+    };
+    let out = json!({
+        "agent_id": identity.agent_id,
+        "agent_name": identity.agent_name,
+        "data_dir": data_dir.display().to_string(),
+        "last_heartbeat_unix": local.last_heartbeat_unix,
+        "last_heartbeat_error": local.last_heartbeat_error,
+        "last_export_unix": local.last_export_unix,
+        "config_version": local.config_version,
+        "buffer": buffer,
+        "platform": platform,
+    });
+    match format {
+        OutputFormat::Json => println!("{out}"),
+        OutputFormat::Table => {
+            let obj = out.as_object().cloned().unwrap_or_default();
+            for (k, v) in obj {
+                println!("{k:<22} {v}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

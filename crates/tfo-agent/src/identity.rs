@@ -30,9 +30,18 @@ impl Identity {
         let hostname = hostname();
         let machine_id = machine_id(&paths.root);
         // agent.id already carries TELEMETRYFLOW_AGENT_ID (env overrides win over the file).
+        // Then the id the platform assigned at registration, persisted in agent.data_dir.
+        let persisted = || {
+            tfo_platform::IdStore::new(crate::agent::data_dir(cfg))
+                .load()
+                .ok()
+                .flatten()
+        };
         let agent_id = match cfg.agent.id.as_deref().filter(|s| !s.is_empty()) {
             Some(id) => id.to_string(),
-            None => derive_agent_id(machine_id.as_deref(), &hostname),
+            None => {
+                persisted().unwrap_or_else(|| derive_agent_id(machine_id.as_deref(), &hostname))
+            }
         };
         let agent_name = cfg
             .agent

@@ -7,6 +7,7 @@ mod events;
 mod identity;
 mod logging;
 mod pipeline;
+mod platform;
 mod self_metrics;
 mod serve;
 

@@ -2,6 +2,8 @@
 //! receiver (official opentelemetry-proto + grpcio, tests/peers/otlp_receiver.py).
 #![allow(dead_code)]
 
+pub mod platform;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
