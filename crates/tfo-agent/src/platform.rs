@@ -133,7 +133,7 @@ impl Platform {
                 return;
             }
         };
-        let agent_id = match store.adopt(self.configured_id.as_deref(), &reply.agent_id) {
+        let mut agent_id = match store.adopt(self.configured_id.as_deref(), &reply.agent_id) {
             Ok((id, source)) => {
                 tracing::info!(agent_id = %id, source = ?source, "registered with the platform");
                 id
@@ -204,6 +204,28 @@ impl Platform {
                     self.count("failure");
                     tracing::warn!(error = %e, "heartbeat failed; the next one is at the usual interval");
                     self.write_state(&agent_id, Some(e.to_string()), applied_version.clone());
+                    // The platform forgot this agent: register again unless the id is
+                    // pinned by configuration.
+                    if e.status() == Some(404) && self.configured_id.is_none() {
+                        match self.client.register(&req).await {
+                            Ok(r) => match store.adopt(None, &r.agent_id) {
+                                Ok((id, _)) => {
+                                    tracing::info!(agent_id = %id, "registered again after the platform answered 404");
+                                    if id != agent_id {
+                                        agent_id = id;
+                                        if let Some(c) = slot.as_mut() {
+                                            c.set_agent_id(Some(agent_id.clone()));
+                                        }
+                                        let _ = self.control.send(Control::IdAssigned).await;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot persist the new agent id")
+                                }
+                            },
+                            Err(e) => tracing::warn!(error = %e, "registration after 404 failed"),
+                        }
+                    }
                 }
             }
         }

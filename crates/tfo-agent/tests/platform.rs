@@ -275,3 +275,35 @@ fn remote_config_applies_tags_and_intervals_and_refuses_sensitive_or_invalid_cha
     let log = agent.raw_log();
     assert!(log.contains("remote configuration refused"), "{log}");
 }
+
+#[test]
+fn a_forgotten_agent_registers_again() {
+    let rx = Receiver::start(None);
+    let registrations = Arc::new(Mutex::new(0));
+    let r2 = registrations.clone();
+    let pf = PlatformStandIn::start(move |r| {
+        if r.path.ends_with("/register") {
+            let mut n = r2.lock().unwrap();
+            *n += 1;
+            let id = if *n == 1 { "agt_old" } else { "agt_new" };
+            (200, json!({"agent_id": id}).to_string())
+        } else if r.path == "/api/v2/agents/agt_old/heartbeat" {
+            (404, json!({"message": "unknown agent"}).to_string())
+        } else {
+            default_handler(r)
+        }
+    });
+    let data = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start(&platform_config(rx.grpc_port, &pf.url(), data.path()));
+    pf.wait_until("heartbeat with the new id", |r| {
+        r.iter()
+            .any(|q| q.path == "/api/v2/agents/agt_new/heartbeat")
+    });
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("agent-id"))
+            .unwrap()
+            .trim(),
+        "agt_new"
+    );
+}
