@@ -126,8 +126,21 @@ fn defaults_without_a_config_file() {
     let o = agent(&["config", "validate"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("built-in defaults"));
-    // Collectors that are configured on but not in this build say so; none pretends to run.
-    assert!(String::from_utf8_lossy(&o.stdout).contains("not available in this build"));
+    // Heartbeat is on by default but needs a platform address: said once, clearly.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("telemetryflow.api_endpoint"), "{out}");
+    assert!(!out.contains("not available in this build"), "{out}");
+    // A collector that is configured on but not in this build says so; none pretends to run.
+    let o = with_config(
+        "collectors:\n  process:\n    enabled: true\n",
+        &["config", "validate"],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("collectors.process is enabled but not available in this build"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]
