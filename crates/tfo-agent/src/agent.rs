@@ -453,15 +453,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<Control>(4);
     let (interval_tx, interval_rx) = tokio::sync::watch::channel(cfg.heartbeat.interval);
     let shared = Arc::new(platform::Shared::default());
-    let platform_task = spawn_platform(
-        &cfg,
-        &stats,
-        &buffer,
-        &shared,
-        control_tx,
-        interval_rx,
-        &endpoints,
-    )?;
+    let platform_task = spawn_platform(&cfg, &stats, &shared, control_tx, interval_rx, &endpoints)?;
     loop {
         tokio::select! {
             Some(msg) = control_rx.recv() => {
@@ -560,7 +552,6 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
 fn spawn_platform(
     cfg: &Config,
     stats: &Arc<Stats>,
-    buffer: &Arc<Buffer>,
     shared: &Arc<platform::Shared>,
     control: tokio::sync::mpsc::Sender<Control>,
     interval: tokio::sync::watch::Receiver<Duration>,
@@ -588,7 +579,6 @@ fn spawn_platform(
         cloud_metadata: cfg.heartbeat.cloud_metadata,
         remote_enabled: cfg.remote_config.enabled,
         stats: stats.clone(),
-        buffer: buffer.clone(),
         shared: shared.clone(),
         control,
         interval,

@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Stats;
 use crate::identity::VERSION;
-use crate::pipeline::buffer::Buffer;
 use crate::self_metrics;
 
 /// Messages from the platform loop to the main loop.
@@ -94,7 +93,6 @@ pub struct Platform {
     pub cloud_metadata: bool,
     pub remote_enabled: bool,
     pub stats: Arc<Stats>,
-    pub buffer: Arc<Buffer>,
     pub shared: Arc<Shared>,
     pub control: mpsc::Sender<Control>,
     /// The heartbeat interval; the main loop updates it when a remote config changes it.
@@ -262,8 +260,8 @@ impl Platform {
         );
     }
 
+    /// The buffer gauges read here are refreshed every second by the agent's upkeep task.
     fn health(&self) -> AgentHealth {
-        self.buffer.publish(&self.stats);
         let r = self.stats.readiness();
         let gauge = |name: &str| {
             self.stats

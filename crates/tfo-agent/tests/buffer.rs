@@ -90,14 +90,6 @@ fn assert_complete_and_ordered(buffered: &BTreeSet<u64>, arrivals: &[u64]) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn sigkill_during_an_outage_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,11 +222,7 @@ fn a_full_buffer_drops_oldest_counts_and_keeps_collecting() {
         .replace("    interval: 1s", "    interval: 20ms");
     let agent = Agent::start(&cfg);
     let addr = agent.bound_address("serving self-metrics");
-    let sample = |page: &str, series: &str| -> f64 {
-        page.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let sample = |page: &str, series: &str| sample(page, series).unwrap_or(0.0);
     let end = Instant::now() + Duration::from_secs(60);
     let page = loop {
         let (_, page) = http_get(addr, "/metrics");

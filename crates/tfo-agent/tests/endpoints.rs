@@ -25,20 +25,6 @@ fn peer(bin: &str) -> Option<&'static str> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Value of the first sample line `series value` on a metrics page.
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn self_metrics_count_exports_and_pass_promtool() {
     let rx = Receiver::start(None);

@@ -5,6 +5,8 @@
 //! cycle allocates each data point once.
 
 pub mod docs;
+#[cfg(test)]
+mod fuzzing;
 pub mod mounts;
 pub mod node;
 pub mod otlp;

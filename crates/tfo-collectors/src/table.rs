@@ -208,3 +208,21 @@ impl MetricDef {
         }
     }
 }
+
+/// `pub const METRICS` for a sub-collector whose table is a const array of parse rows,
+/// each carrying its [`MetricDef`] in field `$field` (e.g. `def`, or `1` for tuples): the
+/// rows stay the single source, and the metric table is derived from them at compile time.
+macro_rules! metrics_from_rows {
+    ($rows:ident, $field:tt) => {
+        pub const METRICS: &[$crate::table::MetricDef] = &{
+            let mut out = [$rows[0].$field; $rows.len()];
+            let mut i = 0;
+            while i < $rows.len() {
+                out[i] = $rows[i].$field;
+                i += 1;
+            }
+            out
+        };
+    };
+}
+pub(crate) use metrics_from_rows;

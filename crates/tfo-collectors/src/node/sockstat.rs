@@ -267,18 +267,7 @@ pub const FIELDS: &[SockField] = &[
 
 const N: usize = FIELDS.len();
 
-const fn defs() -> [MetricDef; N] {
-    let mut out = [FIELDS[0].def; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = FIELDS[i].def;
-        i += 1;
-    }
-    out
-}
-
-const DEFS: [MetricDef; N] = defs();
-pub const METRICS: &[MetricDef] = &DEFS;
+crate::table::metrics_from_rows!(FIELDS, def);
 
 /// The values of one cycle, filled from both files.
 #[derive(Debug, Default)]

@@ -94,18 +94,7 @@ pub const FIELDS: &[(&str, MetricDef)] = &[
 
 const N: usize = FIELDS.len();
 
-const fn defs() -> [MetricDef; N] {
-    let mut out = [FIELDS[0].1; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = FIELDS[i].1;
-        i += 1;
-    }
-    out
-}
-
-const DEFS: [MetricDef; N] = defs();
-pub const METRICS: &[MetricDef] = &DEFS;
+crate::table::metrics_from_rows!(FIELDS, 1);
 
 pub(crate) fn collect(
     input: &[u8],

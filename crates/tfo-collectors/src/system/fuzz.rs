@@ -2,88 +2,21 @@
 //! Deterministic (fixed xorshift seed), so a failure reproduces. Checks: no panic, every
 //! value finite, utilizations in [0, 1], memory states summing to the limit.
 
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
 
-use super::filesystem::{FsCollector, FsStats, StatFs};
+use crate::fuzzing::{FixedStatFs, XorShift, mutate, random_input};
+
+use super::filesystem::FsCollector;
 use super::{cpu, disk, load, memory, network, uptime};
 use crate::Ctx;
 use crate::parse::LineErrors;
 use crate::{CollectReport, HostPaths};
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Bytes that matter to the parsers, picked more often than uniform noise.
 const INTERESTING: &[u8] = b" \n\t:|\\0123456789.kBcpu/-#\xff";
-
-fn random_input(r: &mut XorShift) -> Vec<u8> {
-    let len = r.below(400);
-    (0..len)
-        .map(|_| {
-            if r.below(4) == 0 {
-                r.next() as u8
-            } else {
-                INTERESTING[r.below(INTERESTING.len())]
-            }
-        })
-        .collect()
-}
-
-fn mutate(seed: &[u8], r: &mut XorShift) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for _ in 0..1 + r.below(8) {
-        if v.is_empty() {
-            break;
-        }
-        let i = r.below(v.len());
-        match r.below(4) {
-            0 => v[i] = INTERESTING[r.below(INTERESTING.len())],
-            1 => v[i] = r.next() as u8,
-            2 => {
-                let end = (i + r.below(20)).min(v.len());
-                v.drain(i..end);
-            }
-            _ => {
-                let end = (i + r.below(20)).min(v.len());
-                let chunk = v[i..end].to_vec();
-                v.splice(i..i, chunk);
-            }
-        }
-    }
-    v
-}
-
-struct FixedStatFs;
-
-impl StatFs for FixedStatFs {
-    fn statfs(&self, _: &Path) -> io::Result<FsStats> {
-        Ok(FsStats {
-            fragment_size: 4096,
-            blocks: 1000,
-            blocks_free: 400,
-            blocks_available: 300,
-            files: 100,
-            files_free: 60,
-        })
-    }
-}
 
 fn check(out: &[Metric]) {
     for m in out {
@@ -180,10 +113,10 @@ fn fuzz_parsers() {
     let mut cpu_c = cpu::CpuCollector::new(100);
     for i in 0..3000 {
         let input = if i % 3 == 0 {
-            random_input(&mut r)
+            random_input(&mut r, INTERESTING)
         } else {
             let seed = seeds[r.below(seeds.len())];
-            mutate(seed, &mut r)
+            mutate(seed, &mut r, INTERESTING)
         };
         run(&input, &mut fs, &mut cpu_c);
     }
