@@ -9,7 +9,7 @@ use tfo_config::Loaded;
 
 use crate::cli::{BufferAction, Cli, Command, ConfigAction, LogFormat, OutputFormat, ShowFormat};
 use crate::identity::VERSION;
-use crate::{agent, logging};
+use crate::{agent, logging, preflight, registry, settings};
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -79,7 +79,11 @@ fn run(loaded: Loaded, path: Option<std::path::PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match rt.block_on(agent::run(loaded, path)) {
+    let result = rt.block_on(agent::run(loaded, path));
+    // A collector stuck in a blocking read (a hung NFS mount) must not hold the exit:
+    // everything it would add to the buffer is collected again at the next start.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e.0, "tfo-agent failed");
@@ -94,10 +98,23 @@ fn validate(loaded: &Loaded) -> ExitCode {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults (no config file found)".into());
+    // What `run` would refuse beyond the loader's checks (exporter endpoint, TLS files,
+    // header values, platform URL): the same functions `run` calls.
+    let errors = preflight::errors(&loaded.config);
+    if !errors.is_empty() {
+        for (key, e) in &errors {
+            let at = loaded
+                .line_of(key)
+                .map(|l| format!("{source}:{l}: "))
+                .unwrap_or_default();
+            eprintln!("error: {at}{key}: {e}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
     for w in loaded
         .warnings
         .iter()
-        .chain(agent::unavailable_feature_warnings(&loaded.config).iter())
+        .chain(preflight::warnings(&loaded.config).iter())
     {
         println!("warning: {w}");
     }
@@ -106,7 +123,7 @@ fn validate(loaded: &Loaded) -> ExitCode {
 }
 
 fn collect_once(loaded: &Loaded, format: OutputFormat) -> ExitCode {
-    let (collectors, warnings) = agent::build_collectors(&loaded.config);
+    let (collectors, warnings) = registry::build_collectors(&loaded.config);
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -238,7 +255,7 @@ fn buffer_status(
     path: Option<std::path::PathBuf>,
     format: OutputFormat,
 ) -> ExitCode {
-    let dir = path.unwrap_or_else(|| agent::buffer_dir(&loaded.config));
+    let dir = path.unwrap_or_else(|| settings::buffer_dir(&loaded.config));
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -313,11 +330,11 @@ fn buffer_status(
 /// `tfo-agent status`: what this host knows (state.json, buffer) and what the platform says.
 fn status(loaded: &Loaded, format: OutputFormat) -> ExitCode {
     let cfg = &loaded.config;
-    let identity = crate::identity::Identity::resolve(cfg, &agent::host_paths(cfg));
-    let data_dir = agent::data_dir(cfg);
+    let identity = crate::identity::Identity::resolve(cfg, &settings::host_paths(cfg));
+    let data_dir = settings::data_dir(cfg);
     let local = crate::platform::read_state(&data_dir).unwrap_or_default();
     let mut buffer = json!(null);
-    let bdir = agent::buffer_dir(cfg).join("metrics");
+    let bdir = settings::buffer_dir(cfg).join("metrics");
     if cfg.buffer.enabled
         && bdir.exists()
         && let Ok(i) = tfo_buffer::inspect(&bdir)

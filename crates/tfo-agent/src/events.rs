@@ -92,12 +92,20 @@ pub struct Stats {
     /// Set when shutdown begins: readiness turns false so load balancers stop sending.
     stopping: AtomicBool,
     exporter: Mutex<ExporterHealth>,
+    /// Internal tasks that died and could not be started again; `/healthz` fails while
+    /// this is not empty.
+    dead_tasks: Mutex<Vec<String>>,
+    /// Unix seconds of the last export-failure line at WARN (for the periodic summary).
+    summary_at: AtomicU64,
 }
+
+/// While export keeps failing, a WARN summary at most this often (seconds).
+const SUMMARY_EVERY_S: u64 = 60;
 
 /// The exporter's condition as readiness reports it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExporterHealth {
-    /// `starting`, `ok`, `outage`, `retrying`, `rejecting`, `disabled`.
+    /// `starting`, `ok`, `outage`, `refused`, `retrying`, `rejecting`, `disabled`.
     pub state: &'static str,
     /// The last failure, when `state` is not `ok`.
     pub last_error: Option<String>,
@@ -138,6 +146,8 @@ impl Default for Stats {
                 last_error: None,
                 since: unix_now() as u64,
             }),
+            dead_tasks: Mutex::new(Vec::new()),
+            summary_at: AtomicU64::new(0),
         }
     }
 }
@@ -208,18 +218,52 @@ impl Stats {
         self.started.elapsed().unwrap_or_default()
     }
 
+    /// A task ended unexpectedly and was started again.
+    pub fn task_restarted(&self, task: &str) {
+        tracing::error!(task, "internal task ended unexpectedly; started again");
+        self.add(
+            self_metrics::TASK_RESTARTS,
+            format!("task=\"{}\"", self_metrics::escape(task)),
+            1,
+        );
+    }
+
+    /// A task ended unexpectedly and cannot be started again: liveness fails.
+    pub fn task_dead(&self, task: &str) {
+        tracing::error!(task, "internal task ended unexpectedly and cannot be started again");
+        let mut d = self.dead_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if !d.iter().any(|t| t == task) {
+            d.push(task.to_string());
+        }
+    }
+
+    /// Tasks that died for good (empty when the agent is alive).
+    pub fn dead_tasks(&self) -> Vec<String> {
+        self.dead_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn set_stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
-    /// Records the exporter's state; the reason is kept for the readiness report.
-    pub fn set_exporter_state(&self, state: &'static str, error: Option<&str>) {
+    /// Records the exporter's state; the reason is kept for the readiness report. Returns
+    /// the previous state and when it began, if the state changed.
+    pub fn set_exporter_state(
+        &self,
+        state: &'static str,
+        error: Option<&str>,
+    ) -> Option<(&'static str, u64)> {
         let mut e = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
-        if e.state != state {
+        let changed = (e.state != state).then(|| (e.state, e.since));
+        if changed.is_some() {
             e.since = unix_now() as u64;
         }
         e.state = state;
         e.last_error = error.map(str::to_string);
+        changed
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -422,7 +466,23 @@ impl Stats {
                 );
                 let now = unix_now();
                 self.last_export_unix.store(now as u64, Ordering::Relaxed);
-                self.set_exporter_state("ok", None);
+                if let Some((was, since)) = self.set_exporter_state("ok", None)
+                    && was != "starting"
+                    && was != "disabled"
+                {
+                    let backlog: f64 = self
+                        .gauges_of(self_metrics::BUFFER_RECORDS)
+                        .iter()
+                        .map(|(_, v)| v)
+                        .sum();
+                    tracing::info!(
+                        signal = signal.as_str(),
+                        was,
+                        failing_for_s = (now as u64).saturating_sub(since),
+                        backlog_records = backlog as u64,
+                        "export resumed; the backlog is being replayed"
+                    );
+                }
                 self.set(
                     self_metrics::LAST_EXPORT,
                     format!("signal=\"{}\"", signal.as_str()),
@@ -435,41 +495,50 @@ impl Stats {
                 reason,
                 retry_in,
             } => {
-                let outcome = match class {
-                    Some(FailureClass::Outage) => "outage",
-                    Some(FailureClass::Transient) => "retryable",
-                    None => "permanent",
+                let (outcome, state) = match class {
+                    Some(FailureClass::Outage) => ("outage", "outage"),
+                    Some(FailureClass::Refused) => ("refused", "refused"),
+                    Some(FailureClass::Transient) => ("retryable", "retrying"),
+                    None => ("permanent", "rejecting"),
                 };
-                self.set_exporter_state(
-                    match outcome {
-                        "outage" => "outage",
-                        "retryable" => "retrying",
-                        _ => "rejecting",
-                    },
-                    Some(reason),
-                );
+                let changed = self.set_exporter_state(state, Some(reason));
                 if retry_in.is_some() {
-                    let class = if outcome == "outage" {
-                        "outage"
-                    } else {
-                        "retryable"
-                    };
                     self.add(
                         self_metrics::EXPORT_RETRIES,
-                        format!("signal=\"{}\",class=\"{class}\"", signal.as_str()),
+                        format!("signal=\"{}\",class=\"{outcome}\"", signal.as_str()),
                         1,
                     );
                 }
-                match retry_in {
-                    Some(d) => tracing::warn!(
-                        signal = signal.as_str(),
-                        outcome,
-                        reason,
-                        retry_in_ms = d.as_millis() as u64,
-                        "export failed; will retry"
-                    ),
-                    None => {
-                        tracing::warn!(signal = signal.as_str(), outcome, reason, "export failed")
+                let retry_in_ms = retry_in.map(|d| d.as_millis() as u64);
+                // One line per change of state at WARN (with the fix, for a refusal); the
+                // retries themselves at DEBUG, summarised once a minute while it lasts.
+                if changed.is_some() || retry_in.is_none() {
+                    let msg = match (outcome, retry_in) {
+                        ("outage", _) => "collector unreachable; data is kept in the buffer and sent when it returns",
+                        ("refused", _) => "the collector refuses this agent; data is kept in the buffer and retried at telemetryflow.retry.max_interval",
+                        (_, Some(_)) => "export failed; will retry",
+                        _ => "export failed",
+                    };
+                    tracing::warn!(signal = signal.as_str(), outcome, reason, retry_in_ms, "{msg}");
+                    self.summary_at.store(unix_now() as u64, Ordering::Relaxed);
+                } else {
+                    tracing::debug!(signal = signal.as_str(), outcome, reason, retry_in_ms, "export retry");
+                    let now = unix_now() as u64;
+                    let last = self.summary_at.load(Ordering::Relaxed);
+                    if now.saturating_sub(last) >= SUMMARY_EVERY_S
+                        && self
+                            .summary_at
+                            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                    {
+                        let since = self.readiness().exporter.since;
+                        tracing::warn!(
+                            signal = signal.as_str(),
+                            outcome,
+                            reason,
+                            failing_for_s = now.saturating_sub(since),
+                            "export still failing; data is kept in the buffer"
+                        );
                     }
                 }
                 self.add(

@@ -32,7 +32,7 @@ impl Identity {
         // agent.id already carries TELEMETRYFLOW_AGENT_ID (env overrides win over the file).
         // Then the id the platform assigned at registration, persisted in agent.data_dir.
         let persisted = || {
-            tfo_platform::IdStore::new(crate::agent::data_dir(cfg))
+            tfo_platform::IdStore::new(crate::settings::data_dir(cfg))
                 .load()
                 .ok()
                 .flatten()

@@ -8,8 +8,11 @@ mod identity;
 mod logging;
 mod pipeline;
 mod platform;
+mod preflight;
+mod registry;
 mod self_metrics;
 mod serve;
+mod settings;
 
 use clap::Parser;
 

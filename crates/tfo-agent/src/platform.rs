@@ -20,8 +20,10 @@ use tfo_platform::{
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::RunError;
 use crate::events::Stats;
-use crate::identity::VERSION;
+use crate::identity::{Identity, VERSION};
+use crate::settings;
 use crate::self_metrics;
 
 /// Messages from the platform loop to the main loop.
@@ -42,6 +44,12 @@ pub struct Shared {
     pub remote_error: Mutex<Option<String>>,
 }
 
+impl Shared {
+    pub fn set_remote_error(&self, e: Option<String>) {
+        *self.remote_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+}
+
 /// What `tfo-agent status` reads: `<data_dir>/state.json`, rewritten after each heartbeat.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LocalState {
@@ -53,6 +61,9 @@ pub struct LocalState {
 }
 
 pub const STATE_FILE: &str = "state.json";
+
+/// How long to wait before registering again after the platform refused the agent.
+const REFUSED_REGISTRATION_RETRY: Duration = Duration::from_secs(300);
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -79,6 +90,45 @@ pub fn settings(cfg: &Config, agent_name: &str) -> Option<PlatformSettings> {
         skip_verify: tf.tls.skip_verify,
     });
     Some(s)
+}
+
+/// Starts the platform loop when heartbeat is on and a platform is configured.
+pub fn spawn(
+    cfg: &Config,
+    stats: &Arc<Stats>,
+    shared: &Arc<Shared>,
+    control: mpsc::Sender<Control>,
+    interval: watch::Receiver<Duration>,
+    cancel: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, RunError> {
+    if !cfg.heartbeat.enabled {
+        return Ok(None);
+    }
+    let identity = Identity::resolve(cfg, &settings::host_paths(cfg));
+    let Some(platform) = settings(cfg, &identity.agent_name) else {
+        return Ok(None);
+    };
+    let client = PlatformClient::new(&platform)
+        .map_err(|e| RunError(format!("telemetryflow.api_endpoint: {}", e.0)))?;
+    tracing::info!(endpoint = %platform.base_url, interval = ?cfg.heartbeat.interval, "platform registration and heartbeat on");
+    let p = Platform {
+        client,
+        data_dir: settings::data_dir(cfg),
+        configured_id: cfg.agent.id.clone(),
+        agent_name: identity.agent_name.clone(),
+        hostname: identity.hostname.clone(),
+        root: cfg.collectors.root_path.clone(),
+        tags: cfg.agent.tags.clone().into_iter().collect(),
+        include_system_info: cfg.heartbeat.include_system_info,
+        cloud_metadata: cfg.heartbeat.cloud_metadata,
+        remote_enabled: cfg.remote_config.enabled,
+        stats: stats.clone(),
+        shared: shared.clone(),
+        control,
+        interval,
+        running_id: identity.agent_id.clone(),
+    };
+    Ok(Some(tokio::spawn(p.run(cancel.clone()))))
 }
 
 pub struct Platform {
@@ -117,20 +167,37 @@ impl Platform {
             Some(&self.hostname),
             self.tags.clone(),
         );
-        let registered = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = self.client.register_with_retry(&req, None, |n| {
-                tracing::warn!(attempt = n.attempt, retry_in_ms = n.delay.as_millis() as u64, error = %n.error, "platform registration failed; retrying");
-            }) => r,
-        };
-        let reply = match registered {
-            Ok(r) => r,
-            Err(e) => {
-                self.count("failure");
-                tracing::error!(error = %e, "platform registration refused; registration and heartbeat stop (collection and export continue). Check telemetryflow.api_key_id / api_key_secret and telemetryflow.api_endpoint");
-                return;
+        // A refused registration (bad key, wrong URL) is retried slowly for as long as the
+        // agent runs: the operator fixes the platform side without restarting every agent.
+        let mut refused_before = false;
+        let reply = loop {
+            let registered = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = self.client.register_with_retry(&req, None, |n| {
+                    tracing::debug!(attempt = n.attempt, retry_in_ms = n.delay.as_millis() as u64, error = %n.error, "platform registration failed; retrying");
+                }) => r,
+            };
+            match registered {
+                Ok(r) => break r,
+                Err(e) => {
+                    self.count("failure");
+                    let wait = jittered(REFUSED_REGISTRATION_RETRY, 0.1);
+                    if !refused_before {
+                        tracing::error!(error = %e, retry_in_s = wait.as_secs(), "platform registration refused; retrying every few minutes (collection and export continue). Check telemetryflow.api_key_id / api_key_secret and telemetryflow.api_endpoint");
+                        refused_before = true;
+                    } else {
+                        tracing::debug!(error = %e, "platform registration still refused");
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
             }
         };
+        if refused_before {
+            tracing::info!("platform registration accepted after earlier refusals");
+        }
         let mut agent_id = match store.adopt(self.configured_id.as_deref(), &reply.agent_id) {
             Ok((id, source)) => {
                 tracing::info!(agent_id = %id, source = ?source, "registered with the platform");
@@ -308,9 +375,13 @@ impl Platform {
             last_export_unix: (last > 0).then_some(last),
             config_version: version,
         };
-        if let Err(e) = write_atomic(&self.data_dir.join(STATE_FILE), &st) {
-            tracing::debug!(error = %e, "cannot write the local state file");
-        }
+        // fsync and rename: on the blocking pool, never on an async worker.
+        let path = self.data_dir.join(STATE_FILE);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = write_atomic(&path, &st) {
+                tracing::debug!(error = %e, "cannot write the local state file");
+            }
+        });
     }
 }
 

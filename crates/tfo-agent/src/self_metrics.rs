@@ -69,6 +69,7 @@ pub const HEARTBEATS: &str = "tfo_agent_heartbeat_requests_total";
 pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_seconds";
 pub const PROCESS_CPU: &str = "tfo_agent_process_cpu_seconds_total";
 pub const PROCESS_RSS: &str = "tfo_agent_process_resident_memory_bytes";
+pub const TASK_RESTARTS: &str = "tfo_agent_task_restarts_total";
 
 /// Every self-metric. Order is the order of the `/metrics` output.
 pub const TABLE: &[SelfMetric] = &[
@@ -177,6 +178,11 @@ pub const TABLE: &[SelfMetric] = &[
         PROCESS_RSS,
         &[],
         "Resident memory of the agent process, in bytes.",
+    ),
+    counter(
+        TASK_RESTARTS,
+        &["task"],
+        "Internal tasks (collector/<name>, export, platform) that ended unexpectedly and were started again.",
     ),
 ];
 

@@ -126,11 +126,18 @@ fn handle(site: &Site, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             )
         }
         Site::Health { stats } if path == "/" || path == "/healthz" => {
+            let dead = stats.dead_tasks();
+            let (code, status) = if dead.is_empty() {
+                (StatusCode::OK, "alive")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "task dead")
+            };
             let body = serde_json::json!({
-                "status": "alive",
+                "status": status,
                 "uptime_seconds": stats.uptime().as_secs(),
+                "dead_tasks": dead,
             });
-            reply(StatusCode::OK, "application/json", format!("{body}\n"))
+            reply(code, "application/json", format!("{body}\n"))
         }
         Site::Health { stats } if path == "/readyz" => {
             let r = stats.readiness();

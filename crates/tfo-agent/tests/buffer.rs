@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 fn buffered_config(protocol: &str, port: u16, buffer: &Path, extra_buffer: &str) -> String {
     config(protocol, port, "").replace(
-        "buffer:\n  enabled: false\n",
+        "buffer:\n  path: ./buffer\n",
         &format!(
             "buffer:\n  enabled: true\n  path: \"{}\"\n{extra_buffer}",
             buffer.display()

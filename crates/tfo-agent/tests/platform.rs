@@ -21,7 +21,7 @@ fn platform_config(otlp_port: u16, platform: &str, data_dir: &std::path::Path) -
             "heartbeat:\n  enabled: true\n  interval: 1s\n  cloud_metadata: false",
         )
         .replace(
-            "agent:\n  name: \"blackbox-agent\"",
+            "agent:\n  name: \"blackbox-agent\"\n  data_dir: ./data",
             &format!(
                 "agent:\n  name: \"blackbox-agent\"\n  data_dir: \"{}\"",
                 data_dir.display()

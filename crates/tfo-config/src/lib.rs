@@ -52,6 +52,22 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+impl Loaded {
+    /// The line of `key` (a dotted path) in the config file, or of its nearest ancestor
+    /// written there; for errors found after loading (e.g. by `config validate`).
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        let text = std::fs::read_to_string(self.source.as_ref()?).ok()?;
+        let index = KeyIndex::build(&text);
+        let mut k = key;
+        loop {
+            if let Some((line, _)) = index.position(k) {
+                return Some(line);
+            }
+            k = &k[..k.rfind('.')?];
+        }
+    }
+}
+
 /// Origin label used in errors when no file was found.
 pub const DEFAULTS_ORIGIN: &str = "<built-in defaults>";
 

@@ -13,6 +13,9 @@ pub enum FailureClass {
     /// The request itself may succeed on a later try (CANCELLED, ABORTED, OUT_OF_RANGE,
     /// DATA_LOSS). Consumes the batch's retry budget.
     Transient,
+    /// The endpoint refuses this agent (credentials, path, redirect): keep the data and
+    /// retry slowly until the operator fixes it.
+    Refused,
 }
 
 #[derive(Debug, Clone, PartialEq)]

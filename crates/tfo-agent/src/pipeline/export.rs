@@ -3,6 +3,9 @@
 //! - outage (collector unreachable or shedding load): wait with backoff and retry the
 //!   same batch; this never uses up the batch's retry budget, however long it lasts;
 //! - transient error: retry, at most `retry.max_attempts` tries, then drop (`max_retries`);
+//! - refused (401, 403, 404, 407, 3xx; gRPC UNAUTHENTICATED, PERMISSION_DENIED,
+//!   UNIMPLEMENTED): the endpoint will not take this agent's data until someone fixes the
+//!   key, the path or the redirect; keep the batch and retry at `retry.max_interval`;
 //! - permanent error or partially rejected data: drop and count (`rejected`), never retry.
 
 use std::sync::Arc;
@@ -96,16 +99,18 @@ impl ExportLoop {
         let mut attempts = 0u32;
         let mut backoff = Backoff::new(self.retry.initial_interval, self.retry.max_interval);
         loop {
-            let send = self.exporter.send(signal, body.clone());
-            let outcome = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, send).await {
-                    Ok(o) => o,
-                    Err(_) => {
-                        self.buffer.give_back(batch);
-                        return Sent::Interrupted;
-                    }
-                },
-                None => send.await,
+            // Stopping never waits for the network: an in-flight request is abandoned and
+            // its batch sent again first by the next export loop (at-least-once).
+            let outcome = tokio::select! {
+                o = self.exporter.send(signal, body.clone()) => o,
+                _ = cancel.cancelled() => {
+                    self.buffer.give_back(batch);
+                    return Sent::Interrupted;
+                }
+                _ = until(deadline) => {
+                    self.buffer.give_back(batch);
+                    return Sent::Interrupted;
+                }
             };
             match outcome {
                 Outcome::Delivered { rejected, message } => {
@@ -146,12 +151,18 @@ impl ExportLoop {
                     reason,
                     retry_after,
                 } => {
+                    if class != FailureClass::Transient {
+                        // Reachable again later (outage) or accepted once someone fixes the
+                        // key, path or redirect (refused): the budget is not used up.
+                        attempts = 0;
+                    }
                     if class == FailureClass::Transient {
                         attempts += 1;
                     }
-                    let exhausted = !self.retry.enabled
-                        || (class == FailureClass::Transient
-                            && attempts >= self.retry.max_attempts);
+                    // Outages and refusals never use up the budget, even with retry
+                    // disabled: the data is fine, the collector is not taking it yet.
+                    let exhausted = class == FailureClass::Transient
+                        && (!self.retry.enabled || attempts >= self.retry.max_attempts);
                     if exhausted {
                         self.stats.emit(Event::ExportFailed {
                             signal,
@@ -173,7 +184,13 @@ impl ExportLoop {
                         self.buffer.settle(&batch);
                         return Sent::Done;
                     }
-                    let delay = backoff.next_delay(retry_after);
+                    // A refusal is not fixed by hammering: retry at the slowest pace.
+                    let delay = match class {
+                        FailureClass::Refused => self.retry.max_interval.max(
+                            retry_after.unwrap_or_default(),
+                        ),
+                        _ => backoff.next_delay(retry_after),
+                    };
                     self.stats.emit(Event::ExportFailed {
                         signal,
                         class: Some(class),
@@ -195,6 +212,14 @@ impl ExportLoop {
                 }
             }
         }
+    }
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

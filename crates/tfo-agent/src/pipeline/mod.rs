@@ -7,3 +7,41 @@ pub mod collect;
 pub mod disk;
 pub mod export;
 pub mod queue;
+
+use std::sync::Arc;
+
+use tfo_config::Config;
+
+use crate::events::Stats;
+use crate::settings;
+
+/// The buffer `cfg` asks for. A disk log that cannot be opened (read-only or missing
+/// directory, full disk) is not a reason to stop collecting: the agent warns and runs on
+/// the memory queue.
+pub fn open_buffer(cfg: &Config, stats: &Arc<Stats>) -> buffer::Buffer {
+    let b = &cfg.buffer;
+    let memory = (b.memory_limit_mb as usize).saturating_mul(1 << 20);
+    let batch = cfg.exporter.otlp.batch_size;
+    if !b.enabled {
+        tracing::info!(
+            memory_limit_mb = b.memory_limit_mb,
+            "buffer.enabled is false: data waits in a bounded memory queue; what is queued at exit is counted as dropped"
+        );
+        return buffer::Buffer::Memory(queue::Queue::new(memory, batch, stats.clone()));
+    }
+    let s = settings::disk_settings(cfg);
+    match disk::DiskBuffer::open(&s, tfo_exporter::Signal::Metrics, stats.clone()) {
+        Ok(d) => {
+            tracing::info!(path = %d.dir().display(), max_size_mb = b.max_size_mb, fsync = ?b.fsync, "disk buffer open");
+            buffer::Buffer::Disk(Box::new(d))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                memory_limit_mb = b.memory_limit_mb,
+                "the disk buffer cannot be opened; data is kept in memory only (lost on restart) until the agent is restarted with a usable buffer.path"
+            );
+            buffer::Buffer::Memory(queue::Queue::new(memory, batch, stats.clone()))
+        }
+    }
+}

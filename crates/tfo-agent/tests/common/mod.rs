@@ -254,7 +254,9 @@ impl Drop for Agent {
     }
 }
 
-/// A config for tests: fast intervals, loopback receiver, retry bounds in milliseconds.
+/// A config for tests: fast intervals, loopback receiver, retry bounds in milliseconds, and
+/// the shipped default buffer (the disk log) in the agent's own directory (`./buffer`,
+/// relative to the agent's working directory, a per-test temporary directory).
 pub fn config(protocol: &str, port: u16, extra_otlp: &str) -> String {
     format!(
         r#"
@@ -271,6 +273,7 @@ telemetryflow:
     max_interval: 400ms
 agent:
   name: "blackbox-agent"
+  data_dir: ./data
   tags:
     environment: staging
     team: sre
@@ -283,7 +286,7 @@ collectors:
   node_exporter:
     enabled: false
 buffer:
-  enabled: false
+  path: ./buffer
 prometheus:
   listen_address: "127.0.0.1:0"
 health:

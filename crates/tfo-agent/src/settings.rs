@@ -1,0 +1,210 @@
+//! From the config to the settings of each stage: host paths, state and buffer
+//! directories (with the per-user fallback), node collector options, exporter settings and
+//! retry policy. Pure mapping, no I/O beyond checking whether a directory is writable.
+
+use std::path::PathBuf;
+
+use tfo_collectors::{HostPaths, NodeOptions, PatternFilter};
+use tfo_config::Config;
+use tfo_exporter::ExporterSettings;
+use tfo_exporter::tls::TlsSettings;
+
+use crate::identity::{Identity, VERSION};
+use crate::pipeline::disk::DiskSettings;
+use crate::pipeline::export::RetryPolicy;
+
+pub fn host_paths(cfg: &Config) -> HostPaths {
+    HostPaths::from_root(&cfg.collectors.root_path)
+}
+
+/// The node collector's options from `collectors.node_exporter`. An unset filter keeps
+/// node_exporter's default; an empty one filters nothing.
+pub fn node_options(n: &tfo_config::NodeExporter) -> NodeOptions {
+    let d = NodeOptions::default();
+    let filter = |inc: &Option<String>, exc: &Option<String>, def: &PatternFilter| PatternFilter {
+        include: inc.clone().or_else(|| def.include.clone()),
+        exclude: exc.clone().or_else(|| def.exclude.clone()),
+    };
+    NodeOptions {
+        cpu: n.cpu,
+        cpu_frequency: n.cpu_frequency,
+        cpu_throttles: n.cpu_throttles,
+        memory: n.memory,
+        disk_io: n.disk_io,
+        filesystem: n.filesystem,
+        network: n.network,
+        load_avg: n.load_avg,
+        thermal: n.thermal,
+        pressure: n.pressure,
+        vmstat: n.vmstat,
+        sockstat: n.sockstat,
+        netstat: n.netstat,
+        entropy: n.entropy,
+        filefd: n.filefd,
+        conntrack: n.conntrack,
+        hwmon: n.hwmon,
+        timex: n.timex,
+        disk_devices: filter(
+            &n.disk_devices_include,
+            &n.disk_devices_exclude,
+            &d.disk_devices,
+        ),
+        mount_points: filter(
+            &n.mount_points_include,
+            &n.mount_points_exclude,
+            &d.mount_points,
+        ),
+        fs_types: filter(&n.fs_types_include, &n.fs_types_exclude, &d.fs_types),
+        network_interfaces: filter(
+            &n.network_interfaces_include,
+            &n.network_interfaces_exclude,
+            &d.network_interfaces,
+        ),
+    }
+}
+
+/// The buffer directory: `buffer.path`, or, when that is the default, not writable and
+/// the agent is not root, a per-user state directory (said in the log).
+pub fn buffer_dir(cfg: &Config) -> PathBuf {
+    user_fallback(
+        &cfg.buffer.path,
+        &tfo_config::Buffer::default().path,
+        "buffer",
+    )
+}
+
+/// The agent's state directory (`agent.data_dir`: persisted agent id, state.json), with the
+/// same per-user fallback as the buffer.
+pub fn data_dir(cfg: &Config) -> PathBuf {
+    user_fallback(
+        &cfg.agent.data_dir,
+        &tfo_config::Agent::default().data_dir,
+        "",
+    )
+}
+
+fn user_fallback(configured: &std::path::Path, default: &std::path::Path, leaf: &str) -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root || configured != default || writable(configured) {
+        return configured.to_path_buf();
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
+    match state {
+        Some(s) => {
+            let mut dir = s.join("tfo-agent");
+            if !leaf.is_empty() {
+                dir = dir.join(leaf);
+            }
+            tracing::info!(
+                path = %dir.display(),
+                "{} is not writable by this user; using a per-user directory",
+                configured.display()
+            );
+            dir
+        }
+        None => configured.to_path_buf(),
+    }
+}
+
+/// Whether files can be created in `dir`, or in its nearest existing ancestor when it does
+/// not exist yet (it would be created there). Tried for real, with a file created and
+/// removed at once: permission bits say nothing about read-only mounts or /proc, and root
+/// passes every `access(2)` check.
+pub fn writable(dir: &std::path::Path) -> bool {
+    let mut p = dir;
+    while !p.exists() {
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => return false,
+        }
+    }
+    if !p.is_dir() {
+        return false;
+    }
+    let probe = p.join(format!(".tfo-agent-probe.{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings {
+    let tf = &cfg.telemetryflow;
+    let mut headers = Vec::new();
+    if let Some(id) = tf.api_key_id.as_deref().filter(|s| !s.is_empty()) {
+        headers.push(("X-TelemetryFlow-Key-ID".to_string(), id.to_string()));
+    }
+    if let Some(secret) = tf
+        .api_key_secret
+        .as_ref()
+        .filter(|s| !s.expose().is_empty())
+    {
+        headers.push((
+            "X-TelemetryFlow-Key-Secret".to_string(),
+            secret.expose().to_string(),
+        ));
+    }
+    headers.push((
+        "X-TelemetryFlow-Agent-ID".to_string(),
+        identity.agent_id.clone(),
+    ));
+    for (k, v) in &cfg.exporter.otlp.headers {
+        headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
+    }
+    ExporterSettings {
+        endpoint: tf.endpoint.clone(),
+        gzip: matches!(cfg.exporter.otlp.compression, tfo_config::Compression::Gzip),
+        timeout: tf.timeout,
+        tls: tf.tls.enabled.then(|| TlsSettings {
+            ca_file: tf.tls.ca_file.clone(),
+            cert_file: tf.tls.cert_file.clone(),
+            key_file: tf.tls.key_file.clone(),
+            server_name: tf.tls.server_name.clone(),
+            skip_verify: tf.tls.skip_verify,
+        }),
+        headers,
+        http_path_version: match cfg.exporter.otlp.endpoint_version {
+            tfo_config::EndpointVersion::V1 => "v1",
+            tfo_config::EndpointVersion::V2 => "v2",
+        },
+        user_agent: format!("tfo-agent/{VERSION} (linux; {})", std::env::consts::ARCH),
+    }
+}
+
+pub fn retry_policy(cfg: &Config) -> RetryPolicy {
+    let r = &cfg.telemetryflow.retry;
+    RetryPolicy {
+        enabled: r.enabled,
+        max_attempts: r.max_attempts,
+        initial_interval: r.initial_interval,
+        max_interval: r.max_interval,
+    }
+}
+
+pub fn disk_settings(cfg: &Config) -> DiskSettings {
+    let b = &cfg.buffer;
+    DiskSettings {
+        dir: buffer_dir(cfg),
+        max_bytes: b.max_size_mb.saturating_mul(1 << 20),
+        memory_bytes: b.memory_limit_mb.saturating_mul(1 << 20),
+        fsync: match b.fsync {
+            tfo_config::FsyncMode::Always => tfo_buffer::FsyncMode::Always,
+            tfo_config::FsyncMode::Interval => tfo_buffer::FsyncMode::Interval(b.fsync_interval),
+            tfo_config::FsyncMode::Never => tfo_buffer::FsyncMode::Never,
+        },
+        // Metrics: drop the oldest unless `block` is asked for explicitly.
+        block_when_full: b.when_full == tfo_config::WhenFull::Block,
+        max_age: b.max_age,
+    }
+}
