@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::events::Stats;
 use crate::identity::{Identity, VERSION};
 use crate::pipeline::buffer::Buffer;
-use crate::pipeline::{self, collect};
 use crate::pipeline::export::ExportLoop;
+use crate::pipeline::{self, collect};
 use crate::platform::{self, Control};
 use crate::{preflight, registry, self_metrics, serve, settings};
 
@@ -239,9 +239,13 @@ impl Pipeline {
             .is_some_and(|e| e.task.is_finished() && !e.cancel.is_cancelled());
         if export_died {
             env.stats.task_restarted("export");
+            env.buffer.rewind_reader();
             let p = prepare(cfg).map_err(|e| {
                 env.stats.task_dead("export");
-                RunError(format!("the export task died and cannot be rebuilt: {}", e.0))
+                RunError(format!(
+                    "the export task died and cannot be rebuilt: {}",
+                    e.0
+                ))
             })?;
             self.export = env.start_export(cfg, p.exporter);
         }
@@ -559,7 +563,9 @@ async fn serve_endpoints(
         };
         let default = tfo_config::Prometheus::default().listen_address;
         let key = "prometheus.listen_address";
-        if let Some(addr) = bind(key, &cfg.prometheus.listen_address, &default, site, cancel).await? {
+        if let Some(addr) =
+            bind(key, &cfg.prometheus.listen_address, &default, site, cancel).await?
+        {
             tracing::info!(address = %addr, path = %cfg.prometheus.path, "serving self-metrics");
         }
     }

@@ -230,7 +230,10 @@ impl Stats {
 
     /// A task ended unexpectedly and cannot be started again: liveness fails.
     pub fn task_dead(&self, task: &str) {
-        tracing::error!(task, "internal task ended unexpectedly and cannot be started again");
+        tracing::error!(
+            task,
+            "internal task ended unexpectedly and cannot be started again"
+        );
         let mut d = self.dead_tasks.lock().unwrap_or_else(|p| p.into_inner());
         if !d.iter().any(|t| t == task) {
             d.push(task.to_string());
@@ -514,15 +517,31 @@ impl Stats {
                 // retries themselves at DEBUG, summarised once a minute while it lasts.
                 if changed.is_some() || retry_in.is_none() {
                     let msg = match (outcome, retry_in) {
-                        ("outage", _) => "collector unreachable; data is kept in the buffer and sent when it returns",
-                        ("refused", _) => "the collector refuses this agent; data is kept in the buffer and retried at telemetryflow.retry.max_interval",
+                        ("outage", _) => {
+                            "collector unreachable; data is kept in the buffer and sent when it returns"
+                        }
+                        ("refused", _) => {
+                            "the collector refuses this agent; data is kept in the buffer and retried at telemetryflow.retry.max_interval"
+                        }
                         (_, Some(_)) => "export failed; will retry",
                         _ => "export failed",
                     };
-                    tracing::warn!(signal = signal.as_str(), outcome, reason, retry_in_ms, "{msg}");
+                    tracing::warn!(
+                        signal = signal.as_str(),
+                        outcome,
+                        reason,
+                        retry_in_ms,
+                        "{msg}"
+                    );
                     self.summary_at.store(unix_now() as u64, Ordering::Relaxed);
                 } else {
-                    tracing::debug!(signal = signal.as_str(), outcome, reason, retry_in_ms, "export retry");
+                    tracing::debug!(
+                        signal = signal.as_str(),
+                        outcome,
+                        reason,
+                        retry_in_ms,
+                        "export retry"
+                    );
                     let now = unix_now() as u64;
                     let last = self.summary_at.load(Ordering::Relaxed);
                     if now.saturating_sub(last) >= SUMMARY_EVERY_S

@@ -4,6 +4,7 @@ mod agent;
 mod cli;
 mod commands;
 mod events;
+mod failpoint;
 mod identity;
 mod logging;
 mod pipeline;

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::RunError;
 use crate::events::Stats;
 use crate::identity::{Identity, VERSION};
-use crate::settings;
 use crate::self_metrics;
+use crate::settings;
 
 /// Messages from the platform loop to the main loop.
 pub enum Control {

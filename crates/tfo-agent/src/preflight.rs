@@ -65,7 +65,9 @@ fn key_in(message: &str, default: &str) -> String {
     let key = first.trim_end_matches(':');
     let known = ["telemetryflow.", "exporter.", "agent."];
     if known.iter().any(|k| key.starts_with(k))
-        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
     {
         key.to_string()
     } else {

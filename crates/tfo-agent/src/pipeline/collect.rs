@@ -37,6 +37,9 @@ pub fn spawn(
             // Collect, encode and append on the blocking pool: appends may fsync
             // (`buffer.fsync: always`) or wait for room (`when_full: block`).
             let job = tokio::task::spawn_blocking(move || {
+                if crate::failpoint::fire("collector_panic") {
+                    panic!("failpoint collector_panic");
+                }
                 let start = Instant::now();
                 let mut metrics = Vec::new();
                 let report = c.collect(&mut metrics);

@@ -93,6 +93,9 @@ impl ExportLoop {
         cancel: &CancellationToken,
         deadline: Option<Instant>,
     ) -> Sent {
+        if crate::failpoint::fire("export_panic") {
+            panic!("failpoint export_panic");
+        }
         let signal = batch.records[0].signal;
         let items: u64 = batch.records.iter().map(|r| r.items as u64).sum();
         let body = concat(&batch.records);
@@ -186,9 +189,9 @@ impl ExportLoop {
                     }
                     // A refusal is not fixed by hammering: retry at the slowest pace.
                     let delay = match class {
-                        FailureClass::Refused => self.retry.max_interval.max(
-                            retry_after.unwrap_or_default(),
-                        ),
+                        FailureClass::Refused => {
+                            self.retry.max_interval.max(retry_after.unwrap_or_default())
+                        }
                         _ => backoff.next_delay(retry_after),
                     };
                     self.stats.emit(Event::ExportFailed {

@@ -45,3 +45,14 @@ pub fn open_buffer(cfg: &Config, stats: &Arc<Stats>) -> buffer::Buffer {
         }
     }
 }
+
+impl buffer::Buffer {
+    /// After an export task died holding a batch: the next batch starts again at the oldest
+    /// record not yet settled (the disk log; a memory batch died with its task).
+    pub fn rewind_reader(&self) {
+        self.give_back(buffer::Batch {
+            records: Vec::new(),
+            last_seq: None,
+        });
+    }
+}

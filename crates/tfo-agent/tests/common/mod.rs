@@ -168,7 +168,17 @@ impl Agent {
         Self::start_with_env(yaml, &[])
     }
 
+    /// Starts another agent whose working directory (and so `./buffer` and `./data`) is
+    /// `cwd`, e.g. the directory of an agent that was stopped: a restart on the same state.
+    pub fn start_in(cwd: &Path, yaml: &str) -> Agent {
+        Self::spawn(yaml, &[], Some(cwd))
+    }
+
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Agent {
+        Self::spawn(yaml, env, None)
+    }
+
+    fn spawn(yaml: &str, env: &[(&str, &str)], cwd: Option<&Path>) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("tfo-agent.yaml");
         std::fs::write(&cfg, yaml).unwrap();
@@ -179,7 +189,7 @@ impl Agent {
             .args(["--log-format", "json", "--log-level", "debug", "run"])
             .envs(env.iter().copied())
             .env_remove("TELEMETRYFLOW_ENDPOINT")
-            .current_dir(dir.path())
+            .current_dir(cwd.unwrap_or(dir.path()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -339,6 +349,24 @@ pub fn all_metrics(reqs: &[Value]) -> Vec<Value> {
 }
 
 /// Number of data points recorded for metric `name` across requests.
+/// Distinct timestamps of `name`'s points: one per collection cycle, however often a batch
+/// was delivered (export is at-least-once: a request abandoned at stop is sent again).
+pub fn cycles_of(reqs: &[Value], name: &str) -> std::collections::BTreeSet<String> {
+    all_metrics(reqs)
+        .iter()
+        .filter(|m| m["name"] == name)
+        .flat_map(|m| {
+            let d = if m["sum"].is_object() {
+                &m["sum"]
+            } else {
+                &m["gauge"]
+            };
+            d["data_points"].as_array().cloned().unwrap_or_default()
+        })
+        .map(|p| p["time_unix_nano"].to_string())
+        .collect()
+}
+
 pub fn points_of(reqs: &[Value], name: &str) -> usize {
     all_metrics(reqs)
         .iter()
