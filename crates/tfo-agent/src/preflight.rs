@@ -37,6 +37,16 @@ pub fn build_exporter(cfg: &Config, identity: &Identity) -> Result<Option<Export
 /// Everything `run` would refuse about this configuration that the config loader cannot
 /// see, as `(key, message)`.
 pub fn errors(cfg: &Config) -> Vec<(String, String)> {
+    // The transports are built as `run` builds them, which needs a runtime context (the
+    // gRPC channel is created lazily on it); nothing is connected or sent.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return vec![("agent".into(), format!("cannot start a runtime: {e}"))],
+    };
+    let _ctx = rt.enter();
     let mut out = Vec::new();
     let identity = Identity::resolve(cfg, &settings::host_paths(cfg));
     let s = settings::exporter_settings(cfg, &identity);

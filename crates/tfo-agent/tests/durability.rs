@@ -74,7 +74,7 @@ fn a_refusing_collector_keeps_the_backlog_until_the_key_is_accepted() {
         let refused: Vec<_> = agent
             .logs()
             .into_iter()
-            .filter(|l| l["fields"]["outcome"] == "refused" && l["level"] == "WARN")
+            .filter(|l| l["outcome"] == "refused" && l["level"] == "WARN")
             .collect();
         assert_eq!(
             refused.len(),

@@ -385,7 +385,9 @@ fn a_slow_collector_hits_the_request_timeout_and_the_batch_is_retried() {
             (0.9..2.9).contains(&gap),
             "{transport}: retried {gap:.2}s later; timeout is 1s"
         );
-        let failed = agent.logs_with("export failed; will retry");
+        let failed = agent.logs_with(
+            "collector unreachable; data is kept in the buffer and sent when it returns",
+        );
         assert!(
             failed.iter().any(|l| l["outcome"] == "outage"),
             "{}",
