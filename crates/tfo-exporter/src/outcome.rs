@@ -1,5 +1,5 @@
 //! What happened to one export request, classified as the OTLP specification and
-//! DESIGN.md's wire contract say, so that the pipeline decides retry or drop in one place.
+//! docs/architecture.md and docs/export.md say, so that the pipeline decides retry or drop in one place.
 
 use std::time::{Duration, SystemTime};
 

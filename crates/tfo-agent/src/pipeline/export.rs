@@ -1,5 +1,5 @@
 //! The export stage: takes batches from the queue and delivers them, deciding retry or
-//! drop from the classified outcome (see DESIGN.md, wire contracts):
+//! drop from the classified outcome (see docs/export.md):
 //! - outage (collector unreachable or shedding load): wait with backoff and retry the
 //!   same batch; this never uses up the batch's retry budget, however long it lasts;
 //! - transient error: retry, at most `retry.max_attempts` tries, then drop (`max_retries`);
