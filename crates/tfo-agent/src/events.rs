@@ -436,7 +436,8 @@ impl Stats {
                 retry_in,
             } => {
                 let outcome = match class {
-                    Some(FailureClass::Outage) => "outage",
+                    // Until the retry loop handles Refused on its own, it pauses like an outage.
+                    Some(FailureClass::Outage) | Some(FailureClass::Refused) => "outage",
                     Some(FailureClass::Transient) => "retryable",
                     None => "permanent",
                 };
