@@ -204,10 +204,9 @@ pub(crate) fn classify_status(status: &Status, deadline_passed: bool) -> Outcome
             "connection failed"
         };
         return Outcome::connection_failure(format!(
-            "{what}: {} (gRPC {:?} from the client library: {})",
+            "{what}: {} (reported by the gRPC client as {:?})",
             fault.detail,
-            status.code(),
-            status.message()
+            status.code()
         ));
     }
     if let Some(o) = invented_without_source(status) {
