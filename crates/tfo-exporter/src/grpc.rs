@@ -292,19 +292,23 @@ fn reason_name(r: Option<h2::Reason>) -> String {
 /// - an HTTP answer without `grpc-status` (a proxy's 401 or 502 page): classified from
 ///   the HTTP status, like the HTTP transport does.
 fn invented_without_source(status: &Status) -> Option<Outcome> {
+    use tonic::Code;
     const NO_TRAILER: &str = "protocol error: missing grpc-status trailer";
     const EOF: &str = "Unexpected EOF decoding stream";
     const MAPPED: &str = "grpc-status header missing, mapped from HTTP status code ";
     const WHILE: &str = "while receiving response with status: ";
     let msg = status.message();
-    if msg.starts_with(NO_TRAILER) || msg.starts_with(EOF) {
+    let code = status.code();
+    if (code == Code::Unknown && msg.starts_with(NO_TRAILER))
+        || (code == Code::Internal && msg.starts_with(EOF))
+    {
         return Some(Outcome::connection_failure(format!(
             "the answer was cut short: {msg}"
         )));
     }
     let http_status = if let Some(rest) = msg.strip_prefix(MAPPED) {
         rest
-    } else if let Some((_, rest)) = msg.split_once(WHILE) {
+    } else if let (Code::Internal, Some((_, rest))) = (code, msg.split_once(WHILE)) {
         rest
     } else {
         return None;
@@ -313,19 +317,19 @@ fn invented_without_source(status: &Status) -> Option<Outcome> {
         .chars()
         .take_while(|c| c.is_ascii_digit())
         .collect();
-    let code: u16 = digits.parse().ok()?;
-    if (200..300).contains(&code) {
+    let http: u16 = digits.parse().ok()?;
+    if (200..300).contains(&http) {
         return Some(Outcome::Retry {
             class: FailureClass::Refused,
             reason: format!(
-                "HTTP {code} without a gRPC answer: the server does not speak OTLP/gRPC; check \
+                "HTTP {http} without a gRPC answer: the server does not speak OTLP/gRPC; check \
                  telemetryflow.endpoint and telemetryflow.protocol ({msg})"
             ),
             retry_after: None,
         });
     }
     Some(classify_http(
-        code,
+        http,
         None,
         None,
         &format!("no gRPC status in the answer ({msg})"),

@@ -229,15 +229,20 @@ fn deflate_gzip(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(data.len() / 4 + 64);
     out.extend_from_slice(&HEADER);
     loop {
-        if out.capacity() - out.len() < 64 {
+        if out.capacity() - out.len() < 4096 {
             out.reserve(out.capacity().max(4096));
         }
-        let consumed = usize::try_from(c.total_in()).map_err(|e| e.to_string())?;
+        let (before_in, before_out) = (c.total_in(), c.total_out());
+        let consumed = usize::try_from(before_in).map_err(|e| e.to_string())?;
         let input = data
             .get(consumed..)
             .ok_or("deflate consumed more than its input")?;
         match c.compress_vec(input, &mut out, FlushCompress::Finish) {
             Ok(flate2::Status::StreamEnd) => break,
+            // No progress: give it more room.
+            Ok(_) if c.total_in() == before_in && c.total_out() == before_out => {
+                out.reserve(out.capacity());
+            }
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
         }

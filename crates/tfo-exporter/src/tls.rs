@@ -16,7 +16,9 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
-    /// Overrides the name checked against the server certificate (SNI too).
+    /// Overrides the name checked against the server certificate, on every transport.
+    /// gRPC also sends it as SNI; the HTTP clients (reqwest) send the endpoint's host as
+    /// SNI (none for an IP address) and verify the certificate against this name.
     pub server_name: Option<String>,
     pub skip_verify: bool,
 }

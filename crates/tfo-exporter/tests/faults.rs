@@ -179,7 +179,11 @@ async fn grpc_server_statuses_are_classified() {
             Some(FailureClass::Refused),
             "telemetryflow.endpoint",
         ),
-        (Status::unavailable("down"), Some(FailureClass::Outage), "down"),
+        (
+            Status::unavailable("down"),
+            Some(FailureClass::Outage),
+            "down",
+        ),
         // Sent by the server, so the spec's retryable class, not our own timeout.
         (
             Status::deadline_exceeded("slow backend"),
@@ -293,10 +297,18 @@ async fn grpc_huge_retry_info_is_capped_without_panic() {
     assert_class(&o, FailureClass::Outage, "UNAVAILABLE");
     assert_eq!(retry_after(&o), Some(MAX_SERVER_DELAY));
     let o = exp.send(Signal::Metrics, body()).await;
-    assert_class(&o, FailureClass::Outage, "RESOURCE_EXHAUSTED, negative RetryInfo");
+    assert_class(
+        &o,
+        FailureClass::Outage,
+        "RESOURCE_EXHAUSTED, negative RetryInfo",
+    );
     assert_eq!(retry_after(&o), Some(Duration::ZERO));
     let o = exp.send(Signal::Metrics, body()).await;
-    assert_class(&o, FailureClass::Outage, "RESOURCE_EXHAUSTED, huge RetryInfo");
+    assert_class(
+        &o,
+        FailureClass::Outage,
+        "RESOURCE_EXHAUSTED, huge RetryInfo",
+    );
     assert_eq!(retry_after(&o), Some(MAX_SERVER_DELAY));
 }
 
@@ -332,7 +344,6 @@ async fn grpc_connection_reset_mid_call_is_an_outage() {
     let (upstream, arrived) = tonic_server(|_| None).await;
     let proxy = resetting_proxy(upstream, arrived).await;
     let o = grpc(proxy).send(Signal::Metrics, body()).await;
-    eprintln!("CASE reset: {o:?}");
     assert_class(&o, FailureClass::Outage, "RST mid-call");
 }
 
@@ -523,15 +534,11 @@ async fn grpc_transport_faults_are_outages() {
             "proxy 504",
             respond(504, vec![], b"gateway timeout", End::Eos),
         ),
-        (
-            "proxy 429",
-            respond(429, vec![], b"", End::Eos),
-        ),
+        ("proxy 429", respond(429, vec![], b"", End::Eos)),
     ];
     for (what, action) in cases {
         let addr = h2_server(action).await;
         let o = grpc(addr).send(Signal::Metrics, body()).await;
-        eprintln!("CASE {what}: {o:?}");
         assert_class(&o, FailureClass::Outage, what);
     }
 }
@@ -588,7 +595,6 @@ async fn grpc_plain_http_refusals_are_refused() {
     for (what, action, needle) in cases {
         let addr = h2_server(action).await;
         let o = grpc(addr).send(Signal::Metrics, body()).await;
-        eprintln!("CASE {what}: {o:?}");
         assert_class(&o, FailureClass::Refused, what);
         assert!(reason(&o).contains(needle), "{what}: {o:?}");
     }
@@ -733,7 +739,6 @@ async fn http_connection_reset_mid_call_is_an_outage() {
     let (upstream, _) = http1_server(Http1::Hold(hold.clone())).await;
     let proxy = resetting_proxy(upstream, hold).await;
     let o = http(proxy).send(Signal::Metrics, body()).await;
-    eprintln!("CASE reset: {o:?}");
     assert_class(&o, FailureClass::Outage, "RST mid-call");
 }
 
@@ -742,7 +747,11 @@ async fn http_hangup_after_headers_is_an_outage() {
     let (addr, seen) = http1_server(Http1::HangupAfterHeaders).await;
     let o = http(addr).send(Signal::Metrics, body()).await;
     assert_class(&o, FailureClass::Outage, "hang-up");
-    assert_eq!(seen.lock().unwrap().len(), 1, "the request reached the server");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the request reached the server"
+    );
 }
 
 #[tokio::test]
@@ -868,7 +877,10 @@ async fn http_large_error_body_is_not_read_whole() {
         if let Some(ok) = *completed.lock().unwrap() {
             break ok;
         }
-        assert!(tokio::time::Instant::now() < deadline, "server still writing");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server still writing"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(!done, "the client read the whole 64 MiB body");
@@ -881,7 +893,9 @@ async fn http_large_gzip_body_round_trips_on_a_current_thread_runtime() {
     s.gzip = true;
     let exp = Exporter::http(&s).unwrap();
     // Above the inline limit (compressed on the blocking pool) and below it.
-    let big: Vec<u8> = (0..400_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+    let big: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| (i % 97).to_le_bytes())
+        .collect();
     for payload in [Bytes::from(big), body()] {
         let o = exp.send(Signal::Metrics, payload.clone()).await;
         assert!(matches!(o, Outcome::Delivered { .. }), "{o:?}");
@@ -891,8 +905,7 @@ async fn http_large_gzip_body_round_trips_on_a_current_thread_runtime() {
             "{head}"
         );
         let mut plain = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut plain)
-            .unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut plain).unwrap();
         assert_eq!(plain, payload);
     }
 }
@@ -901,7 +914,9 @@ async fn http_large_gzip_body_round_trips_on_a_current_thread_runtime() {
 // TLS: `tls.server_name` is the name verified, for both transports.
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
 }
 
 fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
