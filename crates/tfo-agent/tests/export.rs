@@ -235,7 +235,7 @@ fn dropped(agent: &Agent, reason: &str) -> u64 {
 fn permanent_errors_are_dropped_counted_and_never_retried() {
     for (script, transport) in [
         (json!([{"http_status": 400}]), "http"),
-        (json!([{"http_status": 401}]), "http"),
+        (json!([{"http_status": 413}]), "http"),
         (json!([{"grpc_code": "INVALID_ARGUMENT"}]), "grpc"),
         (json!([{"grpc_code": "RESOURCE_EXHAUSTED"}]), "grpc"),
     ] {

@@ -15,9 +15,8 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
-use tonic_types::StatusExt;
 
-use crate::outcome::{Outcome, classify_grpc};
+use crate::outcome::{FailureClass, Outcome, classify_grpc, classify_http};
 use crate::{ExporterSettings, SetupError, Signal};
 
 const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
@@ -164,39 +163,191 @@ impl GrpcExporter {
             Signal::Logs => LOGS_PATH,
         });
         let call = async {
-            client
-                .ready()
-                .await
-                .map_err(|e| Status::unavailable(format!("connecting: {e}")))?;
-            client.unary(req, path, RawCodec).await
+            if let Err(e) = client.ready().await {
+                return Err(Err(e));
+            }
+            client.unary(req, path, RawCodec).await.map_err(Ok)
         };
         let started = tokio::time::Instant::now();
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => classify_grpc(
-                tonic::Code::DeadlineExceeded as i32,
-                &format!("no answer within {:?}", self.timeout),
-                None,
-            ),
+            // Our own deadline: no answer arrived, an outage (not the server's
+            // DEADLINE_EXCEEDED, which is transient).
+            Err(_) => Outcome::connection_failure(format!(
+                "no answer within {:?} (telemetryflow.timeout)",
+                self.timeout
+            )),
             Ok(Ok(resp)) => delivered(signal, resp.into_inner()),
-            // tonic enforces the grpc-timeout it sends and reports CANCELLED when it
-            // fires; a timeout is DEADLINE_EXCEEDED (an outage), not a cancelled call.
-            Ok(Err(status))
-                if status.code() == tonic::Code::Cancelled && started.elapsed() >= self.timeout =>
-            {
-                classify_grpc(
-                    tonic::Code::DeadlineExceeded as i32,
-                    &format!("no answer within {:?}", self.timeout),
-                    None,
-                )
+            Ok(Err(Err(e))) => {
+                Outcome::connection_failure(format!("connecting: {}", error_chain(&e)))
             }
-            Ok(Err(status)) => {
-                let hint = status
-                    .get_details_retry_info()
-                    .and_then(|ri| ri.retry_delay);
-                classify_grpc(status.code() as i32, status.message(), hint)
-            }
+            Ok(Err(Ok(status))) => classify_status(&status, started.elapsed() >= self.timeout),
         }
     }
+}
+
+/// Classifies what tonic returned for a call. A status the server sent goes to
+/// [`classify_grpc`]; a status tonic or hyper invented because the exchange broke is an
+/// outage (or, when an HTTP answer without `grpc-status` came back, classified from the
+/// HTTP status as the HTTP transport would).
+///
+/// How an invented status is told apart, as tonic 0.14 behaves (pinned by the tests in
+/// `tests/faults.rs`): a status built from a transport error (connect error, reset, EOF,
+/// GOAWAY, RST_STREAM, h2 protocol error, tonic's own `grpc-timeout`) carries that error
+/// as its `source()`; a status decoded from `grpc-status` never has one. The few statuses
+/// tonic's decoder invents without a source have fixed messages, matched in
+/// [`invented_without_source`].
+pub(crate) fn classify_status(status: &Status, deadline_passed: bool) -> Outcome {
+    if let Some(fault) = transport_fault(status) {
+        let what = if deadline_passed || fault.timeout {
+            "no answer in time"
+        } else {
+            "connection failed"
+        };
+        return Outcome::connection_failure(format!(
+            "{what}: {} (reported by the gRPC client as {:?})",
+            fault.detail,
+            status.code()
+        ));
+    }
+    if let Some(o) = invented_without_source(status) {
+        return o;
+    }
+    classify_grpc(
+        status.code() as i32,
+        status.message(),
+        crate::outcome::retry_info_delay(status.details()),
+    )
+}
+
+struct TransportFault {
+    detail: String,
+    timeout: bool,
+}
+
+/// `Some` when the status was made from a transport error (it has a source). The detail
+/// names the HTTP/2 event (GOAWAY, RST_STREAM) or I/O error found in the source chain.
+fn transport_fault(status: &Status) -> Option<TransportFault> {
+    let source = std::error::Error::source(status)?;
+    let mut label = None;
+    let mut timeout = false;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    while let Some(e) = cur {
+        if e.downcast_ref::<tonic::TimeoutExpired>().is_some() {
+            timeout = true;
+        }
+        if label.is_none() {
+            if let Some(h) = e.downcast_ref::<h2::Error>() {
+                label = Some(if h.is_go_away() {
+                    format!("HTTP/2 GOAWAY ({})", reason_name(h.reason()))
+                } else if h.is_reset() {
+                    format!(
+                        "HTTP/2 stream reset, RST_STREAM ({})",
+                        reason_name(h.reason())
+                    )
+                } else if let Some(io) = h.get_io() {
+                    format!("I/O error ({:?})", io.kind())
+                } else {
+                    format!("HTTP/2 error ({})", reason_name(h.reason()))
+                });
+            } else if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_timeout() {
+                    timeout = true;
+                }
+                if h.is_incomplete_message() || h.is_closed() {
+                    label = Some("the connection closed before the answer was complete".into());
+                }
+            } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    timeout = true;
+                }
+                label = Some(format!("I/O error ({:?})", io.kind()));
+            } else if e.downcast_ref::<tonic::ConnectError>().is_some() {
+                label = Some("cannot connect".into());
+            }
+        }
+        cur = e.source();
+    }
+    let chain = error_chain(source);
+    Some(TransportFault {
+        detail: match label {
+            Some(l) => format!("{l}: {chain}"),
+            None => chain,
+        },
+        timeout,
+    })
+}
+
+fn reason_name(r: Option<h2::Reason>) -> String {
+    match r {
+        Some(r) => format!("{r:?}"),
+        None => "no reason".into(),
+    }
+}
+
+/// Statuses tonic's response decoder makes up without a source error (tonic 0.14,
+/// `codec/decode.rs` and `status.rs::infer_grpc_status`):
+/// - the stream ended with HTTP 200 but no `grpc-status` (cut by a proxy, or an h2
+///   RST_STREAM NO_ERROR/CANCEL, which hyper turns into a clean end), or mid-message:
+///   the answer is incomplete, an outage;
+/// - an HTTP answer without `grpc-status` (a proxy's 401 or 502 page): classified from
+///   the HTTP status, like the HTTP transport does.
+fn invented_without_source(status: &Status) -> Option<Outcome> {
+    use tonic::Code;
+    const NO_TRAILER: &str = "protocol error: missing grpc-status trailer";
+    const EOF: &str = "Unexpected EOF decoding stream";
+    const MAPPED: &str = "grpc-status header missing, mapped from HTTP status code ";
+    const WHILE: &str = "while receiving response with status: ";
+    let msg = status.message();
+    let code = status.code();
+    if (code == Code::Unknown && msg.starts_with(NO_TRAILER))
+        || (code == Code::Internal && msg.starts_with(EOF))
+    {
+        return Some(Outcome::connection_failure(format!(
+            "the answer was cut short: {msg}"
+        )));
+    }
+    let http_status = if let Some(rest) = msg.strip_prefix(MAPPED) {
+        rest
+    } else if let (Code::Internal, Some((_, rest))) = (code, msg.split_once(WHILE)) {
+        rest
+    } else {
+        return None;
+    };
+    let digits: String = http_status
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let http: u16 = digits.parse().ok()?;
+    if (200..300).contains(&http) {
+        return Some(Outcome::Retry {
+            class: FailureClass::Refused,
+            reason: format!(
+                "HTTP {http} without a gRPC answer: the server does not speak OTLP/gRPC; check \
+                 telemetryflow.endpoint and telemetryflow.protocol ({msg})"
+            ),
+            retry_after: None,
+        });
+    }
+    Some(classify_http(
+        http,
+        None,
+        None,
+        &format!("no gRPC status in the answer ({msg})"),
+    ))
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// Reads the partial-success part of a response; an undecodable response still means the

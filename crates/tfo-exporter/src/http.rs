@@ -1,26 +1,33 @@
 //! OTLP/HTTP transport: protobuf bodies POSTed to `/v1/<signal>` (community) or
 //! `/v2/<signal>` (TelemetryFlow), gzip via `Content-Encoding`.
 
-use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::{Compress, Compression, FlushCompress};
 use prost::Message;
 use reqwest::header::{
-    CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+    CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
 };
 
 use crate::grpc::{delivered_from_body, parse_endpoint};
 use crate::outcome::{Outcome, classify_http, parse_retry_after};
 use crate::{ExporterSettings, SetupError, Signal};
 
+/// Most bytes of an answer body read (partial success, error message); the rest is never
+/// read, so a misbehaving server cannot make the agent buffer megabytes of error page.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Bodies larger than this are gzipped on the blocking pool, so compressing a large batch
+/// never stalls the async runtime (which may be a current-thread one).
+pub const GZIP_INLINE_LIMIT: usize = 64 * 1024;
+
 pub struct HttpExporter {
     client: reqwest::Client,
     base: String,
     version: &'static str,
-    gzip: bool,
+    gzip: Option<Arc<GzipPool>>,
 }
 
 impl HttpExporter {
@@ -33,7 +40,6 @@ impl HttpExporter {
             host
         };
         let base = format!("{}://{uri_host}:{port}", if tls { "https" } else { "http" });
-        let tls_settings = s.tls.clone().unwrap_or_default();
         let mut headers = HeaderMap::new();
         for (k, v) in &s.headers {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
@@ -51,20 +57,29 @@ impl HttpExporter {
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
+        // `tls.server_name` is honoured by the verifier inside this config.
+        let tls_config = if tls {
+            crate::tls::client_config(&s.tls.clone().unwrap_or_default(), &[b"http/1.1"])?
+        } else {
+            crate::tls::plain_only_config()?
+        };
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config(&tls_settings, &[b"http/1.1"])?)
+            .tls_backend_preconfigured(tls_config)
             .timeout(s.timeout)
             .connect_timeout(s.timeout.min(Duration::from_secs(10)))
             .default_headers(headers)
             .user_agent(s.user_agent.clone())
             .no_proxy()
+            // A redirect is answered as Refused and never followed: following it would send
+            // the credentials in the default headers to wherever the Location points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SetupError(format!("HTTP client: {e}")))?;
         Ok(HttpExporter {
             client,
             base,
             version: s.http_path_version,
-            gzip: s.gzip,
+            gzip: s.gzip.then(|| Arc::new(GzipPool::default())),
         })
     }
 
@@ -78,27 +93,30 @@ impl HttpExporter {
 
     pub async fn send(&self, signal: Signal, body: Bytes) -> Outcome {
         let mut req = self.client.post(self.url(signal));
-        let body = if self.gzip {
-            req = req.header(CONTENT_ENCODING, "gzip");
-            let mut enc =
-                GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::default());
-            if let Err(e) = enc.write_all(&body) {
-                return Outcome::Permanent {
-                    reason: format!("gzip: {e}"),
+        let body = match &self.gzip {
+            Some(pool) => {
+                req = req.header(CONTENT_ENCODING, "gzip");
+                let compressed = if body.len() <= GZIP_INLINE_LIMIT {
+                    pool.gzip(&body)
+                } else {
+                    let pool = pool.clone();
+                    match tokio::task::spawn_blocking(move || pool.gzip(&body)).await {
+                        Ok(r) => r,
+                        Err(e) => Err(format!("compression task failed: {e}")),
+                    }
                 };
-            }
-            match enc.finish() {
-                Ok(v) => Bytes::from(v),
-                Err(e) => {
-                    return Outcome::Permanent {
-                        reason: format!("gzip: {e}"),
-                    };
+                match compressed {
+                    Ok(v) => Bytes::from(v),
+                    Err(e) => {
+                        return Outcome::Permanent {
+                            reason: format!("gzip: {e}"),
+                        };
+                    }
                 }
             }
-        } else {
-            body
+            None => body,
         };
-        let resp = match req.body(body).send().await {
+        let mut resp = match req.body(body).send().await {
             Ok(r) => r,
             Err(e) => {
                 let what = if e.is_timeout() {
@@ -108,25 +126,40 @@ impl HttpExporter {
                 } else {
                     "request failed"
                 };
-                return Outcome::connection_failure(format!("{what}: {}", error_chain(&e)));
+                return Outcome::connection_failure(format!(
+                    "{what}: {}",
+                    error_chain(&e.without_url())
+                ));
             }
         };
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = match resp.bytes().await {
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after =
+            header(RETRY_AFTER).and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let location = header(LOCATION);
+        let body = match read_capped(&mut resp, MAX_ANSWER_BYTES).await {
             Ok(b) => b,
             Err(e) if status.is_success() => {
                 // The server answered 2xx: the data was accepted even if the body was cut.
                 return Outcome::Delivered {
                     rejected: 0,
-                    message: format!("reading response: {e}"),
+                    message: format!("reading response: {}", error_chain(&e.without_url())),
                 };
             }
-            Err(_) => Bytes::new(),
+            Err(e) => {
+                // No complete answer: the status line may be a proxy's guess, and the
+                // explanation is missing. Treat it as the connection failure it is.
+                return Outcome::connection_failure(format!(
+                    "connection failed while reading the HTTP {} answer: {}",
+                    status.as_u16(),
+                    error_chain(&e.without_url())
+                ));
+            }
         };
         if status.is_success() {
             return delivered_from_body(signal, body);
@@ -136,25 +169,130 @@ impl HttpExporter {
             .ok()
             .map(|s| s.message)
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| {
-                let text = String::from_utf8_lossy(&body);
-                text.chars()
-                    .take(200)
-                    .collect::<String>()
-                    .trim()
-                    .to_string()
-            });
-        classify_http(status.as_u16(), retry_after, &message)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let message: String = message
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(200)
+            .collect();
+        classify_http(
+            status.as_u16(),
+            retry_after,
+            location.as_deref(),
+            message.trim(),
+        )
     }
+}
+
+/// Reads at most `cap` bytes of the body, then stops (the rest is never read).
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Bytes, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Reusable deflate states (each holds a window and hash tables worth a few hundred KiB,
+/// which a fresh `GzEncoder` would allocate and zero per request).
+#[derive(Default)]
+pub(crate) struct GzipPool {
+    idle: Mutex<Vec<Compress>>,
+}
+
+impl GzipPool {
+    /// Compressors kept for reuse; more only exist while that many requests compress at once.
+    const KEEP: usize = 4;
+
+    /// `data` as a gzip member (RFC 1952): fixed header, raw deflate, CRC-32, size.
+    pub(crate) fn gzip(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let taken = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let mut c = taken.unwrap_or_else(|| Compress::new(Compression::default(), false));
+        let result = deflate_gzip(&mut c, data);
+        c.reset();
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < Self::KEEP
+        {
+            idle.push(c);
+        }
+        result
+    }
+}
+
+fn deflate_gzip(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>, String> {
+    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=unknown
+    const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut out = Vec::with_capacity(data.len() / 4 + 64);
+    out.extend_from_slice(&HEADER);
+    loop {
+        if out.capacity() - out.len() < 4096 {
+            out.reserve(out.capacity().max(4096));
+        }
+        let (before_in, before_out) = (c.total_in(), c.total_out());
+        let consumed = usize::try_from(before_in).map_err(|e| e.to_string())?;
+        let input = data
+            .get(consumed..)
+            .ok_or("deflate consumed more than its input")?;
+        match c.compress_vec(input, &mut out, FlushCompress::Finish) {
+            Ok(flate2::Status::StreamEnd) => break,
+            // No progress: give it more room.
+            Ok(_) if c.total_in() == before_in && c.total_out() == before_out => {
+                out.reserve(out.capacity());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE is the input size modulo 2^32.
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    Ok(out)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip(z: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(z)
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+        out
+    }
+
+    #[test]
+    fn pooled_gzip_round_trips_and_reuses_state() {
+        let pool = GzipPool::default();
+        let big: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let noise: Vec<u8> = (0..200_000).map(|_| fastrand::u8(..)).collect();
+        for data in [&b""[..], b"hello", &big, &noise, b"hello again", &big] {
+            let z = pool.gzip(data).unwrap();
+            assert_eq!(gunzip(&z), data);
+        }
+        assert_eq!(pool.idle.lock().unwrap().len(), 1, "one state, reused");
+    }
 }

@@ -16,7 +16,9 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
-    /// Overrides the name checked against the server certificate (SNI too).
+    /// Overrides the name checked against the server certificate, on every transport.
+    /// gRPC also sends it as SNI; the HTTP clients (reqwest) send the endpoint's host as
+    /// SNI (none for an IP address) and verify the certificate against this name.
     pub server_name: Option<String>,
     pub skip_verify: bool,
 }
@@ -34,6 +36,20 @@ pub fn client_config(s: &TlsSettings, alpn: &[&[u8]]) -> Result<ClientConfig, Se
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+    } else if let Some(name) = &s.server_name {
+        // HTTP clients (reqwest) verify against the URL's host and offer no way to
+        // change that name, so the verifier itself checks the configured one.
+        let name = ServerName::try_from(name.clone())
+            .map_err(|e| SetupError(format!("telemetryflow.tls.server_name {name:?}: {e}")))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots(s)?),
+            provider(),
+        )
+        .build()
+        .map_err(|e| SetupError(format!("TLS setup: {e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(VerifyAs { inner, name }))
     } else {
         builder.with_root_certificates(roots(s)?)
     };
@@ -95,6 +111,70 @@ pub fn server_name(s: &TlsSettings, host: &str) -> Result<ServerName<'static>, S
     let name = s.server_name.as_deref().unwrap_or(host);
     ServerName::try_from(name.to_string())
         .map_err(|e| SetupError(format!("telemetryflow.tls.server_name {name:?}: {e}")))
+}
+
+/// A client config for clients that only speak plain HTTP: no trust anchors, so building
+/// it never depends on a system CA store being present.
+pub fn plain_only_config() -> Result<ClientConfig, SetupError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SetupError(format!("TLS setup: {e}")))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
+}
+
+/// `tls.server_name`: full WebPKI verification (chain, validity, signatures), but of the
+/// configured name instead of the one the client connects to. The SNI sent is still the
+/// connection's host (rustls takes it from the connect call, which reqwest makes with the
+/// URL host); the gRPC transport connects with the configured name, so both agree there.
+#[derive(Debug)]
+struct VerifyAs {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for VerifyAs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.inner.root_hint_subjects()
+    }
 }
 
 /// `skip_verify: true`: accepts any certificate but still checks the handshake signature,

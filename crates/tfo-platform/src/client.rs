@@ -4,13 +4,19 @@
 //! API, seed 001) and `X-TelemetryFlow-Key-ID`/`-Secret` (what the platform's ingestion
 //! guard reads), plus `X-TelemetryFlow-Agent-ID` once an id is known. Failures are
 //! classified so the caller knows whether waiting helps: 408, 425, 429 and 5xx are
-//! retryable (honouring `Retry-After`), connection failures and timeouts too; any other
-//! status is permanent (a wrong key does not fix itself by retrying).
+//! retryable (honouring `Retry-After`, capped at
+//! [`MAX_SERVER_DELAY`](tfo_exporter::outcome::MAX_SERVER_DELAY)), connection failures,
+//! timeouts and answers cut short too; any other status is permanent (a wrong key does not
+//! fix itself by retrying). Redirects are never followed: the credential headers would
+//! follow them to whatever host the `Location` names. A 3xx is reported as
+//! [`PlatformError::Redirected`], naming the `Location`, and not retried.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
+};
 use reqwest::{Method, Url};
 use serde_json::Value;
 use tfo_exporter::backoff::Backoff;
@@ -50,7 +56,19 @@ pub enum PlatformError {
         status: u16,
         message: String,
     },
-    /// No HTTP answer: refused, reset, DNS, TLS or timeout. Retryable.
+    /// The platform (or a proxy in front of it) answered with a redirect to `location`.
+    /// Redirects are never followed, since the credentials would go wherever they point;
+    /// not retried until `telemetryflow.api_endpoint` names the final address.
+    #[error(
+        "{what}: the platform redirects ({status}) to {location}; set telemetryflow.api_endpoint to the final address (redirects are never followed)"
+    )]
+    Redirected {
+        what: &'static str,
+        status: u16,
+        location: String,
+    },
+    /// No complete HTTP answer: refused, reset, DNS, TLS, timeout, or a reply cut short.
+    /// Retryable.
     #[error("{what}: cannot reach the platform at {url}: {message}")]
     Connection {
         what: &'static str,
@@ -97,9 +115,9 @@ impl PlatformError {
     /// The HTTP status, when the platform answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            PlatformError::Retryable { status, .. } | PlatformError::Permanent { status, .. } => {
-                Some(*status)
-            }
+            PlatformError::Retryable { status, .. }
+            | PlatformError::Permanent { status, .. }
+            | PlatformError::Redirected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -206,6 +224,8 @@ impl PlatformClient {
             .default_headers(headers)
             .user_agent(s.user_agent())
             .no_proxy()
+            // Never follow a redirect: the default headers carry the API key secret.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SetupError(format!("platform HTTP client: {e}")))?;
         Ok(PlatformClient {
@@ -387,11 +407,24 @@ impl PlatformClient {
             }
         })?;
         let status = resp.status().as_u16();
+        // Capped at MAX_SERVER_DELAY by the parser, whatever the server sends.
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        if (300..400).contains(&status) {
+            let location = resp
+                .headers()
+                .get(LOCATION)
+                .map(|v| self.redact(&shown_location(v.as_bytes())))
+                .unwrap_or_else(|| "an address it does not name (no Location header)".into());
+            return Err(PlatformError::Redirected {
+                what,
+                status,
+                location,
+            });
+        }
         let bytes = read_limited(resp).await;
         if (200..300).contains(&status) {
             let bytes = bytes.map_err(|e| PlatformError::Connection {
@@ -412,7 +445,14 @@ impl PlatformClient {
                 }),
             };
         }
-        let message = self.redact(&error_message(&bytes.unwrap_or_default(), status));
+        // An answer cut short is no answer: its status may be a proxy's and its
+        // explanation is missing, so it is retried like a connection failure.
+        let bytes = bytes.map_err(|e| PlatformError::Connection {
+            what,
+            url: shown_url.clone(),
+            message: self.redact(&format!("the {status} reply was cut short: {e}")),
+        })?;
+        let message = self.redact(&error_message(&bytes, status));
         if status == 408 || status == 425 || status == 429 || status >= 500 {
             Err(PlatformError::Retryable {
                 what,
@@ -449,6 +489,22 @@ pub fn jittered(interval: Duration, fraction: f64) -> Duration {
     };
     let factor = 1.0 + f * (fastrand::f64() * 2.0 - 1.0);
     interval.mul_f64(factor)
+}
+
+/// A `Location` value as shown in an error: printable characters only, bounded.
+fn shown_location(raw: &[u8]) -> String {
+    const MAX: usize = 256;
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim();
+    let mut s: String = text.chars().filter(|c| !c.is_control()).take(MAX).collect();
+    if text.chars().count() > MAX {
+        s.push('…');
+    }
+    if s.is_empty() {
+        "an empty Location".into()
+    } else {
+        s
+    }
 }
 
 fn check_id(what: &'static str, id: &str) -> Result<(), PlatformError> {

@@ -421,3 +421,70 @@ async fn replies_without_the_contracted_fields_are_clear_errors() {
     let e = client.fetch_config("a1").await.unwrap_err();
     assert!(e.to_string().contains("`config`"), "{e}");
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_name_the_location() {
+    // The second stand-in is where the redirect points: it must never see a request (it
+    // would receive the API key secret).
+    let elsewhere = StandIn::start(|_, _| Reply::json(201, json!({"agent_id": "stolen"}))).await;
+    for status in [301u16, 302, 303, 307, 308] {
+        let location = format!("{}/api/v2/agents/register", elsewhere.url());
+        let loc = location.clone();
+        let srv =
+            StandIn::start(move |_, _| Reply::text(status, "moved").with_header("Location", &loc))
+                .await;
+        let client = PlatformClient::new(&settings(&srv.url())).unwrap();
+        let mut retries = 0;
+        let err = client
+            .register_with_retry(&register_request(None), None, |_| retries += 1)
+            .await
+            .expect_err("a redirect is not a registration");
+        assert!(
+            matches!(&err, PlatformError::Redirected { status: s, location: l, .. } if *s == status && *l == location),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        assert_eq!(err.status(), Some(status));
+        assert_eq!(retries, 0);
+        assert_eq!(srv.recorded().len(), 1);
+        let text = err.to_string();
+        assert!(
+            text.contains(&location) && text.contains("telemetryflow.api_endpoint"),
+            "{text}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        elsewhere.recorded().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.recorded()
+    );
+}
+
+#[tokio::test]
+async fn huge_retry_after_is_capped() {
+    for value in [
+        "10000000000000000000",
+        "99999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let v = value.to_string();
+        let srv = StandIn::start(move |_, _| {
+            Reply::json(503, json!({"message": "later"})).with_header("Retry-After", &v)
+        })
+        .await;
+        let client = PlatformClient::new(&settings(&srv.url())).unwrap();
+        let err = client
+            .register(&register_request(None))
+            .await
+            .expect_err("503");
+        assert!(err.is_retryable());
+        assert_eq!(
+            err.retry_after(),
+            Some(tfo_exporter::outcome::MAX_SERVER_DELAY),
+            "{value}"
+        );
+        // The error renders without overflow too.
+        assert!(err.to_string().contains("retry after 300s"), "{err}");
+    }
+}
