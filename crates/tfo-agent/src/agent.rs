@@ -275,7 +275,10 @@ pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings 
             tfo_config::EndpointVersion::V1 => "v1",
             tfo_config::EndpointVersion::V2 => "v2",
         },
-        user_agent: format!("tfo-agent/{VERSION} (linux; {})", std::env::consts::ARCH),
+        user_agent: format!(
+            "tfo-agent/{VERSION} (linux; {})",
+            crate::identity::host_arch()
+        ),
     }
 }
 
