@@ -275,10 +275,7 @@ pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings 
             tfo_config::EndpointVersion::V1 => "v1",
             tfo_config::EndpointVersion::V2 => "v2",
         },
-        user_agent: format!(
-            "tfo-agent/{VERSION} (linux; {})",
-            crate::identity::host_arch()
-        ),
+        user_agent: crate::identity::user_agent(),
     }
 }
 

@@ -142,6 +142,11 @@ pub fn host_arch() -> &'static str {
     semconv_arch(std::env::consts::ARCH)
 }
 
+/// The exporter's User-Agent: `tfo-agent/<version> (linux; <host.arch>)`.
+pub fn user_agent() -> String {
+    format!("tfo-agent/{VERSION} (linux; {})", host_arch())
+}
+
 /// Rust's target architecture name to the semantic-convention `host.arch` value; names the
 /// convention does not list pass through unchanged.
 fn semconv_arch(rust_arch: &'static str) -> &'static str {
