@@ -17,6 +17,15 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn dispatch(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run);
+    if !matches!(command, Command::Run) {
+        // The printing commands end quietly when their reader goes away (`collect | head`)
+        // instead of panicking on a broken pipe, as other command-line tools do. The Rust
+        // runtime ignores SIGPIPE; sockets are unaffected (Linux sends use MSG_NOSIGNAL).
+        // SAFETY: resetting a signal disposition to its default; no handler is installed.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     if let Command::Version { json } = command {
         print_version(json);
         return ExitCode::SUCCESS;
@@ -29,11 +38,13 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         }
     };
     // Both sources are checked already: clap lists --log-level's values, config validation
-    // checks logging.level.
-    let level = cli
-        .log_level
-        .clone()
-        .unwrap_or_else(|| loaded.config.logging.level.clone());
+    // checks logging.level. logging.level is for the running agent; the one-shot commands
+    // print their answer and log only warnings unless --log-level asks for more.
+    let level = match (&cli.log_level, &command) {
+        (Some(l), _) => l.clone(),
+        (None, Command::Run) => loaded.config.logging.level.clone(),
+        (None, _) => "warn".to_string(),
+    };
     let json_logs = match cli.log_format {
         Some(f) => matches!(f, LogFormat::Json),
         None => matches!(loaded.config.logging.format, tfo_config::LogFormat::Json),
@@ -241,9 +252,17 @@ fn buffer_status(
     if let Some(why) = no_buffer_reason(&dir) {
         eprintln!("error: no buffer at {}: {why}", dir.display());
         if from_config {
+            let configured = &loaded.config.buffer.path;
+            let whence = if *configured == dir {
+                format!("buffer.path from {}", config_origin(loaded))
+            } else {
+                format!(
+                    "the per-user directory, as {} is not writable by this user",
+                    configured.display()
+                )
+            };
             eprintln!(
-                "  (this is buffer.path from {}; the agent creates it on its first run, or pass --path DIR)",
-                config_origin(loaded)
+                "  (this is {whence}; the agent creates it on its first run; or pass --path DIR)"
             );
         }
         return ExitCode::from(EXIT_RUNTIME);
