@@ -18,7 +18,7 @@ Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.";
 #[derive(Debug, Parser)]
 #[command(
     name = "tfo-agent",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TFO_GIT_COMMIT"), ")"),
     about = "TelemetryFlow Agent: host telemetry to OTLP, with a disk-safe pipeline",
     after_help = EXAMPLES
 )]

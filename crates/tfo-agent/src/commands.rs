@@ -508,7 +508,7 @@ fn status_text(v: &serde_json::Value, now: u64) -> String {
 /// `2024-05-01T12:00:00Z` for a Unix time in seconds.
 fn rfc3339_utc(unix: u64) -> String {
     let (mut days, secs) = (unix / 86_400, unix % 86_400);
-    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let mut year = 1970;
     loop {
         let len = if leap(year) { 366 } else { 365 };

@@ -368,6 +368,8 @@ fn version_names_semconv_arch_and_the_git_commit() {
         text.contains(&format!("linux/{}", expected_arch())) && text.contains(commit),
         "{text}"
     );
+    let short = stdout(&agent(&["-V"], &[]));
+    assert!(short.contains(&format!("(commit {commit})")), "{short}");
     // Built from this git checkout, the commit is HEAD's (plus -dirty for local edits).
     let git = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
