@@ -2,24 +2,40 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  tfo-agent config validate                      check the config the search finds
+  tfo-agent -c configs/development.yaml run      run with a given config (Ctrl-C stops)
+  tfo-agent collect                              collect once and print; nothing is sent
+  tfo-agent buffer status                        what waits in the disk buffer
+  tfo-agent version --json
+
+Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tfo-agent",
-    version,
-    about = "TelemetryFlow Agent: host telemetry to OTLP, with a disk-safe pipeline"
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TFO_GIT_COMMIT"), ")"),
+    about = "TelemetryFlow Agent: host telemetry to OTLP, with a disk-safe pipeline",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
-    /// Config file (default: ./tfo-agent.yaml, ./configs/tfo-agent.yaml,
-    /// /etc/tfo-agent/tfo-agent.yaml, ~/.tfo-agent/tfo-agent.yaml, else built-in defaults)
+    /// Config file (default: searched for, see --help)
+    ///
+    /// Without -c the first that exists of ./tfo-agent.yaml, ./configs/tfo-agent.yaml,
+    /// /etc/tfo-agent/tfo-agent.yaml, ~/.tfo-agent/tfo-agent.yaml is used; if none does,
+    /// the built-in defaults (configs/tfo-agent.yaml lists them).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Log level, overriding logging.level: trace, debug, info, warn, error
-    #[arg(long, global = true, value_name = "LEVEL")]
+    /// Log level, overriding logging.level
+    #[arg(long, global = true, value_name = "LEVEL",
+          value_parser = PossibleValuesParser::new(["trace", "debug", "info", "warn", "error"]))]
     pub log_level: Option<String>,
     /// Log format, overriding logging.format
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -33,34 +49,39 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the agent (the default)
+    /// Run the agent: collect, buffer and export until stopped (the default; alias `start`)
     #[command(alias = "start")]
     Run,
-    /// Inspect the configuration
+    /// Check or print the configuration
+    #[command(subcommand_required = true, arg_required_else_help = true)]
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    /// Collect from every enabled collector once and print the result (nothing is exported)
+    /// Collect once from every enabled collector and print the metrics (nothing is sent)
     Collect {
-        /// Collect once and exit (the only mode)
-        #[arg(long, required = true)]
+        /// Accepted for compatibility; collecting once is the only mode
+        #[arg(long, hide = true)]
         once: bool,
+        /// Output format
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
-    /// Inspect the disk buffer (works while the agent is stopped; changes nothing)
+    /// Inspect the disk buffer (read-only; works while the agent is stopped)
+    #[command(subcommand_required = true, arg_required_else_help = true)]
     Buffer {
         #[command(subcommand)]
         action: BufferAction,
     },
-    /// Local state (agent id, last heartbeat, last export, buffer) and the platform's view
+    /// Show this agent's id, last heartbeat and export, buffer and the platform's view
     Status {
+        /// Output format: `table` (alias `text`) for people, `json` for scripts
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
-    /// Print the version
+    /// Print version, platform and the git commit it was built from
     Version {
+        /// Print JSON (name, version, os, arch, git_commit)
         #[arg(long)]
         json: bool,
     },
@@ -68,10 +89,11 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Check the configuration and report errors with key path and line
+    /// Check the configuration; errors name the key path, file and line (exit 2)
     Validate,
     /// Print the effective configuration (defaults, env and expansion applied; secrets redacted)
     Show {
+        /// Output format
         #[arg(long, value_enum, default_value_t = ShowFormat::Yaml)]
         format: ShowFormat,
     },
@@ -82,8 +104,9 @@ pub enum BufferAction {
     /// Records, bytes, oldest record age and damage found, per signal
     Status {
         /// Buffer directory (default: buffer.path from the configuration)
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         path: Option<std::path::PathBuf>,
+        /// Output format
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
@@ -97,6 +120,7 @@ pub enum ShowFormat {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum OutputFormat {
+    #[value(alias = "text")]
     Table,
     Json,
 }

@@ -1,5 +1,6 @@
 //! The subcommands. Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -16,6 +17,15 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn dispatch(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run);
+    if !matches!(command, Command::Run) {
+        // The printing commands end quietly when their reader goes away (`collect | head`)
+        // instead of panicking on a broken pipe, as other command-line tools do. The Rust
+        // runtime ignores SIGPIPE; sockets are unaffected (Linux sends use MSG_NOSIGNAL).
+        // SAFETY: resetting a signal disposition to its default; no handler is installed.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     if let Command::Version { json } = command {
         print_version(json);
         return ExitCode::SUCCESS;
@@ -27,16 +37,14 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let level = cli
-        .log_level
-        .clone()
-        .unwrap_or_else(|| loaded.config.logging.level.clone());
-    if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
-        eprintln!(
-            "error: --log-level {level:?} is not valid; allowed: trace, debug, info, warn, error"
-        );
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    // Both sources are checked already: clap lists --log-level's values, config validation
+    // checks logging.level. logging.level is for the running agent; the one-shot commands
+    // print their answer and log only warnings unless --log-level asks for more.
+    let level = match (&cli.log_level, &command) {
+        (Some(l), _) => l.clone(),
+        (None, Command::Run) => loaded.config.logging.level.clone(),
+        (None, _) => "warn".to_string(),
+    };
     let json_logs = match cli.log_format {
         Some(f) => matches!(f, LogFormat::Json),
         None => matches!(loaded.config.logging.format, tfo_config::LogFormat::Json),
@@ -238,14 +246,15 @@ fn attr_json(kv: &KeyValue) -> (String, serde_json::Value) {
 
 fn print_version(json: bool) {
     let arch = crate::identity::host_arch();
+    let commit = crate::identity::GIT_COMMIT;
     if json {
         println!(
             "{}",
             json!({"name": "tfo-agent", "version": VERSION, "os": "linux", "arch": arch,
-                   "git_commit": option_env!("TFO_GIT_COMMIT").unwrap_or("unknown")})
+                   "git_commit": commit})
         );
     } else {
-        println!("tfo-agent {VERSION} (linux/{arch})");
+        println!("tfo-agent {VERSION} (linux/{arch}, commit {commit})");
     }
 }
 
@@ -255,14 +264,33 @@ fn buffer_status(
     path: Option<std::path::PathBuf>,
     format: OutputFormat,
 ) -> ExitCode {
+    let from_config = path.is_none();
     let dir = path.unwrap_or_else(|| settings::buffer_dir(&loaded.config));
+    if let Some(why) = no_buffer_reason(&dir) {
+        eprintln!("error: no buffer at {}: {why}", dir.display());
+        if from_config {
+            let configured = &loaded.config.buffer.path;
+            let whence = if *configured == dir {
+                format!("buffer.path from {}", config_origin(loaded))
+            } else {
+                format!(
+                    "the per-user directory, as {} is not writable by this user",
+                    configured.display()
+                )
+            };
+            eprintln!(
+                "  (this is {whence}; the agent creates it on its first run; or pass --path DIR)"
+            );
+        }
+        return ExitCode::from(EXIT_RUNTIME);
+    }
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
     let mut rows = Vec::new();
     let mut failed = false;
-    for signal in ["metrics", "logs"] {
+    for signal in SIGNALS {
         let d = dir.join(signal);
         if !d.exists() {
             continue;
@@ -298,9 +326,6 @@ fn buffer_status(
         ),
         OutputFormat::Table => {
             println!("buffer: {}", dir.display());
-            if rows.is_empty() && !failed {
-                println!("  (empty: no signal has buffered data here)");
-            }
             for r in &rows {
                 let age = r["oldest_record_age_seconds"]
                     .as_f64()
@@ -318,6 +343,10 @@ fn buffer_status(
                     r["ledger"].as_str().unwrap_or(""),
                 );
             }
+            let records: u64 = rows.iter().filter_map(|r| r["records"].as_u64()).sum();
+            if records == 0 && !failed {
+                println!("  (empty: nothing is waiting to be sent)");
+            }
         }
     }
     if failed {
@@ -325,6 +354,50 @@ fn buffer_status(
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The per-signal logs a buffer directory may hold.
+const SIGNALS: [&str; 2] = ["metrics", "logs"];
+
+/// Why there is no buffer to report at `dir`, or `None` when there is one (possibly empty).
+/// An empty directory is an empty buffer; a directory with other things but no signal log
+/// is not a buffer (a likely mix-up with `agent.data_dir`, which holds `buffer/`).
+fn no_buffer_reason(dir: &Path) -> Option<String> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some("the directory does not exist".into());
+        }
+        Err(e) => return Some(format!("cannot read it: {e}")),
+    };
+    if !meta.is_dir() {
+        return Some("it is not a directory".into());
+    }
+    if SIGNALS.iter().any(|s| dir.join(s).is_dir()) {
+        return None;
+    }
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) => return Some(format!("cannot read it: {e}")),
+    };
+    if empty {
+        None
+    } else if SIGNALS.iter().any(|s| dir.join("buffer").join(s).is_dir()) {
+        Some(format!(
+            "it holds no metrics/ or logs/ log; did you mean --path {}?",
+            dir.join("buffer").display()
+        ))
+    } else {
+        Some("it holds no metrics/ or logs/ log".into())
+    }
+}
+
+fn config_origin(loaded: &Loaded) -> String {
+    loaded
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the built-in defaults".into())
 }
 
 /// `tfo-agent status`: what this host knows (state.json, buffer) and what the platform says.
@@ -375,12 +448,143 @@ fn status(loaded: &Loaded, format: OutputFormat) -> ExitCode {
     });
     match format {
         OutputFormat::Json => println!("{out}"),
-        OutputFormat::Table => {
-            let obj = out.as_object().cloned().unwrap_or_default();
-            for (k, v) in obj {
-                println!("{k:<22} {v}");
-            }
-        }
+        OutputFormat::Table => print!("{}", status_text(&out, unix_now())),
     }
     ExitCode::SUCCESS
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// The `status` report for people: times as RFC 3339 UTC with their age, plain strings.
+fn status_text(v: &serde_json::Value, now: u64) -> String {
+    use std::fmt::Write;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let when = |v: &serde_json::Value| match v.as_u64() {
+        Some(t) => format!("{} ({})", rfc3339_utc(t), ago(now, t)),
+        None => "never".to_string(),
+    };
+    let mut o = String::new();
+    let mut line = |k: &str, val: String| {
+        let _ = writeln!(o, "{k:<16} {val}");
+    };
+    line("agent id", text(&v["agent_id"]));
+    line("agent name", text(&v["agent_name"]));
+    line("data dir", text(&v["data_dir"]));
+    line("last heartbeat", when(&v["last_heartbeat_unix"]));
+    if !v["last_heartbeat_error"].is_null() {
+        line("heartbeat error", text(&v["last_heartbeat_error"]));
+    }
+    line("last export", when(&v["last_export_unix"]));
+    line("config version", text(&v["config_version"]));
+    let b = &v["buffer"];
+    line(
+        "buffer",
+        if b.is_null() {
+            "- (disabled, or nothing buffered yet)".to_string()
+        } else {
+            format!(
+                "{} records, {} bytes on disk ({})",
+                b["records"],
+                b["disk_bytes"],
+                text(&b["path"])
+            )
+        },
+    );
+    let p = &v["platform"];
+    if p["configured"] != true {
+        line(
+            "platform",
+            "not configured (set telemetryflow.api_endpoint)".into(),
+        );
+    } else if !p["error"].is_null() {
+        // The error names the URL it tried.
+        line("platform", format!("error: {}", text(&p["error"])));
+    } else {
+        line("platform", text(&p["endpoint"]));
+        match p["status"].as_object() {
+            Some(m) => {
+                for (k, val) in m {
+                    line(&format!("  {k}"), text(val));
+                }
+            }
+            None => line("  status", text(&p["status"])),
+        }
+    }
+    o
+}
+
+/// `2024-05-01T12:00:00Z` for a Unix time in seconds.
+fn rfc3339_utc(unix: u64) -> String {
+    let (mut days, secs) = (unix / 86_400, unix % 86_400);
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let mut year = 1970;
+    loop {
+        let len = if leap(year) { 366 } else { 365 };
+        if days < len {
+            break;
+        }
+        days -= len;
+        year += 1;
+    }
+    let feb = if leap(year) { 29 } else { 28 };
+    let mut month = 1;
+    for len in [31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
+        if days < len {
+            break;
+        }
+        days -= len;
+        month += 1;
+    }
+    format!(
+        "{year:04}-{month:02}-{:02}T{:02}:{:02}:{:02}Z",
+        days + 1,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// How long before `now` the time `t` was: `42 s ago`, `5 min ago`, `3 h ago`, `2 d ago`.
+fn ago(now: u64, t: u64) -> String {
+    let Some(d) = now.checked_sub(t) else {
+        return format!("{} s in the future: check the clock", t - now);
+    };
+    match d {
+        0..120 => format!("{d} s ago"),
+        120..7_200 => format!("{} min ago", d / 60),
+        7_200..172_800 => format!("{} h ago", d / 3600),
+        _ => format!("{} d ago", d / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339_utc(1_735_689_600), "2025-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(ago(100, 58), "42 s ago");
+        assert_eq!(ago(1000, 400), "10 min ago");
+        assert_eq!(ago(100_000, 0), "27 h ago");
+        assert_eq!(ago(1_000_000, 0), "11 d ago");
+        assert!(ago(0, 5).contains("future"));
+    }
 }

@@ -337,7 +337,7 @@ impl Stats {
                 "version=\"{}\",os=\"{}\",arch=\"{}\"",
                 env!("CARGO_PKG_VERSION"),
                 std::env::consts::OS,
-                std::env::consts::ARCH
+                crate::identity::host_arch()
             ),
             1.0,
         );

@@ -131,13 +131,31 @@ pub fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".to_string())
 }
 
-/// `host.arch` in semantic-convention spelling.
+/// The git commit this binary was built from (`abc123def456`, `...-dirty`, or `unknown`);
+/// set by build.rs.
+pub const GIT_COMMIT: &str = env!("TFO_GIT_COMMIT");
+
+/// This machine's architecture as OpenTelemetry's `host.arch` spells it (`amd64`, `arm64`,
+/// ...). The one source for every place the agent names its architecture: `version`, the
+/// OTLP resource, `tfo_agent_build_info{arch}` and the User-Agent.
 pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
+    semconv_arch(std::env::consts::ARCH)
+}
+
+/// The exporter's User-Agent: `tfo-agent/<version> (linux; <host.arch>)`.
+pub fn user_agent() -> String {
+    format!("tfo-agent/{VERSION} (linux; {})", host_arch())
+}
+
+/// Rust's target architecture name to the semantic-convention `host.arch` value; names the
+/// convention does not list pass through unchanged.
+fn semconv_arch(rust_arch: &'static str) -> &'static str {
+    match rust_arch {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "x86",
         "arm" => "arm32",
+        "powerpc" => "ppc32",
         "powerpc64" => "ppc64",
         "s390x" => "s390x",
         other => other,
@@ -180,5 +198,21 @@ mod tests {
             derive_agent_id(Some("fedcba9876543210fedcba9876543210"), "h")
         );
         assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 5);
+    }
+
+    #[test]
+    fn arch_uses_semantic_convention_names() {
+        for (rust, otel) in [
+            ("x86_64", "amd64"),
+            ("aarch64", "arm64"),
+            ("arm", "arm32"),
+            ("x86", "x86"),
+            ("powerpc", "ppc32"),
+            ("powerpc64", "ppc64"),
+            ("s390x", "s390x"),
+            ("riscv64", "riscv64"),
+        ] {
+            assert_eq!(semconv_arch(rust), otel);
+        }
     }
 }

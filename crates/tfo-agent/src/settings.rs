@@ -9,7 +9,7 @@ use tfo_config::Config;
 use tfo_exporter::ExporterSettings;
 use tfo_exporter::tls::TlsSettings;
 
-use crate::identity::{Identity, VERSION};
+use crate::identity::Identity;
 use crate::pipeline::disk::DiskSettings;
 use crate::pipeline::export::RetryPolicy;
 
@@ -178,7 +178,7 @@ pub fn exporter_settings(cfg: &Config, identity: &Identity) -> ExporterSettings 
             tfo_config::EndpointVersion::V1 => "v1",
             tfo_config::EndpointVersion::V2 => "v2",
         },
-        user_agent: format!("tfo-agent/{VERSION} (linux; {})", std::env::consts::ARCH),
+        user_agent: crate::identity::user_agent(),
     }
 }
 

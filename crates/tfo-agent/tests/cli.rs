@@ -1,16 +1,19 @@
-//! Black-box CLI tests: exit codes, config errors that name key and line, redaction.
+//! Black-box CLI tests: exit codes, config errors that name key and line, redaction, and
+//! what an operator sees in the first hour (help, version, buffer and agent status).
 
 mod common;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::workspace_root;
+use common::{Agent, Receiver, http_get, resource_attrs, workspace_root};
 
 fn agent(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
         .args(args)
         .env_remove("TELEMETRYFLOW_API_KEY_SECRET")
         .env_remove("TELEMETRYFLOW_ENDPOINT")
+        .env_remove("TELEMETRYFLOW_API_ENDPOINT")
         .envs(env.iter().copied())
         .current_dir(std::env::temp_dir())
         .output()
@@ -28,6 +31,10 @@ fn with_config(yaml: &str, args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -167,6 +174,15 @@ fn collect_once_prints_system_metrics() {
 }
 
 #[test]
+fn collect_needs_no_once_flag() {
+    // Collecting once is the only mode, so the flag is optional (still accepted above).
+    let o = agent(&["collect"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("NAME"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("system.cpu.time"));
+}
+
+#[test]
 fn version_and_usage_errors() {
     let o = agent(&["version", "--json"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -177,5 +193,234 @@ fn version_and_usage_errors() {
             .status
             .code(),
         Some(2)
+    );
+}
+
+#[test]
+fn help_lists_commands_examples_and_exit_codes() {
+    let o = agent(&["--help"], &[]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for cmd in ["run", "config", "collect", "buffer", "status", "version"] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{cmd} ")))
+            .unwrap_or_else(|| panic!("`{cmd}` not listed:\n{out}"));
+        assert!(
+            line.split_whitespace().count() > 3,
+            "`{cmd}` has no description: {line:?}"
+        );
+    }
+    assert!(out.contains("Examples:"), "{out}");
+    assert!(
+        out.contains("Exit codes: 0 success, 1 runtime failure, 2"),
+        "{out}"
+    );
+    // --log-level names its allowed values in help and in the usage error.
+    assert!(
+        out.contains("[possible values: trace, debug, info, warn, error]"),
+        "{out}"
+    );
+    let o = agent(&["--log-level", "loud", "config", "validate"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+    // A group without its subcommand is a usage error that shows what to type.
+    for group in ["config", "buffer"] {
+        let o = agent(&[group], &[]);
+        assert_eq!(o.status.code(), Some(2), "{group}");
+        assert!(stderr(&o).contains("Commands:"), "{group}: {}", stderr(&o));
+    }
+    // `status --format text` is the same as the default human format.
+    let o = agent(&["status", "--format", "text"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn buffer_status_tells_a_missing_buffer_from_an_empty_one() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    for path in [
+        "/nonexistent/x",
+        "/proc/tfo-agent-no-such-buffer",
+        "/proc",
+        file.path().to_str().unwrap(),
+    ] {
+        for fmt in ["table", "json"] {
+            let o = agent(&["buffer", "status", "--format", fmt, "--path", path], &[]);
+            assert_eq!(o.status.code(), Some(1), "{path} {fmt}: {}", stdout(&o));
+            let e = stderr(&o);
+            assert!(e.contains(&format!("no buffer at {path}")), "{path}: {e}");
+            assert!(!stdout(&o).contains("empty"), "{path}: {}", stdout(&o));
+        }
+    }
+    // Without --path the message says where the path came from.
+    let o = with_config(
+        "buffer:\n  path: /nonexistent/tfo-buffer\n",
+        &["buffer", "status"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("buffer.path"), "{}", stderr(&o));
+
+    // An existing buffer with nothing in it: empty, and that is success.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = agent(&["buffer", "status", "--path", d], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("empty"), "{}", stdout(&o));
+    std::fs::create_dir(dir.path().join("metrics")).unwrap();
+    let o = agent(&["buffer", "status", "--path", d], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("empty"), "{}", stdout(&o));
+    let o = agent(&["buffer", "status", "--format", "json", "--path", d], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["signals"][0]["records"], 0, "{v}");
+
+    // Pointing at agent.data_dir instead of its buffer/ is a likely mix-up: say so.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("buffer/metrics")).unwrap();
+    std::fs::write(data.path().join("state.json"), "{}").unwrap();
+    let o = agent(
+        &["buffer", "status", "--path", data.path().to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("did you mean --path"), "{}", stderr(&o));
+}
+
+#[test]
+fn status_prints_human_times_and_json_keeps_unix_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let heartbeat = now - 30;
+    std::fs::write(
+        dir.path().join("state.json"),
+        serde_json::json!({
+            "last_heartbeat_unix": heartbeat,
+            "last_heartbeat_error": "HTTP 503 from the platform",
+            "last_export_unix": 1_700_000_000u64,
+            "config_version": "v7",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let yaml = format!(
+        "agent:\n  data_dir: {d}\nbuffer:\n  path: {d}/buffer\n",
+        d = dir.path().display()
+    );
+    let o = with_config(&yaml, &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |k: &str| {
+        out.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("no `{k}` line:\n{out}"))
+            .to_string()
+    };
+    let export = line("last export");
+    assert!(
+        export.contains("2023-11-14T22:13:20Z (") && export.ends_with(" d ago)"),
+        "{out}"
+    );
+    let hb = line("last heartbeat");
+    assert!(hb.contains("Z (") && hb.contains(" s ago)"), "{out}");
+    assert!(
+        line("heartbeat error").contains("HTTP 503 from the platform"),
+        "{out}"
+    );
+    assert!(line("config version").ends_with("v7"), "{out}");
+    assert!(line("platform").contains("not configured"), "{out}");
+    // No raw Unix seconds and no JSON quoting in the human format.
+    assert!(
+        !out.contains(&heartbeat.to_string()) && !out.contains("1700000000"),
+        "{out}"
+    );
+    assert!(!out.contains('"'), "{out}");
+
+    let o = with_config(&yaml, &["status", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["last_heartbeat_unix"], heartbeat);
+    assert_eq!(v["last_export_unix"], 1_700_000_000u64);
+    assert_eq!(v["config_version"], "v7");
+}
+
+/// `host.arch` as the OpenTelemetry semantic conventions spell this machine's architecture.
+fn expected_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm32",
+        "powerpc64" => "ppc64",
+        other => other,
+    }
+}
+
+#[test]
+fn version_names_semconv_arch_and_the_git_commit() {
+    let o = agent(&["version", "--json"], &[]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["arch"], expected_arch());
+    let commit = v["git_commit"].as_str().unwrap();
+    let text = stdout(&agent(&["version"], &[]));
+    assert!(
+        text.contains(&format!("linux/{}", expected_arch())) && text.contains(commit),
+        "{text}"
+    );
+    let short = stdout(&agent(&["-V"], &[]));
+    assert!(short.contains(&format!("(commit {commit})")), "{short}");
+    // Built from this git checkout, the commit is HEAD's (plus -dirty for local edits).
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(workspace_root())
+        .output();
+    match git {
+        Ok(g) if g.status.success() => {
+            let head = String::from_utf8_lossy(&g.stdout).trim().to_string();
+            assert_eq!(commit.trim_end_matches("-dirty"), head, "{v}");
+        }
+        _ => eprintln!("git unavailable here; build commit is {commit}"),
+    }
+}
+
+#[test]
+fn arch_is_the_same_semconv_value_everywhere() {
+    let rx = Receiver::start(None);
+    let yaml = common::config("http", rx.http_port, "");
+    let agent_proc = Agent::start(&yaml);
+    let reqs = rx.wait_until(Duration::from_secs(10), "first export", |r| !r.is_empty());
+    let arch = expected_arch();
+    let ua = reqs[0]["headers"]["user-agent"].as_str().unwrap();
+    assert!(ua.ends_with(&format!("(linux; {arch})")), "User-Agent {ua}");
+    assert_eq!(resource_attrs(&reqs[0])["host.arch"], arch);
+    let addr = agent_proc.bound_address("serving self-metrics");
+    let (code, page) = http_get(addr, "/metrics");
+    assert_eq!(code, 200);
+    let info = page
+        .lines()
+        .find(|l| l.starts_with("tfo_agent_build_info{"))
+        .unwrap_or_else(|| panic!("no build_info:\n{page}"));
+    assert!(info.contains(&format!("arch=\"{arch}\"")), "{info}");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // `tfo-agent collect | head -1`: the reader goes away before the table is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+        .arg("collect")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(
+        o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
+        "{:?}",
+        o.status
     );
 }

@@ -30,11 +30,41 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// The last `max` lines of a captured output file, for a failing test's report.
+pub fn tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(max);
+    let mut out = String::new();
+    if skip > 0 {
+        out.push_str(&format!("[{skip} earlier lines omitted]\n"));
+    }
+    for l in &lines[skip..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// Prints a child's captured output when the test is failing (called from `Drop`), so a
+/// passing run stays quiet and a failing one shows what the child said.
+fn report_on_failure(who: &str, path: &Path) {
+    if std::thread::panicking() {
+        eprintln!(
+            "---- {who} output ({}) ----\n{}---- end of {who} output ----",
+            path.display(),
+            tail(path, 200)
+        );
+    }
+}
+
 pub struct Receiver {
     child: Child,
     pub grpc_port: u16,
     pub http_port: u16,
     pub out: PathBuf,
+    /// The peer's stderr (grpcio's TLS handshake complaints in negative tests are expected).
+    pub stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -69,6 +99,7 @@ impl Receiver {
     ) -> Receiver {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("requests.jsonl");
+        let stderr = dir.path().join("receiver.stderr");
         let mut cmd = Command::new(python());
         cmd.arg(workspace_root().join("tests/peers/otlp_receiver.py"))
             .args([
@@ -81,7 +112,7 @@ impl Receiver {
             .arg(&out)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(std::fs::File::create(&stderr).unwrap());
         if let Some(s) = script {
             let p = dir.path().join("script.json");
             std::fs::write(&p, s.to_string()).unwrap();
@@ -92,11 +123,15 @@ impl Receiver {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let mut ports = line
-            .trim()
-            .strip_prefix("READY ")
-            .expect("receiver READY line")
-            .split(' ');
+        let Some(ready) = line.trim().strip_prefix("READY ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "otlp_receiver.py did not print its READY line (got {line:?}); its stderr:\n{}",
+                tail(&stderr, 200)
+            );
+        };
+        let mut ports = ready.split(' ');
         let mut port = |k: &str| -> u16 {
             let v: i32 = ports
                 .next()
@@ -114,6 +149,7 @@ impl Receiver {
             grpc_port,
             http_port,
             out,
+            stderr,
             _dir: dir,
         }
     }
@@ -153,6 +189,7 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        report_on_failure("otlp_receiver.py", &self.stderr);
     }
 }
 
@@ -261,6 +298,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        report_on_failure("tfo-agent", &self.log);
     }
 }
 
