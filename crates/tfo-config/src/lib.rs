@@ -17,6 +17,7 @@
 
 mod checks;
 pub mod duration;
+pub mod endpoint;
 mod error;
 mod expand;
 mod keyindex;
@@ -239,6 +240,9 @@ pub(crate) fn allowed_for(path: &str) -> Option<String> {
     let base = path.split('[').next().unwrap_or(path);
     if base.len() != path.len() || schema::is_free_form(path) {
         return Some(schema::Kind::String.allowed());
+    }
+    if let Some(range) = schema::duration_range(path) {
+        return Some(range.allowed());
     }
     schema::lookup(path).map(|k| k.kind.allowed())
 }
