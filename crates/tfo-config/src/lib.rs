@@ -126,17 +126,7 @@ pub fn load_from_str(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let index = KeyIndex::build(yaml);
-    let expanded = expand::expand(yaml, env).map_err(|e| {
-        let kind = if e.variable.is_some() {
-            ErrorKind::MissingVariable
-        } else {
-            ErrorKind::BadVariable
-        };
-        ConfigError::new(kind, origin, e.message)
-            .at(Some(e.line), Some(e.column))
-            .with_path(index.path_at(e.line).map(str::to_string))
-            .with_allowed(Some(e.allowed))
-    })?;
+    let expanded = expand::expand(yaml, env).map_err(|all| expansion_error(all, origin, &index))?;
     let secrets = secrets_in(&expanded, env);
     let mut config = parse(&expanded, origin, &index).map_err(|e| e.scrub(&secrets))?;
     config.apply_env_overrides(env);
@@ -159,6 +149,63 @@ pub fn load_from_str(
         );
     }
     Ok(config)
+}
+
+/// One error for a failed expansion: the malformed reference, or every unset variable with
+/// its line and key (located at the first).
+fn expansion_error(all: Vec<expand::ExpandError>, origin: &str, index: &KeyIndex) -> ConfigError {
+    let first = &all[0];
+    let located = ConfigError::new(
+        if first.variable.is_some() {
+            ErrorKind::MissingVariable
+        } else {
+            ErrorKind::BadVariable
+        },
+        origin,
+        "",
+    )
+    .at(Some(first.line), Some(first.column))
+    .with_path(index.path_at(first.line).map(str::to_string));
+    if all.len() == 1 {
+        return located
+            .with_message(first.message.clone())
+            .with_allowed(Some(first.allowed.clone()));
+    }
+    // Group the occurrences by variable, in order of first appearance.
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for e in &all {
+        let name = e.variable.as_deref().unwrap_or_default();
+        let place = match index.path_at(e.line) {
+            Some(path) => format!("line {}: {path}", e.line),
+            None => format!("line {}", e.line),
+        };
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, places)) => places.push(place),
+            None => groups.push((name, vec![place])),
+        }
+    }
+    let listed: Vec<String> = groups
+        .iter()
+        .map(|(name, places)| format!("`{name}` ({})", places.join(", ")))
+        .collect();
+    let message = if groups.len() == 1 {
+        format!(
+            "environment variable `{}` is not set ({})",
+            groups[0].0,
+            groups[0].1.join(", ")
+        )
+    } else {
+        format!(
+            "{} environment variables are not set: {}",
+            groups.len(),
+            listed.join("; ")
+        )
+    };
+    let names: Vec<&str> = groups.iter().map(|(n, _)| *n).collect();
+    located.with_message(message).with_allowed(Some(format!(
+        "set {}, or give defaults with ${{NAME:-default}}",
+        names.join(", ")
+    )))
 }
 
 impl Config {

@@ -386,6 +386,40 @@ fn missing_variable_names_it_and_the_line() {
     assert_eq!(e.kind(), ErrorKind::BadVariable);
 }
 
+/// All unset variables are reported in one error, each with its line and key, located at
+/// the first.
+#[test]
+fn every_missing_variable_is_listed_in_one_error() {
+    let text = "\
+telemetryflow:
+  api_key_id: \"${KEY_ID}\"
+  api_key_secret: \"${KEY_SECRET}\"
+agent:
+  name: \"${HOSTNAME:-}\"
+  tags:
+    cluster: ${CLUSTER}
+    owner: ${KEY_ID}
+";
+    let e = err(text);
+    assert_eq!(e.kind(), ErrorKind::MissingVariable);
+    assert_eq!((e.line(), e.column()), (Some(2), Some(16)));
+    assert_eq!(e.path(), Some("telemetryflow.api_key_id"));
+    assert_eq!(
+        e.to_string(),
+        "agent.yaml:2:16: telemetryflow.api_key_id: 3 environment variables are not set: \
+         `KEY_ID` (line 2: telemetryflow.api_key_id, line 8: agent.tags.owner); \
+         `KEY_SECRET` (line 3: telemetryflow.api_key_secret); \
+         `CLUSTER` (line 7: agent.tags.cluster); \
+         allowed: set KEY_ID, KEY_SECRET, CLUSTER, or give defaults with ${NAME:-default}"
+    );
+    // one variable used twice: both places
+    let e = err("agent:\n  name: ${X}\n  id: ${X}\n");
+    assert_eq!(
+        e.message(),
+        "environment variable `X` is not set (line 2: agent.name, line 3: agent.id)"
+    );
+}
+
 #[test]
 fn syntax_and_duplicates() {
     let e = err("telemetryflow:\n  endpoint: \"unterminated\n");
