@@ -25,6 +25,7 @@ mod model;
 pub mod remote;
 pub mod schema;
 mod secret;
+mod syntax;
 
 use std::path::{Path, PathBuf};
 
@@ -254,7 +255,7 @@ fn parse(text: &str, origin: &str, index: &KeyIndex) -> Result<Config, ConfigErr
     });
     match result {
         Ok(config) => Ok(config.unwrap_or_default()),
-        Err(err) => Err(convert_error(&err, failed_path, origin, index)),
+        Err(err) => Err(convert_error(&err, failed_path, origin, index, text)),
     }
 }
 
@@ -299,6 +300,7 @@ fn convert_error(
     failed_path: Option<(Vec<Segment>, bool)>,
     origin: &str,
     index: &KeyIndex,
+    text: &str,
 ) -> ConfigError {
     let msg = serde_saphyr::DefaultMessageFormatter
         .format_message(err)
@@ -372,6 +374,32 @@ fn convert_error(
             format!("invalid YAML: {msg}")
         };
         let allowed = (kind == ErrorKind::WrongType).then(|| schema::children("").join(", "));
+        // An unclosed quote or bracket: point at where it opens, not where the parser gave up.
+        if from_parser
+            && let (Some(l), Some(c)) = (line, column)
+            && let Some(open) = syntax::unclosed_at(text, l, c)
+        {
+            let stopped = if l > text.lines().count() {
+                "at the end of the file".to_string()
+            } else {
+                format!("at line {l}")
+            };
+            return ConfigError::new(
+                ErrorKind::Syntax,
+                origin,
+                format!(
+                    "invalid YAML: this {} is never closed (the parser stopped {stopped}: {msg})",
+                    open.what()
+                ),
+            )
+            .at(Some(open.line), Some(open.column))
+            .with_path(index.path_at(open.line).map(str::to_string))
+            .with_allowed(Some(format!(
+                "close it with {} on line {}",
+                open.closer(),
+                open.line
+            )));
+        }
         let near = line.and_then(|l| index.path_at(l)).map(str::to_string);
         return ConfigError::new(kind, origin, message)
             .at(line, column)

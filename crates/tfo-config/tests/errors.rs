@@ -420,11 +420,47 @@ agent:
     );
 }
 
+/// An unclosed quote or bracket is reported where it opens, not where the parser gave up.
+#[test]
+fn syntax_errors_point_at_the_line_where_the_problem_starts() {
+    let text = "telemetryflow:\n  api_key_id: tfk_1\n  endpoint: \"localhost:4317\n  protocol: grpc\nagent:\n  name: a\n";
+    let e = err(text);
+    assert_eq!(e.kind(), ErrorKind::Syntax);
+    assert_eq!((e.line(), e.column()), (Some(3), Some(13)), "{e}");
+    assert_eq!(e.path(), Some("telemetryflow.endpoint"));
+    assert_eq!(
+        e.to_string(),
+        "agent.yaml:3:13: telemetryflow.endpoint: invalid YAML: this double-quoted string is never \
+         closed (the parser stopped at line 4: invalid indentation in multiline quoted scalar); \
+         allowed: close it with \" on line 3"
+    );
+    // swallowing the rest of the file: the parser stops at the end
+    let e = err("agent:\n  name: 'node\n    tags: x\n    more: y\n");
+    assert_eq!((e.line(), e.column()), (Some(2), Some(9)), "{e}");
+    assert!(
+        e.message().contains(
+            "single-quoted string is never closed (the parser stopped at the end of the file"
+        ),
+        "{e}"
+    );
+    // an unclosed flow list
+    let e = err(
+        "collectors:\n  kubernetes:\n    exclude_namespaces: [kube-system, default\n    interval: 30s\n",
+    );
+    assert_eq!((e.line(), e.column()), (Some(3), Some(25)), "{e}");
+    assert_eq!(e.path(), Some("collectors.kubernetes.exclude_namespaces"));
+    assert!(e.message().contains("flow list `[` is never closed"), "{e}");
+    assert_eq!(e.allowed(), Some("close it with ] on line 3"));
+    // other syntax errors keep the parser's position
+    let e = err("agent:\n  name: a\n   tags: b\n");
+    assert_eq!((e.kind(), e.line()), (ErrorKind::Syntax, Some(3)), "{e}");
+}
+
 #[test]
 fn syntax_and_duplicates() {
     let e = err("telemetryflow:\n  endpoint: \"unterminated\n");
     assert_eq!(e.kind(), ErrorKind::Syntax);
-    assert!(e.line().is_some());
+    assert_eq!(e.line(), Some(2), "{e}");
     assert!(e.message().starts_with("invalid YAML"), "{e}");
 
     let e = err("agent:\n  name: a\n  name: b\n");
