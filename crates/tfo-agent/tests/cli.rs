@@ -150,7 +150,7 @@ fn bad_endpoints_exit_2_with_key_and_line() {
             "telemetryflow:\n  protocol: grpc\n  endpoint: localhost:99999\n",
             "telemetryflow.endpoint",
             ":3:",
-            "port 99999 is out of range (allowed 1-65535)",
+            "port 99999 is out of range (must be 1-65535)",
         ),
         (
             "telemetryflow:\n  api_endpoint: \"https://api.example:0\"\n",

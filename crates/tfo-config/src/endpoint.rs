@@ -165,7 +165,7 @@ fn check_port(whole: &str, port: &str, zero_ok: bool) -> Result<(), String> {
     match port.parse::<u32>() {
         Ok(n) if (low..=65535).contains(&n) => Ok(()),
         _ => Err(format!(
-            "`{whole}`: port {port} is out of range (allowed {low}-65535)"
+            "`{whole}`: port {port} is out of range (must be {low}-65535)"
         )),
     }
 }
@@ -271,7 +271,7 @@ mod tests {
             ("", "must not be empty"),
             (
                 "localhost:99999",
-                "port 99999 is out of range (allowed 1-65535)",
+                "port 99999 is out of range (must be 1-65535)",
             ),
             ("localhost:0", "port 0 is out of range"),
             ("localhost:", "missing port"),
@@ -329,7 +329,7 @@ mod tests {
         for (bad, why) in [
             (
                 "127.0.0.1:99999",
-                "port 99999 is out of range (allowed 0-65535)",
+                "port 99999 is out of range (must be 0-65535)",
             ),
             ("127.0.0.1", "has no port"),
             (":8888", "has no host"),

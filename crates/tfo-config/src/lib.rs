@@ -6,11 +6,18 @@
 //! 1. **Find** the file: an explicit path, else the first of [`search_paths`] that exists, else
 //!    no file (built-in defaults).
 //! 2. **Expand** `${VAR}`, `${VAR:-default}` and `$$` in the text, line by line, skipping
-//!    comments (see `expand.rs`). An unset variable without default is an error.
+//!    comments (see `expand.rs`). Unset variables without default are an error that lists
+//!    every one of them with its line and key.
 //! 3. **Parse** the YAML into [`Config`] with `serde-saphyr`; every section has defaults and
-//!    rejects unknown keys. `serde_path_to_error` supplies the key path.
+//!    rejects unknown keys. `serde_path_to_error` supplies the key path; an unclosed quote or
+//!    bracket is reported where it opens (`syntax.rs`), not where the parser gave up.
 //! 4. **Override** from the environment ([`ENV_OVERRIDES`]); environment wins over the file.
-//! 5. **Normalize** and **validate** (zero intervals, `batch_size >= 1`, …).
+//! 5. **Normalize** and **validate**: every duration within its range
+//!    ([`schema::DURATION_RANGES`]), addresses as the exporter and platform client parse them
+//!    ([`endpoint`]), `batch_size >= 1`, …
+//!
+//! A configuration pushed by the platform goes through [`remote::merge_remote`], which applies
+//! the same checks plus the remote-only rules (locked keys, sensitive keys, interval floors).
 //!
 //! Secrets ([`Secret`], and OTLP header values with credential-like names) are redacted by
 //! `Debug`, `Display` and `Serialize`, and scrubbed from error messages.

@@ -316,7 +316,7 @@ pub const DURATION_RANGES: &[DurationRange] = &[
         Duration::from_secs(600),
         None,
         |c| c.agent.shutdown_timeout,
-        "0 stops without flushing",
+        "time allowed to flush on shutdown; 0 allowed",
     ),
     range(
         "heartbeat.interval",
@@ -388,7 +388,7 @@ pub const DURATION_RANGES: &[DurationRange] = &[
         Duration::from_secs(30 * 24 * 3600),
         None,
         |c| c.buffer.max_age,
-        "how long an outage the buffer rides out",
+        "720h is 30 days; how long an outage the buffer rides out",
     ),
 ];
 
@@ -401,15 +401,21 @@ pub fn duration_range(path: &str) -> Option<&'static DurationRange> {
 pub fn duration_ranges_markdown() -> String {
     let f = crate::duration::format_duration;
     let mut out = String::from(
-        "| Key | Minimum | Maximum | Minimum from a remote config | Notes |\n|---|---|---|---|---|\n",
+        "| Key | Minimum | Maximum | From a remote config | Notes |\n|---|---|---|---|---|\n",
     );
     for r in DURATION_RANGES {
+        let remote = if crate::remote::is_locked(r.path) {
+            "never (locked)".to_string()
+        } else if crate::remote::is_sensitive(r.path) {
+            format!("`{}` or more, with `allow_sensitive`", f(r.remote_floor()))
+        } else {
+            format!("`{}` or more", f(r.remote_floor()))
+        };
         out.push_str(&format!(
-            "| `{}` | `{}` | `{}` | `{}` | {} |\n",
+            "| `{}` | `{}` | `{}` | {remote} | {} |\n",
             r.path,
             f(r.min),
             f(r.max),
-            f(r.remote_floor()),
             r.note
         ));
     }

@@ -60,13 +60,14 @@ pub(crate) fn unclosed_at(text: &str, line: usize, column: usize) -> Option<Uncl
         }
         let indent = indent_of(raw);
         let blank = raw.trim().is_empty();
-        if quote.is_none() && flows.is_empty() {
-            if let Some(parent) = block_parent {
-                if blank || indent > parent {
-                    continue;
-                }
-                block_parent = None;
+        if quote.is_none()
+            && flows.is_empty()
+            && let Some(parent) = block_parent
+        {
+            if blank || indent > parent {
+                continue;
             }
+            block_parent = None;
         }
         let chars: Vec<char> = raw.chars().collect();
         let stop = if line_no == line {

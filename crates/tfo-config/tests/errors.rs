@@ -476,7 +476,7 @@ fn collector_endpoint_is_parsed_like_the_exporter() {
     assert_eq!(
         e.to_string(),
         format!(
-            "agent.yaml:4:3: telemetryflow.endpoint: `localhost:99999`: port 99999 is out of range (allowed 1-65535); allowed: {}",
+            "agent.yaml:4:3: telemetryflow.endpoint: `localhost:99999`: port 99999 is out of range (must be 1-65535); allowed: {}",
             tfo_config::endpoint::ENDPOINT_ALLOWED
         )
     );
@@ -540,7 +540,7 @@ fn endpoint_addresses_are_checked() {
     );
     assert!(
         e.message()
-            .contains("port 99999 is out of range (allowed 0-65535)"),
+            .contains("port 99999 is out of range (must be 0-65535)"),
         "{e}"
     );
     let e = err("prometheus:\n  listen_address: localhost:8888\n");
