@@ -37,30 +37,175 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The agent with exactly `env` as its environment (nothing inherited, so an exported
+/// HOSTNAME or credential of the test runner cannot make a config pass).
+fn agent_with_only(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+/// `# Required environment variables: A, B` from a shipped config's header.
+fn required_variables(text: &str) -> Vec<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# Required environment variables:"))
+        .map(|rest| rest.split(',').map(|v| v.trim().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Every file in configs/ validates with exactly the variables its header documents, and
+/// without them fails once, naming them all.
 #[test]
 fn shipped_configs_validate() {
-    let env = [
-        ("HOSTNAME", "node-1"),
-        ("TELEMETRYFLOW_API_KEY_ID", "tfk_ci"),
-        ("TELEMETRYFLOW_API_KEY_SECRET", "tfs_ci"),
-        ("CLUSTER_NAME", "main"),
-    ];
     let dir = workspace_root().join("configs");
     let mut n = 0;
+    let mut with_variables = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
-        // The ConfigMap manifest wraps an agent config; it is not one itself.
-        if p.file_name().unwrap() == "kubernetes-configmap.yaml" {
-            continue;
-        }
-        let o = agent(&["-c", p.to_str().unwrap(), "config", "validate"], &env);
-        assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+        let path = p.to_str().unwrap();
+        let required = required_variables(&std::fs::read_to_string(&p).unwrap());
+        let values: Vec<(&str, String)> = required
+            .iter()
+            .map(|v| (v.as_str(), format!("{}_ci", v.to_ascii_lowercase())))
+            .collect();
+        let env: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let o = agent_with_only(&["-c", path, "config", "validate"], &env);
+        assert!(
+            o.status.success(),
+            "{path} with {required:?}: {}",
+            stderr(&o)
+        );
         assert!(String::from_utf8_lossy(&o.stdout).contains("configuration OK"));
+        if !required.is_empty() {
+            with_variables += 1;
+            let o = agent_with_only(&["-c", path, "config", "validate"], &[]);
+            assert_eq!(o.status.code(), Some(2), "{path}");
+            let e = stderr(&o);
+            for v in &required {
+                assert!(e.contains(&format!("`{v}`")), "{path}: {v} not named: {e}");
+            }
+            assert_eq!(e.lines().count(), 1, "one error: {e}");
+        }
         n += 1;
     }
     assert!(
         n >= 6,
         "expected the seed examples under configs/, found {n}"
+    );
+    assert!(
+        with_variables >= 2,
+        "production.yaml and kubernetes.yaml document their variables"
+    );
+}
+
+#[test]
+fn duration_ranges_and_fractions() {
+    for (yaml, key, line, want) in [
+        (
+            "agent:\n  name: a\nheartbeat:\n  interval: 99999999999999999h\n",
+            "heartbeat.interval",
+            ":4:",
+            "too large",
+        ),
+        (
+            "heartbeat:\n  interval: 48h\n",
+            "heartbeat.interval",
+            ":2:",
+            "too long (maximum 24h); allowed: a duration from 1s to 24h",
+        ),
+        (
+            "exporter:\n  otlp:\n    flush_interval: 0s\n",
+            "exporter.otlp.flush_interval",
+            ":3:",
+            "too short (minimum 100ms)",
+        ),
+        (
+            "heartbeat:\n  interval: 1.5.0s\n",
+            "heartbeat.interval",
+            ":2:",
+            "more than one decimal point",
+        ),
+    ] {
+        let o = with_config(yaml, &["config", "validate"]);
+        assert_eq!(o.status.code(), Some(2), "{yaml}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(key) && e.contains(line) && e.contains(want),
+            "{yaml} → {e}"
+        );
+    }
+    let o = with_config(
+        "heartbeat:\n  interval: 1.5m\nexporter:\n  otlp:\n    flush_interval: 0.25s\n",
+        &["config", "show", "--format", "yaml"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("interval: 1m30s") && out.contains("flush_interval: 250ms"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_endpoints_exit_2_with_key_and_line() {
+    for (yaml, key, line, want) in [
+        (
+            "telemetryflow:\n  protocol: grpc\n  endpoint: localhost:99999\n",
+            "telemetryflow.endpoint",
+            ":3:",
+            "port 99999 is out of range (must be 1-65535)",
+        ),
+        (
+            "telemetryflow:\n  api_endpoint: \"https://api.example:0\"\n",
+            "telemetryflow.api_endpoint",
+            ":2:",
+            "port 0 is out of range",
+        ),
+        (
+            "health:\n  listen_address: \"127.0.0.1:70000\"\n",
+            "health.listen_address",
+            ":2:",
+            "port 70000 is out of range",
+        ),
+    ] {
+        let o = with_config(yaml, &["config", "validate"]);
+        assert_eq!(o.status.code(), Some(2), "{yaml}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(key) && e.contains(line) && e.contains(want),
+            "{yaml} → {e}"
+        );
+    }
+}
+
+#[test]
+fn all_missing_variables_in_one_run() {
+    let yaml = "telemetryflow:\n  api_key_id: \"${TFO_T_UNSET_A}\"\nagent:\n  name: ${TFO_T_UNSET_B}\n  tags:\n    c: ${TFO_T_UNSET_C:-fine}\n";
+    let o = with_config(yaml, &["config", "validate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("2 environment variables are not set")
+            && e.contains("`TFO_T_UNSET_A` (line 2: telemetryflow.api_key_id)")
+            && e.contains("`TFO_T_UNSET_B` (line 4: agent.name)")
+            && !e.contains("TFO_T_UNSET_C"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unclosed_quote_is_reported_where_it_starts() {
+    let yaml = "telemetryflow:\n  protocol: grpc\n  endpoint: \"localhost:4317\n  timeout: 5s\nagent:\n  name: a\n";
+    let o = with_config(yaml, &["config", "validate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("c.yaml:3:13: telemetryflow.endpoint: invalid YAML: this double-quoted string is never closed"),
+        "{e}"
     );
 }
 

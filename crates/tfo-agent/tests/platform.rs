@@ -202,7 +202,7 @@ fn remote_config_applies_tags_and_intervals_and_refuses_sensitive_or_invalid_cha
         } else if r.path.ends_with("/config") {
             let config = match v {
                 1 => json!({"agent": {"tags": {"team": "remote-team"}},
-                            "collectors": {"system": {"interval": "300ms"}}}),
+                            "collectors": {"system": {"interval": "1s"}}}),
                 2 => json!({"telemetryflow": {"endpoint": "127.0.0.1:1"}}),
                 _ => json!({"collectors": {"system": {"interval": "soon"}}}),
             };
@@ -215,7 +215,14 @@ fn remote_config_applies_tags_and_intervals_and_refuses_sensitive_or_invalid_cha
         }
     });
     let data = tempfile::tempdir().unwrap();
-    let mut agent = Agent::start(&platform_config(rx.grpc_port, &pf.url(), data.path()));
+    // Collect every 3 s until the remote config (at the 1 s floor for remote intervals)
+    // makes it faster.
+    let cfg = platform_config(rx.grpc_port, &pf.url(), data.path()).replace(
+        "  system:\n    enabled: true\n    interval: 1s",
+        "  system:\n    enabled: true\n    interval: 3s",
+    );
+    assert!(cfg.contains("interval: 3s"));
+    let mut agent = Agent::start(&cfg);
     // The tag shows up in the resource of later exports.
     let reqs = rx.wait_until(Duration::from_secs(20), "remote tag", |r| {
         r.iter()
@@ -226,7 +233,7 @@ fn remote_config_applies_tags_and_intervals_and_refuses_sensitive_or_invalid_cha
         .position(|q| resource_attrs(q).get("team").map(String::as_str) == Some("remote-team"))
         .unwrap();
     // The interval took effect: collection cycles (one system.uptime point each) are now
-    // about 300 ms apart instead of 1 s.
+    // about 1 s apart instead of 3 s.
     let later = rx.wait_until(Duration::from_secs(20), "faster cycles", |r| {
         let mut ts: Vec<u64> = Vec::new();
         for m in all_metrics(&r[first..])
@@ -240,7 +247,10 @@ fn remote_config_applies_tags_and_intervals_and_refuses_sensitive_or_invalid_cha
             }
         }
         ts.sort_unstable();
-        ts.windows(2).filter(|w| w[1] - w[0] < 600_000_000).count() >= 3
+        ts.windows(2)
+            .filter(|w| w[1] - w[0] < 1_600_000_000)
+            .count()
+            >= 3
     });
     assert!(later.len() > first);
 

@@ -2,11 +2,13 @@
 //! warnings.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::Config;
+use crate::duration::format_duration;
+use crate::endpoint::{self, is_loopback};
 use crate::error::{ConfigError, ErrorKind};
 use crate::model::LOG_LEVELS;
+use crate::schema::DURATION_RANGES;
 use crate::secret::Secret;
 
 /// Environment variables that override file values, and the key each one sets.
@@ -147,24 +149,44 @@ impl Config {
     pub(crate) fn issues(&self) -> Vec<Issue> {
         let mut v = Vec::new();
         let tf = &self.telemetryflow;
-        if tf.endpoint.is_empty() {
+        if let Err(why) = endpoint::check_endpoint(&tf.endpoint) {
             v.push(issue(
                 "telemetryflow.endpoint",
-                "must not be empty",
-                Some("host:port, e.g. localhost:4317"),
+                why,
+                Some(endpoint::ENDPOINT_ALLOWED),
             ));
         }
         if let Some(url) = &tf.api_endpoint
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && let Err(why) = endpoint::check_url(url)
         {
             v.push(issue(
                 "telemetryflow.api_endpoint",
-                format!("`{url}` is not an http(s) URL"),
-                Some("a base URL such as https://api.telemetryflow.example"),
+                why,
+                Some(endpoint::URL_ALLOWED),
             ));
         }
-        let positive = "a duration greater than zero, e.g. 15s";
-        nonzero(&mut v, "telemetryflow.timeout", tf.timeout, positive);
+        for range in DURATION_RANGES {
+            let d = (range.get)(self);
+            let f = format_duration;
+            let problem = if d < range.min {
+                Some(format!(
+                    "`{}` is too short (minimum {})",
+                    f(d),
+                    f(range.min)
+                ))
+            } else if d > range.max {
+                Some(format!("`{}` is too long (maximum {})", f(d), f(range.max)))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                v.push(Issue {
+                    paths: vec![range.path],
+                    message,
+                    allowed: Some(range.allowed()),
+                });
+            }
+        }
         if tf.retry.max_attempts < 1 {
             v.push(issue(
                 "telemetryflow.retry.max_attempts",
@@ -172,18 +194,6 @@ impl Config {
                 Some("a whole number >= 1 (set retry.enabled: false to disable retries)"),
             ));
         }
-        nonzero(
-            &mut v,
-            "telemetryflow.retry.initial_interval",
-            tf.retry.initial_interval,
-            positive,
-        );
-        nonzero(
-            &mut v,
-            "telemetryflow.retry.max_interval",
-            tf.retry.max_interval,
-            positive,
-        );
         if tf.retry.initial_interval > tf.retry.max_interval {
             v.push(Issue {
                 paths: vec![
@@ -192,8 +202,8 @@ impl Config {
                 ],
                 message: format!(
                     "initial_interval ({}) is greater than max_interval ({})",
-                    crate::duration::format_duration(tf.retry.initial_interval),
-                    crate::duration::format_duration(tf.retry.max_interval)
+                    format_duration(tf.retry.initial_interval),
+                    format_duration(tf.retry.max_interval)
                 ),
                 allowed: Some("initial_interval <= max_interval".to_string()),
             });
@@ -217,43 +227,7 @@ impl Config {
                 Some("non-empty tag names"),
             ));
         }
-        nonzero(
-            &mut v,
-            "heartbeat.interval",
-            self.heartbeat.interval,
-            positive,
-        );
         let c = &self.collectors;
-        nonzero(
-            &mut v,
-            "collectors.system.interval",
-            c.system.interval,
-            positive,
-        );
-        nonzero(
-            &mut v,
-            "collectors.node_exporter.interval",
-            c.node_exporter.interval,
-            positive,
-        );
-        nonzero(
-            &mut v,
-            "collectors.kubernetes.interval",
-            c.kubernetes.interval,
-            positive,
-        );
-        nonzero(
-            &mut v,
-            "collectors.ebpf.interval",
-            c.ebpf.interval,
-            positive,
-        );
-        nonzero(
-            &mut v,
-            "collectors.process.interval",
-            c.process.interval,
-            positive,
-        );
         let ne = &c.node_exporter;
         for (path, pattern) in [
             (
@@ -316,12 +290,6 @@ impl Config {
                 Some("a whole number >= 1"),
             ));
         }
-        nonzero(
-            &mut v,
-            "exporter.otlp.flush_interval",
-            otlp.flush_interval,
-            positive,
-        );
         for (name, value) in &otlp.headers {
             if name.is_empty() || !name.bytes().all(is_header_name_byte) {
                 v.push(issue(
@@ -363,16 +331,13 @@ impl Config {
                 ));
             }
         }
-        nonzero(&mut v, "buffer.fsync_interval", b.fsync_interval, positive);
-        nonzero(&mut v, "buffer.max_age", b.max_age, positive);
-        let addr_allowed = "host:port with a numeric IP, e.g. 127.0.0.1:8888 or 0.0.0.0:8888";
         let prom = &self.prometheus;
         if prom.enabled {
-            if prom.listen_address.parse::<std::net::SocketAddr>().is_err() {
+            if let Err(why) = endpoint::check_listen_address(&prom.listen_address) {
                 v.push(issue(
                     "prometheus.listen_address",
-                    format!("`{}` is not an IP address and port", prom.listen_address),
-                    Some(addr_allowed),
+                    why,
+                    Some(endpoint::LISTEN_ALLOWED),
                 ));
             }
             if !prom.path.starts_with('/') {
@@ -385,15 +350,11 @@ impl Config {
         }
         let health = &self.health;
         if health.enabled {
-            if health
-                .listen_address
-                .parse::<std::net::SocketAddr>()
-                .is_err()
-            {
+            if let Err(why) = endpoint::check_listen_address(&health.listen_address) {
                 v.push(issue(
                     "health.listen_address",
-                    format!("`{}` is not an IP address and port", health.listen_address),
-                    Some(addr_allowed),
+                    why,
+                    Some(endpoint::LISTEN_ALLOWED),
                 ));
             } else if prom.enabled
                 && prom.listen_address == health.listen_address
@@ -420,27 +381,8 @@ impl Config {
     }
 }
 
-fn nonzero(v: &mut Vec<Issue>, path: &'static str, d: Duration, allowed: &str) {
-    if d.is_zero() {
-        v.push(issue(path, "must be greater than zero", Some(allowed)));
-    }
-}
-
 fn is_header_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `localhost:4317`, `127.0.0.1:4317`, `[::1]:4317`, optionally with a scheme.
-fn is_loopback(endpoint: &str) -> bool {
-    let rest = endpoint
-        .split_once("://")
-        .map_or(endpoint, |(_, rest)| rest);
-    let host = if let Some(v6) = rest.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        rest.split([':', '/']).next().unwrap_or("")
-    };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 #[cfg(test)]
@@ -453,13 +395,5 @@ mod tests {
         assert_eq!(c.issues(), []);
         assert!(c.validate().is_ok());
         assert!(c.warnings().is_empty());
-    }
-
-    #[test]
-    fn loopback_detection() {
-        assert!(is_loopback("localhost:4317"));
-        assert!(is_loopback("http://127.0.0.1:4318/v1"));
-        assert!(is_loopback("[::1]:4317"));
-        assert!(!is_loopback("collector.example:4317"));
     }
 }

@@ -65,6 +65,11 @@ impl ConfigError {
         self
     }
 
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.0.message = message.into();
+        self
+    }
+
     pub(crate) fn with_allowed(mut self, allowed: Option<String>) -> Self {
         self.0.allowed = allowed;
         self

@@ -26,11 +26,15 @@ enum Quote {
 }
 
 /// Expands `text` using `env` for lookups.
+///
+/// On failure returns either the first malformed reference alone, or every reference to an
+/// unset variable (in text order), so one run reports all variables that need setting.
 pub(crate) fn expand(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ExpandError> {
+) -> Result<String, Vec<ExpandError>> {
     let mut out = String::with_capacity(text.len());
+    let mut missing = Vec::new();
     // Indentation of the key that opened a block scalar; deeper lines are its content.
     let mut block_parent: Option<usize> = None;
     for (index, line) in text.split_inclusive('\n').enumerate() {
@@ -40,27 +44,36 @@ pub(crate) fn expand(
         let blank = content.trim().is_empty();
         if let Some(parent) = block_parent {
             if blank || indent > parent {
-                expand_line(line, line_no, env, false, &mut out)?;
+                expand_line(line, line_no, env, false, &mut out, &mut missing)
+                    .map_err(|e| vec![e])?;
                 continue;
             }
             block_parent = None;
         }
-        let opens_block = expand_line(line, line_no, env, true, &mut out)?;
+        let opens_block =
+            expand_line(line, line_no, env, true, &mut out, &mut missing).map_err(|e| vec![e])?;
         if opens_block {
             block_parent = Some(indent);
         }
     }
-    Ok(out)
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
 }
 
 /// Expands one line into `out`. With `yaml` false (block scalar content) quotes and comments
 /// mean nothing. Returns whether the line ends with a block scalar indicator (`|`, `>`, …).
+/// An unset variable is added to `missing` (and expands to nothing) so the scan goes on; a
+/// malformed reference is an error.
 fn expand_line(
     line: &str,
     line_no: usize,
     env: &dyn Fn(&str) -> Option<String>,
     yaml: bool,
     out: &mut String,
+    missing: &mut Vec<ExpandError>,
 ) -> Result<bool, ExpandError> {
     let mut quote = Quote::None;
     // Last significant character outside quotes; a quote only opens a scalar after one of
@@ -100,7 +113,14 @@ fn expand_line(
                             });
                         };
                         let inner = &rest[..end];
-                        let value = resolve(inner, line_no, column, env)?;
+                        let value = match resolve(inner, line_no, column, env) {
+                            Ok(value) => value,
+                            Err(e) if e.variable.is_some() => {
+                                missing.push(e);
+                                String::new()
+                            }
+                            Err(e) => return Err(e),
+                        };
                         match quote {
                             Quote::Double => out.push_str(&escape_double(&value)),
                             Quote::Single => out.push_str(&value.replace('\'', "''")),
@@ -251,7 +271,7 @@ mod tests {
     }
 
     fn x(text: &str) -> Result<String, ExpandError> {
-        expand(text, &env)
+        expand(text, &env).map_err(|mut all| all.remove(0))
     }
 
     #[test]
@@ -300,6 +320,29 @@ mod tests {
         assert_eq!(e.column, 7);
         assert_eq!(e.variable.as_deref(), Some("MISSING"));
         assert!(e.message.contains("MISSING"));
+    }
+
+    #[test]
+    fn every_missing_variable_is_reported() {
+        let text =
+            "a: ${ONE}\n# ${COMMENTED}\nb:\n  c: \"${TWO}\" # ${NOPE}\n  d: ${HOST}-${ONE}\n";
+        let all = expand(text, &env).unwrap_err();
+        let found: Vec<(usize, usize, Option<&str>)> = all
+            .iter()
+            .map(|e| (e.line, e.column, e.variable.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, 4, Some("ONE")),
+                (4, 7, Some("TWO")),
+                (5, 14, Some("ONE"))
+            ]
+        );
+        // a malformed reference is reported alone, wherever it is
+        let all = expand("a: ${ONE}\nb: ${BAD NAME}\n", &env).unwrap_err();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].line, all[0].variable.as_deref()), (2, None));
     }
 
     #[test]

@@ -6,17 +6,25 @@
 //! 1. **Find** the file: an explicit path, else the first of [`search_paths`] that exists, else
 //!    no file (built-in defaults).
 //! 2. **Expand** `${VAR}`, `${VAR:-default}` and `$$` in the text, line by line, skipping
-//!    comments (see `expand.rs`). An unset variable without default is an error.
+//!    comments (see `expand.rs`). Unset variables without default are an error that lists
+//!    every one of them with its line and key.
 //! 3. **Parse** the YAML into [`Config`] with `serde-saphyr`; every section has defaults and
-//!    rejects unknown keys. `serde_path_to_error` supplies the key path.
+//!    rejects unknown keys. `serde_path_to_error` supplies the key path; an unclosed quote or
+//!    bracket is reported where it opens (`syntax.rs`), not where the parser gave up.
 //! 4. **Override** from the environment ([`ENV_OVERRIDES`]); environment wins over the file.
-//! 5. **Normalize** and **validate** (zero intervals, `batch_size >= 1`, …).
+//! 5. **Normalize** and **validate**: every duration within its range
+//!    ([`schema::DURATION_RANGES`]), addresses as the exporter and platform client parse them
+//!    ([`endpoint`]), `batch_size >= 1`, …
+//!
+//! A configuration pushed by the platform goes through [`remote::merge_remote`], which applies
+//! the same checks plus the remote-only rules (locked keys, sensitive keys, interval floors).
 //!
 //! Secrets ([`Secret`], and OTLP header values with credential-like names) are redacted by
 //! `Debug`, `Display` and `Serialize`, and scrubbed from error messages.
 
 mod checks;
 pub mod duration;
+pub mod endpoint;
 mod error;
 mod expand;
 mod keyindex;
@@ -24,6 +32,7 @@ mod model;
 pub mod remote;
 pub mod schema;
 mod secret;
+mod syntax;
 
 use std::path::{Path, PathBuf};
 
@@ -141,17 +150,7 @@ pub fn load_from_str(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let index = KeyIndex::build(yaml);
-    let expanded = expand::expand(yaml, env).map_err(|e| {
-        let kind = if e.variable.is_some() {
-            ErrorKind::MissingVariable
-        } else {
-            ErrorKind::BadVariable
-        };
-        ConfigError::new(kind, origin, e.message)
-            .at(Some(e.line), Some(e.column))
-            .with_path(index.path_at(e.line).map(str::to_string))
-            .with_allowed(Some(e.allowed))
-    })?;
+    let expanded = expand::expand(yaml, env).map_err(|all| expansion_error(all, origin, &index))?;
     let secrets = secrets_in(&expanded, env);
     let mut config = parse(&expanded, origin, &index).map_err(|e| e.scrub(&secrets))?;
     config.apply_env_overrides(env);
@@ -174,6 +173,63 @@ pub fn load_from_str(
         );
     }
     Ok(config)
+}
+
+/// One error for a failed expansion: the malformed reference, or every unset variable with
+/// its line and key (located at the first).
+fn expansion_error(all: Vec<expand::ExpandError>, origin: &str, index: &KeyIndex) -> ConfigError {
+    let first = &all[0];
+    let located = ConfigError::new(
+        if first.variable.is_some() {
+            ErrorKind::MissingVariable
+        } else {
+            ErrorKind::BadVariable
+        },
+        origin,
+        "",
+    )
+    .at(Some(first.line), Some(first.column))
+    .with_path(index.path_at(first.line).map(str::to_string));
+    if all.len() == 1 {
+        return located
+            .with_message(first.message.clone())
+            .with_allowed(Some(first.allowed.clone()));
+    }
+    // Group the occurrences by variable, in order of first appearance.
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for e in &all {
+        let name = e.variable.as_deref().unwrap_or_default();
+        let place = match index.path_at(e.line) {
+            Some(path) => format!("line {}: {path}", e.line),
+            None => format!("line {}", e.line),
+        };
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, places)) => places.push(place),
+            None => groups.push((name, vec![place])),
+        }
+    }
+    let listed: Vec<String> = groups
+        .iter()
+        .map(|(name, places)| format!("`{name}` ({})", places.join(", ")))
+        .collect();
+    let message = if groups.len() == 1 {
+        format!(
+            "environment variable `{}` is not set ({})",
+            groups[0].0,
+            groups[0].1.join(", ")
+        )
+    } else {
+        format!(
+            "{} environment variables are not set: {}",
+            groups.len(),
+            listed.join("; ")
+        )
+    };
+    let names: Vec<&str> = groups.iter().map(|(n, _)| *n).collect();
+    located.with_message(message).with_allowed(Some(format!(
+        "set {}, or give defaults with ${{NAME:-default}}",
+        names.join(", ")
+    )))
 }
 
 impl Config {
@@ -222,7 +278,7 @@ fn parse(text: &str, origin: &str, index: &KeyIndex) -> Result<Config, ConfigErr
     });
     match result {
         Ok(config) => Ok(config.unwrap_or_default()),
-        Err(err) => Err(convert_error(&err, failed_path, origin, index)),
+        Err(err) => Err(convert_error(&err, failed_path, origin, index, text)),
     }
 }
 
@@ -256,6 +312,9 @@ pub(crate) fn allowed_for(path: &str) -> Option<String> {
     if base.len() != path.len() || schema::is_free_form(path) {
         return Some(schema::Kind::String.allowed());
     }
+    if let Some(range) = schema::duration_range(path) {
+        return Some(range.allowed());
+    }
     schema::lookup(path).map(|k| k.kind.allowed())
 }
 
@@ -264,6 +323,7 @@ fn convert_error(
     failed_path: Option<(Vec<Segment>, bool)>,
     origin: &str,
     index: &KeyIndex,
+    text: &str,
 ) -> ConfigError {
     let msg = serde_saphyr::DefaultMessageFormatter
         .format_message(err)
@@ -337,6 +397,32 @@ fn convert_error(
             format!("invalid YAML: {msg}")
         };
         let allowed = (kind == ErrorKind::WrongType).then(|| schema::children("").join(", "));
+        // An unclosed quote or bracket: point at where it opens, not where the parser gave up.
+        if from_parser
+            && let (Some(l), Some(c)) = (line, column)
+            && let Some(open) = syntax::unclosed_at(text, l, c)
+        {
+            let stopped = if l > text.lines().count() {
+                "at the end of the file".to_string()
+            } else {
+                format!("at line {l}")
+            };
+            return ConfigError::new(
+                ErrorKind::Syntax,
+                origin,
+                format!(
+                    "invalid YAML: this {} is never closed (the parser stopped {stopped}: {msg})",
+                    open.what()
+                ),
+            )
+            .at(Some(open.line), Some(open.column))
+            .with_path(index.path_at(open.line).map(str::to_string))
+            .with_allowed(Some(format!(
+                "close it with {} on line {}",
+                open.closer(),
+                open.line
+            )));
+        }
         let near = line.and_then(|l| index.path_at(l)).map(str::to_string);
         return ConfigError::new(kind, origin, message)
             .at(line, column)

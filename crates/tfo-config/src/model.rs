@@ -595,7 +595,8 @@ impl Default for Health {
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteConfig {
     pub enabled: bool,
-    /// Accept remote changes to endpoints, credentials, TLS and buffer paths.
+    /// Accept remote changes to the sensitive keys ([`crate::remote::SENSITIVE`]); the
+    /// [`crate::remote::LOCKED`] keys are refused regardless.
     pub allow_sensitive: bool,
 }
 

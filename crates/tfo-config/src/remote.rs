@@ -2,38 +2,87 @@
 //! document in the same schema as the YAML file, merged over the running configuration.
 //!
 //! The merge goes through the same deserializer and [`Config::validate`] as a file, so a
-//! remote config is held to exactly the same rules, and errors name the key path. Changes to
-//! endpoints, credentials, TLS, headers and paths are "sensitive": they are refused unless
-//! `remote_config.allow_sensitive: true` (checked against the *running* configuration, so a
-//! remote config cannot grant itself the permission).
+//! remote config is held to exactly the same rules (including every duration range of
+//! [`crate::schema::DURATION_RANGES`]), and errors name the key path. On top of that:
+//!
+//! - [`LOCKED`] keys can never be changed remotely: switching the exporter or the buffer off
+//!   would make the agent drop data (erase), and retry pacing is what keeps a fleet of agents
+//!   from storming a collector that is down. `remote_config.*` is locked so a remote config
+//!   cannot grant itself permissions.
+//! - [`SENSITIVE`] keys (endpoints, credentials, TLS, headers, paths, buffer bounds) are
+//!   refused unless the *running* configuration has `remote_config.allow_sensitive: true`.
+//! - Intervals have a stricter floor when set remotely
+//!   ([`crate::schema::DurationRange::remote_floor`]): a remote config cannot make the agent
+//!   collect, flush or heartbeat in a tight loop even where a local file may (tests do).
 
 use serde_json::Value;
 
+use crate::duration::format_duration;
 use crate::error::{ConfigError, ErrorKind};
+use crate::schema::DURATION_RANGES;
 use crate::secret::{REDACTED, Secret};
 use crate::{Config, schema};
 
+/// Keys (or key prefixes ending in `.`) a remote config can never change, with the reason.
+pub const LOCKED: &[(&str, &str)] = &[
+    (
+        "exporter.otlp.enabled",
+        "switching the exporter off would stop delivery",
+    ),
+    (
+        "buffer.enabled",
+        "switching the buffer off would lose data during an outage",
+    ),
+    (
+        "telemetryflow.retry.",
+        "retry pacing protects the collector from request storms",
+    ),
+    (
+        "remote_config.",
+        "a remote config cannot change what remote configs may do",
+    ),
+];
+
 /// Keys (or key prefixes ending in `.`) whose remote change needs `allow_sensitive`.
+/// [`LOCKED`] keys are refused even then.
 pub const SENSITIVE: &[&str] = &[
     "telemetryflow.",
     "exporter.otlp.headers",
-    "buffer.path",
+    "exporter.otlp.endpoint_version",
+    "buffer.",
     "agent.data_dir",
     "agent.id",
     "collectors.root_path",
     "prometheus.listen_address",
     "health.listen_address",
-    "remote_config.",
 ];
 
+fn matches(pattern: &str, path: &str) -> bool {
+    if pattern.ends_with('.') {
+        path.starts_with(pattern)
+    } else {
+        path == pattern
+            || path
+                .strip_prefix(pattern)
+                .is_some_and(|r| r.starts_with('.'))
+    }
+}
+
+/// Whether a remote change of `path` needs `remote_config.allow_sensitive` (or is locked).
 pub fn is_sensitive(path: &str) -> bool {
-    SENSITIVE.iter().any(|s| {
-        if s.ends_with('.') {
-            path.starts_with(s)
-        } else {
-            path == *s || path.starts_with(&format!("{s}."))
-        }
-    })
+    is_locked(path) || SENSITIVE.iter().any(|s| matches(s, path))
+}
+
+/// Whether a remote config may never change `path`.
+pub fn is_locked(path: &str) -> bool {
+    locked_reason(path).is_some()
+}
+
+fn locked_reason(path: &str) -> Option<&'static str> {
+    LOCKED
+        .iter()
+        .find(|(pattern, _)| matches(pattern, path))
+        .map(|(_, why)| *why)
 }
 
 /// The outcome of merging a remote document.
@@ -80,13 +129,6 @@ pub fn merge_remote(current: &Config, remote: &Value) -> Result<RemoteMerge, Con
     // unless the remote document set them.
     restore_secrets(current, remote, &mut config);
     config.normalize();
-    config.validate().map_err(|e| {
-        remote_error(
-            e.path().map(str::to_string),
-            e.message().to_string(),
-            e.allowed().map(str::to_string),
-        )
-    })?;
     let mut changed = Vec::new();
     diff(
         &base,
@@ -117,14 +159,33 @@ pub fn merge_remote(current: &Config, remote: &Value) -> Result<RemoteMerge, Con
     }
     changed.sort();
     changed.dedup();
+    let locked: Vec<(&String, &str)> = changed
+        .iter()
+        .filter_map(|p| locked_reason(p).map(|why| (p, why)))
+        .collect();
+    if let Some((first, _)) = locked.first() {
+        let list: Vec<String> = locked
+            .iter()
+            .map(|(path, why)| format!("{path} ({why})"))
+            .collect();
+        return Err(remote_error(
+            Some(first.to_string()),
+            format!(
+                "refused: a remote config cannot change {}; change it in the local file",
+                list.join(", ")
+            ),
+            None,
+        ));
+    }
     if !current.remote_config.allow_sensitive {
         let refused: Vec<&String> = changed.iter().filter(|p| is_sensitive(p)).collect();
         if let Some(first) = refused.first() {
             return Err(remote_error(
                 Some(first.to_string()),
                 format!(
-                    "sensitive change refused ({}): endpoints, credentials, TLS, headers and paths \
-                     can only be changed remotely with remote_config.allow_sensitive: true in the local file",
+                    "sensitive change refused ({}): endpoints, credentials, TLS, headers, paths \
+                     and buffer settings can only be changed remotely with \
+                     remote_config.allow_sensitive: true in the local file",
                     refused
                         .iter()
                         .map(|s| s.as_str())
@@ -135,6 +196,32 @@ pub fn merge_remote(current: &Config, remote: &Value) -> Result<RemoteMerge, Con
             ));
         }
     }
+    for range in DURATION_RANGES {
+        let value = (range.get)(&config);
+        let floor = range.remote_floor();
+        if value < floor && changed.iter().any(|p| p == range.path) {
+            return Err(remote_error(
+                Some(range.path.to_string()),
+                format!(
+                    "`{}` is too short for a remote config (minimum {} when set remotely)",
+                    format_duration(value),
+                    format_duration(floor)
+                ),
+                Some(format!(
+                    "a duration from {} to {} when set by a remote config",
+                    format_duration(floor),
+                    format_duration(range.max)
+                )),
+            ));
+        }
+    }
+    config.validate().map_err(|e| {
+        remote_error(
+            e.path().map(str::to_string),
+            e.message().to_string(),
+            e.allowed().map(str::to_string),
+        )
+    })?;
     Ok(RemoteMerge { config, changed })
 }
 
@@ -284,7 +371,8 @@ mod tests {
             json!({"telemetryflow": {"tls": {"skip_verify": true}}}),
             json!({"buffer": {"path": "/tmp/x"}}),
             json!({"exporter": {"otlp": {"headers": {"Authorization": "x"}}}}),
-            json!({"remote_config": {"allow_sensitive": true}}),
+            json!({"exporter": {"otlp": {"endpoint_version": "v1"}}}),
+            json!({"buffer": {"max_age": "1h"}}),
         ] {
             let e = merge_remote(&base(), &doc).unwrap_err();
             assert!(
@@ -301,6 +389,157 @@ mod tests {
         .unwrap();
         assert_eq!(m.config.telemetryflow.endpoint, "other:4317");
         assert_eq!(m.changed, ["telemetryflow.endpoint"]);
+    }
+
+    /// Off switches and retry pacing are refused even when sensitive changes are allowed.
+    #[test]
+    fn locked_keys_are_refused_even_with_permission() {
+        let mut allowed = base();
+        allowed.remote_config.allow_sensitive = true;
+        for (doc, key) in [
+            (
+                json!({"exporter": {"otlp": {"enabled": false}}}),
+                "exporter.otlp.enabled",
+            ),
+            (json!({"buffer": {"enabled": false}}), "buffer.enabled"),
+            (
+                json!({"telemetryflow": {"retry": {"enabled": false}}}),
+                "telemetryflow.retry.enabled",
+            ),
+            (
+                json!({"telemetryflow": {"retry": {"max_attempts": 1000}}}),
+                "telemetryflow.retry.max_attempts",
+            ),
+            (
+                json!({"telemetryflow": {"retry": {"initial_interval": "10ms", "max_interval": "10ms"}}}),
+                "telemetryflow.retry.initial_interval",
+            ),
+            (
+                json!({"remote_config": {"enabled": false}}),
+                "remote_config.enabled",
+            ),
+        ] {
+            for current in [base(), allowed.clone()] {
+                let e = merge_remote(&current, &doc).unwrap_err();
+                assert_eq!(e.path(), Some(key), "{doc}: {e}");
+                assert!(
+                    e.message()
+                        .starts_with(&format!("refused: a remote config cannot change {key} (")),
+                    "{doc}: {e}"
+                );
+            }
+        }
+        // a remote config cannot grant itself the permission
+        let e = merge_remote(
+            &base(),
+            &json!({"remote_config": {"allow_sensitive": true}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.path(), Some("remote_config.allow_sensitive"), "{e}");
+        // every locked key is named, not just the first
+        let e = merge_remote(
+            &allowed,
+            &json!({"exporter": {"otlp": {"enabled": false}}, "buffer": {"enabled": false}}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("buffer.enabled (")
+                && e.message().contains("exporter.otlp.enabled ("),
+            "{e}"
+        );
+        // restating the running value is not a change
+        let m = merge_remote(&base(), &json!({"exporter": {"otlp": {"enabled": true}}})).unwrap();
+        assert!(m.changed.is_empty());
+        assert!(is_locked("telemetryflow.retry.max_interval"));
+        assert!(is_sensitive("exporter.otlp.enabled"));
+        assert!(!is_locked("exporter.otlp.enabled_x"));
+        assert!(!is_sensitive("collectors.system.interval"));
+    }
+
+    #[test]
+    fn remote_intervals_have_floors() {
+        for (doc, key, floor) in [
+            (
+                json!({"collectors": {"system": {"interval": "300ms"}}}),
+                "collectors.system.interval",
+                "1s",
+            ),
+            (
+                json!({"collectors": {"node_exporter": {"interval": "0.5s"}}}),
+                "collectors.node_exporter.interval",
+                "1s",
+            ),
+            (
+                json!({"heartbeat": {"interval": "2s"}}),
+                "heartbeat.interval",
+                "5s",
+            ),
+            (
+                json!({"exporter": {"otlp": {"flush_interval": "50ms"}}}),
+                "exporter.otlp.flush_interval",
+                "100ms",
+            ),
+        ] {
+            let e = merge_remote(&base(), &doc).unwrap_err();
+            assert_eq!(e.path(), Some(key), "{doc}: {e}");
+            assert!(
+                e.message().contains(&format!(
+                    "is too short for a remote config (minimum {floor} when set remotely)"
+                )),
+                "{doc}: {e}"
+            );
+        }
+        // at the floor is fine
+        let m = merge_remote(
+            &base(),
+            &json!({"collectors": {"system": {"interval": "1s"}}, "heartbeat": {"interval": "5s"},
+                    "exporter": {"otlp": {"flush_interval": "100ms"}}}),
+        )
+        .unwrap();
+        assert_eq!(m.config.heartbeat.interval.as_secs(), 5);
+        // a fast local value (tests) is not refused when the remote leaves it alone
+        let mut fast = base();
+        fast.collectors.system.interval = std::time::Duration::from_millis(20);
+        fast.heartbeat.interval = std::time::Duration::from_secs(1);
+        merge_remote(&fast, &json!({"agent": {"tags": {"a": "b"}}})).unwrap();
+        merge_remote(&fast, &json!({"heartbeat": {"interval": "1s"}})).unwrap();
+    }
+
+    /// The load-time ranges hold for remote values too, with the key named.
+    #[test]
+    fn remote_values_are_range_checked() {
+        for (doc, key, why) in [
+            (
+                json!({"heartbeat": {"interval": "48h"}}),
+                "heartbeat.interval",
+                "too long (maximum 24h)",
+            ),
+            (
+                json!({"collectors": {"system": {"interval": "99999999999999999h"}}}),
+                "collectors.system.interval",
+                "too large",
+            ),
+            (
+                json!({"exporter": {"otlp": {"flush_interval": "2h"}}}),
+                "exporter.otlp.flush_interval",
+                "too long (maximum 1h)",
+            ),
+        ] {
+            let e = merge_remote(&base(), &doc).unwrap_err();
+            assert_eq!(e.path(), Some(key), "{doc}: {e}");
+            assert!(e.to_string().contains(why), "{doc}: {e}");
+        }
+        let mut allowed = base();
+        allowed.remote_config.allow_sensitive = true;
+        let e = merge_remote(
+            &allowed,
+            &json!({"telemetryflow": {"endpoint": "localhost:99999"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.path(), Some("telemetryflow.endpoint"));
+        assert!(e.message().contains("port 99999 is out of range"), "{e}");
+        let e = merge_remote(&allowed, &json!({"buffer": {"max_age": "0s"}})).unwrap_err();
+        assert_eq!(e.path(), Some("buffer.max_age"));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! Used to tell the user what is allowed in error messages (valid keys of a section, the type
 //! or values a key takes). Tests check that this table, the `Config` types, the example
 //! `configs/tfo-agent.yaml` and `docs/configuration.md` all list the same keys.
+//! [`DURATION_RANGES`] gives the bounds of every duration key.
+
+use std::time::Duration;
 
 /// The kind of value a key takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +208,219 @@ pub const KEYS: &[Key] = &[
     k("remote_config.enabled", Kind::Bool),
     k("remote_config.allow_sensitive", Kind::Bool),
 ];
+
+/// The values a duration key accepts, in the file and from a remote config.
+///
+/// This table is the single source for the checks ([`crate::Config::validate`], the remote
+/// merge) and for the ranges table in `docs/configuration.md` ([`duration_ranges_markdown`];
+/// a test keeps the two equal).
+#[derive(Debug, Clone, Copy)]
+pub struct DurationRange {
+    pub path: &'static str,
+    /// Smallest value allowed anywhere (inclusive).
+    pub min: Duration,
+    /// Largest value allowed anywhere (inclusive).
+    pub max: Duration,
+    /// A stricter lower bound for values set by a remote config, so the platform cannot make
+    /// the agent poll, flush or heartbeat in a tight loop. `None`: same as `min`.
+    pub remote_min: Option<Duration>,
+    /// Reads the value from a config.
+    pub get: fn(&crate::Config) -> Duration,
+    /// Why the bounds are what they are (shown in the docs).
+    pub note: &'static str,
+}
+
+impl DurationRange {
+    /// The lower bound for a value set by a remote config.
+    pub fn remote_floor(&self) -> Duration {
+        self.remote_min.map_or(self.min, |r| r.max(self.min))
+    }
+
+    /// What the key accepts, for the `allowed:` part of errors.
+    pub fn allowed(&self) -> String {
+        format!(
+            "a duration {}, e.g. 15s, 1.5m, 1h30m (units h, m, s, ms, us, ns; a bare number is seconds)",
+            self.describe()
+        )
+    }
+
+    /// `from 1s to 24h`, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "from {} to {}",
+            crate::duration::format_duration(self.min),
+            crate::duration::format_duration(self.max)
+        )
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const fn range(
+    path: &'static str,
+    min: Duration,
+    max: Duration,
+    remote_min: Option<Duration>,
+    get: fn(&crate::Config) -> Duration,
+    note: &'static str,
+) -> DurationRange {
+    DurationRange {
+        path,
+        min,
+        max,
+        remote_min,
+        get,
+        note,
+    }
+}
+
+const COLLECTOR_NOTE: &str = "below 1s only for tests and benchmarks";
+
+/// Every duration key with its bounds (a test checks that each `Kind::Duration` key of
+/// [`KEYS`] is here exactly once).
+pub const DURATION_RANGES: &[DurationRange] = &[
+    range(
+        "telemetryflow.timeout",
+        SECOND,
+        Duration::from_secs(600),
+        None,
+        |c| c.telemetryflow.timeout,
+        "per export request",
+    ),
+    range(
+        "telemetryflow.retry.initial_interval",
+        ms(10),
+        Duration::from_secs(300),
+        None,
+        |c| c.telemetryflow.retry.initial_interval,
+        "also <= `max_interval`",
+    ),
+    range(
+        "telemetryflow.retry.max_interval",
+        ms(10),
+        HOUR,
+        None,
+        |c| c.telemetryflow.retry.max_interval,
+        "also >= `initial_interval`",
+    ),
+    range(
+        "agent.shutdown_timeout",
+        Duration::ZERO,
+        Duration::from_secs(600),
+        None,
+        |c| c.agent.shutdown_timeout,
+        "time allowed to flush on shutdown; 0 allowed",
+    ),
+    range(
+        "heartbeat.interval",
+        SECOND,
+        DAY,
+        Some(Duration::from_secs(5)),
+        |c| c.heartbeat.interval,
+        "",
+    ),
+    range(
+        "collectors.system.interval",
+        ms(10),
+        DAY,
+        Some(SECOND),
+        |c| c.collectors.system.interval,
+        COLLECTOR_NOTE,
+    ),
+    range(
+        "collectors.node_exporter.interval",
+        ms(10),
+        DAY,
+        Some(SECOND),
+        |c| c.collectors.node_exporter.interval,
+        COLLECTOR_NOTE,
+    ),
+    range(
+        "collectors.kubernetes.interval",
+        SECOND,
+        DAY,
+        Some(SECOND),
+        |c| c.collectors.kubernetes.interval,
+        "each cycle lists objects from the API server",
+    ),
+    range(
+        "collectors.ebpf.interval",
+        ms(10),
+        DAY,
+        Some(SECOND),
+        |c| c.collectors.ebpf.interval,
+        COLLECTOR_NOTE,
+    ),
+    range(
+        "collectors.process.interval",
+        ms(10),
+        DAY,
+        Some(SECOND),
+        |c| c.collectors.process.interval,
+        COLLECTOR_NOTE,
+    ),
+    range(
+        "exporter.otlp.flush_interval",
+        ms(100),
+        HOUR,
+        Some(ms(100)),
+        |c| c.exporter.otlp.flush_interval,
+        "",
+    ),
+    range(
+        "buffer.fsync_interval",
+        ms(10),
+        MINUTE,
+        None,
+        |c| c.buffer.fsync_interval,
+        "what a power loss can cost with `fsync: interval`",
+    ),
+    range(
+        "buffer.max_age",
+        MINUTE,
+        Duration::from_secs(30 * 24 * 3600),
+        None,
+        |c| c.buffer.max_age,
+        "720h is 30 days; how long an outage the buffer rides out",
+    ),
+];
+
+/// The range of the duration key at `path`, if it is one.
+pub fn duration_range(path: &str) -> Option<&'static DurationRange> {
+    DURATION_RANGES.iter().find(|r| r.path == path)
+}
+
+/// The ranges as the Markdown table in `docs/configuration.md`.
+pub fn duration_ranges_markdown() -> String {
+    let f = crate::duration::format_duration;
+    let mut out = String::from(
+        "| Key | Minimum | Maximum | From a remote config | Notes |\n|---|---|---|---|---|\n",
+    );
+    for r in DURATION_RANGES {
+        let remote = if crate::remote::is_locked(r.path) {
+            "never (locked)".to_string()
+        } else if crate::remote::is_sensitive(r.path) {
+            format!("`{}` or more, with `allow_sensitive`", f(r.remote_floor()))
+        } else {
+            format!("`{}` or more", f(r.remote_floor()))
+        };
+        out.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {remote} | {} |\n",
+            r.path,
+            f(r.min),
+            f(r.max),
+            r.note
+        ));
+    }
+    out
+}
 
 /// The key at `path`, if any.
 pub fn lookup(path: &str) -> Option<&'static Key> {

@@ -80,3 +80,54 @@ fn reference_config_mentions_every_key() {
         );
     }
 }
+
+/// The ranges table in the docs is generated from the one in the code, and every duration
+/// key has exactly one range.
+#[test]
+fn duration_ranges_cover_every_duration_key_and_match_the_docs() {
+    use tfo_config::schema::{DURATION_RANGES, duration_ranges_markdown};
+    let durations: Vec<&str> = KEYS
+        .iter()
+        .filter(|k| k.kind == Kind::Duration)
+        .map(|k| k.path)
+        .collect();
+    let ranged: Vec<&str> = DURATION_RANGES.iter().map(|r| r.path).collect();
+    assert_eq!(
+        durations, ranged,
+        "one range per duration key, in key order"
+    );
+    for r in DURATION_RANGES {
+        assert!(r.min <= r.max && r.remote_floor() <= r.max, "{}", r.path);
+        // the default is in range (the getter reads the right field)
+        let d = (r.get)(&Config::default());
+        assert!(r.min <= d && d <= r.max, "{} default out of range", r.path);
+    }
+    let docs = std::fs::read_to_string(configs_dir().join("../docs/configuration.md")).unwrap();
+    let table = duration_ranges_markdown();
+    assert!(
+        docs.contains(&table),
+        "docs/configuration.md must contain the ranges table exactly as generated:\n{table}"
+    );
+}
+
+/// The remote-config rules in the docs name every locked and sensitive key.
+#[test]
+fn docs_list_the_remote_config_rules() {
+    use tfo_config::remote::{LOCKED, SENSITIVE};
+    let docs = std::fs::read_to_string(configs_dir().join("../docs/configuration.md")).unwrap();
+    let section = docs
+        .split("## Remote configuration")
+        .nth(1)
+        .expect("a Remote configuration section");
+    for key in LOCKED
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(SENSITIVE.iter().copied())
+    {
+        let shown = match key.strip_suffix('.') {
+            Some(prefix) => format!("`{prefix}.*`"),
+            None => format!("`{key}`"),
+        };
+        assert!(section.contains(&shown), "remote config docs miss {shown}");
+    }
+}

@@ -58,7 +58,7 @@ fn bad_duration() {
         "{shown}"
     );
     assert!(
-        shown.contains("allowed: a duration such as 500ms, 15s, 1m"),
+        shown.ends_with("(spaces are not allowed inside a duration); allowed: a duration from 10ms to 24h, e.g. 15s, 1.5m, 1h30m (units h, m, s, ms, us, ns; a bare number is seconds)"),
         "{shown}"
     );
 
@@ -70,6 +70,109 @@ fn bad_duration() {
         let e = err(text);
         assert_eq!(e.kind(), ErrorKind::InvalidValue, "{text}: {e}");
         assert_eq!(e.line(), Some(line), "{text}: {e}");
+    }
+}
+
+#[test]
+fn fractional_durations_load() {
+    let text = "heartbeat:\n  interval: 1.5m\nexporter:\n  otlp:\n    flush_interval: 0.5s\ntelemetryflow:\n  timeout: 1h0.5m\n";
+    let err = load_from_str(text, "t", &no_env).unwrap_err();
+    // 1h0.5m is beyond the 10m timeout maximum: the range check sees the exact value
+    assert_eq!(
+        err.to_string(),
+        "t:7:3: telemetryflow.timeout: `1h30s` is too long (maximum 10m); allowed: a duration from 1s to 10m, e.g. 15s, 1.5m, 1h30m (units h, m, s, ms, us, ns; a bare number is seconds)"
+    );
+    let c = load_from_str(&text.replace("1h0.5m", "1.25m"), "t", &no_env).unwrap();
+    assert_eq!(c.heartbeat.interval, std::time::Duration::from_secs(90));
+    assert_eq!(
+        c.exporter.otlp.flush_interval,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(c.telemetryflow.timeout, std::time::Duration::from_secs(75));
+    // printed compactly, and the printed form loads back to the same config
+    let shown = c.to_yaml_redacted();
+    assert!(shown.contains("interval: 1m30s"), "{shown}");
+    assert_eq!(load_from_str(&shown, "shown", &no_env).unwrap(), c);
+}
+
+#[test]
+fn malformed_fraction_is_not_called_a_unit_problem() {
+    let e = err("heartbeat:\n  interval: 1.5.0s\n");
+    assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    assert_eq!((e.path(), e.line()), (Some("heartbeat.interval"), Some(2)));
+    assert!(e.message().contains("more than one decimal point"), "{e}");
+    assert!(!e.message().contains("unit"), "{e}");
+    let e = err("heartbeat:\n  interval: 1.5\n");
+    assert!(e.message().contains("needs a unit, e.g. 1.5s"), "{e}");
+}
+
+#[test]
+fn huge_durations_are_errors_with_key_and_line() {
+    for value in [
+        "99999999999999999h",
+        "99999999999999999999999s",
+        "5124095576030432h",
+    ] {
+        let e = err(&format!(
+            "agent:\n  name: x\nheartbeat:\n  interval: {value}\n"
+        ));
+        assert_eq!(e.kind(), ErrorKind::InvalidValue, "{e}");
+        assert_eq!(
+            (e.path(), e.line()),
+            (Some("heartbeat.interval"), Some(4)),
+            "{e}"
+        );
+        assert!(e.message().contains("too large"), "{e}");
+        assert!(e.to_string().contains("from 1s to 24h"), "{e}");
+    }
+}
+
+/// Every duration key has a range, checked at load with the key and its line, and the
+/// message gives the bound that was crossed.
+#[test]
+fn every_duration_key_is_range_checked() {
+    use tfo_config::duration::format_duration;
+    use tfo_config::schema::DURATION_RANGES;
+    for r in DURATION_RANGES {
+        let (section, key) = r.path.rsplit_once('.').unwrap();
+        let mut yaml = String::new();
+        let mut indent = 0;
+        for part in section.split('.') {
+            yaml.push_str(&format!("{:indent$}{part}:\n", ""));
+            indent += 2;
+        }
+        let line = section.split('.').count() + 1;
+        let at =
+            |d: std::time::Duration| format!("{yaml}{:indent$}{key}: {}\n", "", format_duration(d));
+        let too_long = r.max + std::time::Duration::from_millis(1);
+        let e = err(&at(too_long));
+        assert_eq!((e.path(), e.line()), (Some(r.path), Some(line)), "{e}");
+        assert!(
+            e.message()
+                .contains(&format!("too long (maximum {})", format_duration(r.max))),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains(&format!("allowed: a duration {}", r.describe())),
+            "{e}"
+        );
+        if !r.min.is_zero() {
+            let e = err(&at(r.min - std::time::Duration::from_nanos(1)));
+            assert_eq!((e.path(), e.line()), (Some(r.path), Some(line)), "{e}");
+            assert!(
+                e.message()
+                    .contains(&format!("too short (minimum {})", format_duration(r.min))),
+                "{e}"
+            );
+        }
+        // both bounds are inclusive (the retry pair must stay ordered)
+        for d in [r.min, r.max] {
+            if r.path.starts_with("telemetryflow.retry.") {
+                continue;
+            }
+            load_from_str(&at(d), "t", &no_env).unwrap_or_else(|e| panic!("{}: {e}", r.path));
+        }
     }
 }
 
@@ -98,7 +201,10 @@ fn zero_intervals_are_rejected_with_line() {
         assert_eq!(e.kind(), ErrorKind::InvalidValue, "{e}");
         assert_eq!(e.path(), Some(path), "{e}");
         assert_eq!(e.line(), Some(line), "{e}");
-        assert!(e.message().contains("greater than zero"), "{e}");
+        assert!(
+            e.message().starts_with("`0s` is too short (minimum "),
+            "{e}"
+        );
     }
 }
 
@@ -280,11 +386,81 @@ fn missing_variable_names_it_and_the_line() {
     assert_eq!(e.kind(), ErrorKind::BadVariable);
 }
 
+/// All unset variables are reported in one error, each with its line and key, located at
+/// the first.
+#[test]
+fn every_missing_variable_is_listed_in_one_error() {
+    let text = "\
+telemetryflow:
+  api_key_id: \"${KEY_ID}\"
+  api_key_secret: \"${KEY_SECRET}\"
+agent:
+  name: \"${HOSTNAME:-}\"
+  tags:
+    cluster: ${CLUSTER}
+    owner: ${KEY_ID}
+";
+    let e = err(text);
+    assert_eq!(e.kind(), ErrorKind::MissingVariable);
+    assert_eq!((e.line(), e.column()), (Some(2), Some(16)));
+    assert_eq!(e.path(), Some("telemetryflow.api_key_id"));
+    assert_eq!(
+        e.to_string(),
+        "agent.yaml:2:16: telemetryflow.api_key_id: 3 environment variables are not set: \
+         `KEY_ID` (line 2: telemetryflow.api_key_id, line 8: agent.tags.owner); \
+         `KEY_SECRET` (line 3: telemetryflow.api_key_secret); \
+         `CLUSTER` (line 7: agent.tags.cluster); \
+         allowed: set KEY_ID, KEY_SECRET, CLUSTER, or give defaults with ${NAME:-default}"
+    );
+    // one variable used twice: both places
+    let e = err("agent:\n  name: ${X}\n  id: ${X}\n");
+    assert_eq!(
+        e.message(),
+        "environment variable `X` is not set (line 2: agent.name, line 3: agent.id)"
+    );
+}
+
+/// An unclosed quote or bracket is reported where it opens, not where the parser gave up.
+#[test]
+fn syntax_errors_point_at_the_line_where_the_problem_starts() {
+    let text = "telemetryflow:\n  api_key_id: tfk_1\n  endpoint: \"localhost:4317\n  protocol: grpc\nagent:\n  name: a\n";
+    let e = err(text);
+    assert_eq!(e.kind(), ErrorKind::Syntax);
+    assert_eq!((e.line(), e.column()), (Some(3), Some(13)), "{e}");
+    assert_eq!(e.path(), Some("telemetryflow.endpoint"));
+    assert_eq!(
+        e.to_string(),
+        "agent.yaml:3:13: telemetryflow.endpoint: invalid YAML: this double-quoted string is never \
+         closed (the parser stopped at line 4: invalid indentation in multiline quoted scalar); \
+         allowed: close it with \" on line 3"
+    );
+    // swallowing the rest of the file: the parser stops at the end
+    let e = err("agent:\n  name: 'node\n    tags: x\n    more: y\n");
+    assert_eq!((e.line(), e.column()), (Some(2), Some(9)), "{e}");
+    assert!(
+        e.message().contains(
+            "single-quoted string is never closed (the parser stopped at the end of the file"
+        ),
+        "{e}"
+    );
+    // an unclosed flow list
+    let e = err(
+        "collectors:\n  kubernetes:\n    exclude_namespaces: [kube-system, default\n    interval: 30s\n",
+    );
+    assert_eq!((e.line(), e.column()), (Some(3), Some(25)), "{e}");
+    assert_eq!(e.path(), Some("collectors.kubernetes.exclude_namespaces"));
+    assert!(e.message().contains("flow list `[` is never closed"), "{e}");
+    assert_eq!(e.allowed(), Some("close it with ] on line 3"));
+    // other syntax errors keep the parser's position
+    let e = err("agent:\n  name: a\n   tags: b\n");
+    assert_eq!((e.kind(), e.line()), (ErrorKind::Syntax, Some(3)), "{e}");
+}
+
 #[test]
 fn syntax_and_duplicates() {
     let e = err("telemetryflow:\n  endpoint: \"unterminated\n");
     assert_eq!(e.kind(), ErrorKind::Syntax);
-    assert!(e.line().is_some());
+    assert_eq!(e.line(), Some(2), "{e}");
     assert!(e.message().starts_with("invalid YAML"), "{e}");
 
     let e = err("agent:\n  name: a\n  name: b\n");
@@ -294,7 +470,84 @@ fn syntax_and_duplicates() {
 }
 
 #[test]
+fn collector_endpoint_is_parsed_like_the_exporter() {
+    let e = err("agent:\n  name: a\ntelemetryflow:\n  endpoint: localhost:99999\n");
+    assert_eq!(e.kind(), ErrorKind::InvalidValue);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "agent.yaml:4:3: telemetryflow.endpoint: `localhost:99999`: port 99999 is out of range (must be 1-65535); allowed: {}",
+            tfo_config::endpoint::ENDPOINT_ALLOWED
+        )
+    );
+    for (endpoint, why) in [
+        ("\"::1:4317\"", "needs brackets"),
+        ("grpc://c:4317", "unsupported scheme"),
+        ("\"c:4317/v1\"", "only allowed in a URL"),
+        ("\"\"", "must not be empty"),
+    ] {
+        let e = err(&format!("telemetryflow:\n  endpoint: {endpoint}\n"));
+        assert_eq!(
+            (e.path(), e.line()),
+            (Some("telemetryflow.endpoint"), Some(2)),
+            "{e}"
+        );
+        assert!(e.message().contains(why), "{e}");
+    }
+    for ok in [
+        "[::1]:4317",
+        "https://c.example/otlp",
+        "collector",
+        "http://c:4318",
+    ] {
+        load_from_str(
+            &format!("telemetryflow:\n  endpoint: \"{ok}\"\n"),
+            "t",
+            &no_env,
+        )
+        .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    // an override is checked too (no line: it is not in the file)
+    let env = env_of(&[("TELEMETRYFLOW_ENDPOINT", "collector:0")]);
+    let e = load_from_str("", "a.yaml", &env).unwrap_err();
+    assert_eq!((e.path(), e.line()), (Some("telemetryflow.endpoint"), None));
+}
+
+#[test]
+fn platform_url_is_checked() {
+    for (url, why) in [
+        ("https://api.example:99999", "port 99999 is out of range"),
+        ("http://user:pw@api.example", "user name or password"),
+        ("https://api.example/?x=1", "query or fragment"),
+        ("api.example", "needs http:// or https://"),
+    ] {
+        let e = err(&format!("telemetryflow:\n  api_endpoint: \"{url}\"\n"));
+        assert_eq!(
+            (e.path(), e.line()),
+            (Some("telemetryflow.api_endpoint"), Some(2)),
+            "{e}"
+        );
+        assert!(e.message().contains(why), "{e}");
+    }
+}
+
+#[test]
 fn endpoint_addresses_are_checked() {
+    let e = err("health:\n  listen_address: 127.0.0.1:99999\n");
+    assert_eq!(
+        (e.path(), e.line()),
+        (Some("health.listen_address"), Some(2))
+    );
+    assert!(
+        e.message()
+            .contains("port 99999 is out of range (must be 0-65535)"),
+        "{e}"
+    );
+    let e = err("prometheus:\n  listen_address: localhost:8888\n");
+    assert!(
+        e.message().contains("`localhost` is not an IP address"),
+        "{e}"
+    );
     let e = err("prometheus:\n  listen_address: localhost:8888\n");
     assert_eq!(e.path(), Some("prometheus.listen_address"));
     assert_eq!(e.line(), Some(2));

@@ -22,8 +22,8 @@ fn load_file_values(name: &str) -> Config {
     load_from_str(&text, name, &env).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Agent configs in configs/ (the ConfigMap manifest is checked separately). A new file
-/// there must be added here, with assertions.
+/// Agent configs in configs/ (the Kubernetes manifest lives in deploy/kubernetes/). A new
+/// file there must be added here, with assertions.
 const AGENT_CONFIGS: &[&str] = &[
     "development.yaml",
     "kubernetes.yaml",
@@ -38,12 +38,93 @@ fn every_config_file_is_covered() {
     let mut found: Vec<String> = std::fs::read_dir(configs_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".yaml") && n != "kubernetes-configmap.yaml")
+        .filter(|n| n.ends_with(".yaml"))
         .collect();
     found.sort();
     assert_eq!(found, AGENT_CONFIGS);
     for name in AGENT_CONFIGS {
         load(name);
+    }
+}
+
+/// Each config's header lists exactly the variables it needs: with only the required ones
+/// set it loads; without any one of them it fails naming it (and without all of them, one
+/// error names them all); every variable it looks up is documented.
+#[test]
+fn documented_variables_are_exactly_what_each_config_needs() {
+    use std::cell::RefCell;
+    let overrides: Vec<&str> = tfo_config::ENV_OVERRIDES.iter().map(|(v, _)| *v).collect();
+    for name in AGENT_CONFIGS {
+        let text = read_config(name);
+        let (required, optional) = documented_variables(&text);
+        let value = |v: &str| match v {
+            "TELEMETRYFLOW_API_KEY_SECRET" => SECRET.to_string(),
+            _ => format!("{}-value", v.to_ascii_lowercase()),
+        };
+        let asked = RefCell::new(Vec::<String>::new());
+        let only_required = |v: &str| {
+            asked.borrow_mut().push(v.to_string());
+            required.iter().any(|r| r == v).then(|| value(v))
+        };
+        load_from_str(&text, name, &only_required)
+            .unwrap_or_else(|e| panic!("{name} with only {required:?} set: {e}"));
+        for v in asked.borrow().iter() {
+            assert!(
+                required.contains(v) || optional.contains(v) || overrides.contains(&v.as_str()),
+                "{name} uses ${{{v}}} but its header does not list it"
+            );
+        }
+        for missing in &required {
+            let env = |v: &str| (v != missing && required.iter().any(|r| r == v)).then(|| value(v));
+            let e = load_from_str(&text, name, &env).expect_err(missing);
+            assert_eq!(e.kind(), tfo_config::ErrorKind::MissingVariable, "{e}");
+            assert!(e.message().contains(&format!("`{missing}`")), "{e}");
+        }
+        if required.len() > 1 {
+            let e = load_from_str(&text, name, &no_env).unwrap_err();
+            for v in &required {
+                assert!(e.to_string().contains(&format!("`{v}`")), "{name}: {e}");
+            }
+        }
+        // optional variables are optional: unset and empty both load
+        for v in &optional {
+            assert!(
+                !required.contains(v),
+                "{name}: {v} both required and optional"
+            );
+        }
+        let empty_optional = |v: &str| {
+            if optional.iter().any(|o| o == v) {
+                Some(String::new())
+            } else {
+                required.iter().any(|r| r == v).then(|| value(v))
+            }
+        };
+        load_from_str(&text, name, &empty_optional).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // the two configs that need variables say so
+    for name in ["production.yaml", "kubernetes.yaml"] {
+        let (required, optional) = documented_variables(&read_config(name));
+        assert!(
+            required.contains(&"TELEMETRYFLOW_API_KEY_SECRET".to_string()),
+            "{name}"
+        );
+        assert_eq!(optional, ["HOSTNAME"], "{name}");
+    }
+}
+
+/// HOSTNAME is not exported by bash: unset, the agent name stays unset (the agent then uses
+/// the host name) instead of failing.
+#[test]
+fn hostname_is_optional_in_the_shipped_configs() {
+    for name in ["production.yaml", "kubernetes.yaml"] {
+        let env = env_of(&[
+            ("TELEMETRYFLOW_API_KEY_ID", "tfk_prod_42"),
+            ("TELEMETRYFLOW_API_KEY_SECRET", SECRET),
+            ("CLUSTER_NAME", "main"),
+        ]);
+        let c = load_from_str(&read_config(name), name, &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.agent.name, None, "{name}");
     }
 }
 
@@ -226,7 +307,7 @@ fn kubernetes() {
 /// The ConfigMap's `data.tfo-agent.yaml` block is the same config as configs/kubernetes.yaml.
 #[test]
 fn configmap_embeds_kubernetes_yaml() {
-    let manifest = read_config("kubernetes-configmap.yaml");
+    let manifest = workspace_file("deploy/kubernetes/kubernetes-configmap.yaml");
     let mut lines = manifest.lines();
     lines
         .by_ref()
@@ -239,13 +320,10 @@ fn configmap_embeds_kubernetes_yaml() {
     assert!(block.contains("telemetryflow:"), "{block}");
     let embedded = load_from_str(&block, "configmap", &example_env()).unwrap();
     assert_eq!(embedded, load("kubernetes.yaml"));
-    // and the DaemonSet provides every variable the config references
-    for var in [
-        "HOSTNAME",
-        "TELEMETRYFLOW_API_KEY_ID",
-        "TELEMETRYFLOW_API_KEY_SECRET",
-        "CLUSTER_NAME",
-    ] {
+    // and the DaemonSet provides every variable the config documents
+    let (required, optional) = documented_variables(&read_config("kubernetes.yaml"));
+    assert!(required.len() >= 3);
+    for var in required.iter().chain(&optional) {
         assert!(manifest.contains(&format!("- name: {var}")), "{var}");
     }
 }

@@ -33,6 +33,34 @@ pub fn configs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
 }
 
+pub fn workspace_file(path: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The variables a shipped config documents in its header:
+/// `# Required environment variables: A, B` and `# Optional environment variables: C (why)`.
+/// No such line means none.
+pub fn documented_variables(text: &str) -> (Vec<String>, Vec<String>) {
+    let list = |prefix: &str| -> Vec<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| {
+                rest.split(',')
+                    .map(|v| v.split('(').next().unwrap().trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (
+        list("# Required environment variables:"),
+        list("# Optional environment variables:"),
+    )
+}
+
 pub fn read_config(name: &str) -> String {
     let path = configs_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
