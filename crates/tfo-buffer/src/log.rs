@@ -1250,6 +1250,11 @@ impl Log {
         Ok(())
     }
 
+    /// The sequence number the next append gets (cheap: no I/O).
+    pub fn next_seq(&self) -> u64 {
+        self.shared.lock().next_seq
+    }
+
     /// Whether the next [`Log::read_batch`] is served from the memory tail (no disk read).
     /// Callers on an async runtime can move the read to a blocking thread when it is not.
     pub fn next_read_in_memory(&self) -> bool {
