@@ -829,3 +829,350 @@ impl DiskBuffer {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A read-only bind mount over a directory, undone (lazily) when dropped, also when the
+    /// test panics.
+    struct ReadOnly(PathBuf);
+
+    impl ReadOnly {
+        fn mount(dir: &Path) -> Result<ReadOnly, String> {
+            let run = |args: &[&str]| -> Result<(), String> {
+                let out = Command::new("mount")
+                    .args(args)
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+                }
+            };
+            let p = dir.to_str().ok_or("path")?;
+            run(&["--bind", p, p])?;
+            let guard = ReadOnly(dir.to_path_buf());
+            run(&["-o", "remount,bind,ro", p])?;
+            Ok(guard)
+        }
+    }
+
+    impl Drop for ReadOnly {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+
+    /// Mounts read-only, or prints why the test is skipped and returns `None`.
+    fn read_only(dir: &Path) -> Option<ReadOnly> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: a read-only bind mount needs root");
+            return None;
+        }
+        match ReadOnly::mount(dir) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("skipped: cannot mount read-only ({e})");
+                None
+            }
+        }
+    }
+
+    fn settings(dir: &Path, max_bytes: u64, block: bool) -> DiskSettings {
+        DiskSettings {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            memory_bytes: 4 << 20,
+            fsync: FsyncMode::Never,
+            block_when_full: block,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// A record whose item count identifies it.
+    fn rec(id: u32, len: usize) -> Record {
+        Record {
+            signal: Signal::Metrics,
+            items: id,
+            body: Bytes::from(vec![id as u8; len]),
+        }
+    }
+
+    fn buffer(dir: &Path, max_bytes: u64, block: bool, stats: &Arc<Stats>) -> DiskBuffer {
+        let mut b =
+            DiskBuffer::open_or_degraded(&settings(dir, max_bytes, block), Signal::Metrics, stats.clone());
+        b.set_retry_every(Duration::ZERO);
+        b
+    }
+
+    /// Takes and settles batches of at most `max_items` until empty; the ids in order.
+    fn drain(b: &DiskBuffer, max_items: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        loop {
+            let batch = b.next_batch(max_items);
+            if batch.records.is_empty() && batch.last_seq.is_none() {
+                return out;
+            }
+            out.extend(batch.records.iter().map(|r| r.items));
+            b.settle(&batch);
+        }
+    }
+
+    fn dropped(stats: &Stats, reason: &str) -> u64 {
+        stats.counter(
+            self_metrics::BUFFER_DROPPED_RECORDS,
+            &format!("signal=\"metrics\",reason=\"{reason}\""),
+        )
+    }
+
+    fn degraded_gauge(b: &DiskBuffer, stats: &Arc<Stats>) -> Option<f64> {
+        b.publish(stats);
+        stats.gauge(self_metrics::BUFFER_DEGRADED, "signal=\"metrics\"")
+    }
+
+    #[test]
+    fn disk_fault_falls_back_to_memory_and_returns_to_disk_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        // 1 MiB log: 128 KiB segments, so a new segment is needed every dozen records.
+        let b = buffer(tmp.path(), 1 << 20, false, &stats);
+        for id in 0..5 {
+            b.push(rec(id, 10_000));
+        }
+        assert!(!b.is_degraded());
+        let mut next = 5;
+        {
+            let Some(_ro) = read_only(&tmp.path().join("metrics")) else {
+                return;
+            };
+            while !b.is_degraded() {
+                b.push(rec(next, 10_000));
+                next += 1;
+                assert!(next < 100, "a read-only file system never degraded the buffer");
+            }
+            for _ in 0..10 {
+                b.push(rec(next, 10_000));
+                next += 1;
+            }
+            assert_eq!(degraded_gauge(&b, &stats), Some(1.0));
+            // The exporter goes on: first what the log holds, in order.
+            // (Ids are item counts: 0 + 1 + 2 items fit a batch of 3.)
+            let batch = b.next_batch(3);
+            assert_eq!(
+                batch.records.iter().map(|r| r.items).collect::<Vec<_>>(),
+                vec![0, 1, 2]
+            );
+            b.settle(&batch);
+        }
+        // Writable again: the next push writes the memory records back, then itself.
+        b.push(rec(next, 10_000));
+        next += 1;
+        assert!(!b.is_degraded());
+        assert_eq!(degraded_gauge(&b, &stats), Some(0.0));
+        assert_eq!(b.fallback.len().0, 0, "written back to the log");
+        assert_eq!(drain(&b, 25), (3..next).collect::<Vec<_>>());
+        assert_eq!(dropped(&stats, "disk_error"), 0);
+        assert_eq!(dropped(&stats, "full"), 0);
+        b.close();
+    }
+
+    #[test]
+    fn a_memory_batch_given_back_after_the_disk_returns_keeps_its_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        let b = buffer(tmp.path(), 1 << 20, false, &stats);
+        for id in 0..5 {
+            b.push(rec(id, 10_000));
+        }
+        let mut next = 5;
+        let in_flight;
+        {
+            let Some(_ro) = read_only(&tmp.path().join("metrics")) else {
+                return;
+            };
+            while !b.is_degraded() || next < 20 {
+                b.push(rec(next, 10_000));
+                next += 1;
+            }
+            let on_disk = drain_upto_fallback(&b);
+            assert!(on_disk.iter().copied().eq(0..on_disk.len() as u32));
+            // The exporter holds two memory records while the disk comes back.
+            in_flight = b.next_batch(2 * (on_disk.len() as usize + 2) + 1);
+            assert!(in_flight.fallback_tags.is_some());
+            assert!(!in_flight.records.is_empty());
+        }
+        b.push(rec(next, 10_000));
+        next += 1;
+        assert!(!b.is_degraded());
+        let first = in_flight.records[0].items;
+        b.give_back(in_flight);
+        assert_eq!(drain(&b, 1000), (first..next).collect::<Vec<_>>());
+        b.close();
+    }
+
+    /// Settles log batches until the next batch would come from memory; returns their ids.
+    fn drain_upto_fallback(b: &DiskBuffer) -> Vec<u32> {
+        let mut out = Vec::new();
+        loop {
+            let batch = b.next_batch(1);
+            if batch.fallback_tags.is_some() || batch.records.is_empty() {
+                b.give_back(batch);
+                return out;
+            }
+            out.extend(batch.records.iter().map(|r| r.items));
+            b.settle(&batch);
+        }
+    }
+
+    #[test]
+    fn an_unusable_directory_at_start_is_memory_mode_until_it_works() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        // A backlog from an earlier run.
+        let b = buffer(tmp.path(), 1 << 20, false, &stats);
+        for id in 0..3 {
+            b.push(rec(id, 100));
+        }
+        b.close();
+        let b;
+        {
+            let Some(_ro) = read_only(tmp.path()) else {
+                return;
+            };
+            b = buffer(tmp.path(), 1 << 20, false, &stats);
+            assert!(b.is_degraded(), "a read-only directory at start is degraded mode");
+            b.push(rec(3, 100));
+            b.push(rec(4, 100));
+            // The collector is reachable: memory records are exported meanwhile.
+            let batch = b.next_batch(3);
+            assert_eq!(
+                batch.records.iter().map(|r| r.items).collect::<Vec<_>>(),
+                vec![3]
+            );
+            b.give_back(batch);
+        }
+        b.push(rec(5, 100));
+        assert!(!b.is_degraded());
+        // The earlier run's backlog is older than what waited in memory.
+        assert_eq!(drain(&b, 1000), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            stats.counter(self_metrics::BUFFER_REPLAYED, "signal=\"metrics\""),
+            3
+        );
+        b.close();
+    }
+
+    #[test]
+    fn degraded_memory_is_bounded_and_what_it_pushes_out_is_disk_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        let Some(ro) = read_only(tmp.path()) else {
+            return;
+        };
+        let s = DiskSettings {
+            memory_bytes: 50_000,
+            ..settings(tmp.path(), 1 << 20, false)
+        };
+        let b = DiskBuffer::open_or_degraded(&s, Signal::Metrics, stats.clone());
+        assert!(b.is_degraded());
+        for id in 0..10 {
+            b.push(rec(id, 10_000));
+        }
+        assert_eq!(dropped(&stats, "disk_error"), 5);
+        assert_eq!(dropped(&stats, "full"), 0);
+        assert_eq!(
+            stats.counter(
+                self_metrics::DROPPED_ITEMS,
+                "signal=\"metrics\",reason=\"disk_error\""
+            ),
+            (0..5).sum::<u32>() as u64
+        );
+        // Shutdown while the disk is still unusable: the rest is counted, as disk_error.
+        b.close();
+        drop(ro);
+        assert_eq!(dropped(&stats, "disk_error"), 10);
+    }
+
+    #[test]
+    fn close_producers_releases_a_blocked_push_and_keeps_its_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        // 64 KiB log with when_full: block; records of 4 KiB fill it quickly.
+        let b = Arc::new(buffer(tmp.path(), 64 << 10, true, &stats));
+        let (tx, rx) = mpsc::channel();
+        let producer = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for id in 0..40 {
+                    b.push(rec(id, 4000));
+                    let _ = tx.send(id);
+                }
+            })
+        };
+        // The producer stops when the log is full…
+        let mut last = None;
+        while let Ok(id) = rx.recv_timeout(Duration::from_millis(500)) {
+            last = Some(id);
+        }
+        let stuck_at = last.map_or(0, |l| l + 1);
+        assert!(stuck_at < 39, "the producer never blocked");
+        // …until stop releases it: every later push returns at once.
+        b.close_producers();
+        producer.join().unwrap();
+        assert_eq!(rx.try_iter().last(), Some(39));
+        assert_eq!(dropped(&stats, "full"), 0, "nothing dropped yet");
+        assert_eq!(dropped(&stats, "shutdown"), 0);
+        // The final flush delivers the oldest ones (room appears), then shutdown appends
+        // what fits and counts the rest as full.
+        let delivered = {
+            let mut out = Vec::new();
+            for _ in 0..5 {
+                let batch = b.next_batch(1);
+                out.extend(batch.records.iter().map(|r| r.items));
+                b.settle(&batch);
+            }
+            out
+        };
+        assert!(delivered.len() >= 5);
+        assert!(delivered.iter().copied().eq(0..delivered.len() as u32));
+        b.close();
+        let kept = {
+            let again = buffer(tmp.path(), 64 << 10, true, &stats);
+            let ids = drain(&again, 1000);
+            again.close();
+            ids
+        };
+        // Nothing lost silently: kept + counted = pushed - delivered; kept are in order.
+        assert_eq!(
+            kept.len() as u64 + dropped(&stats, "full"),
+            40 - delivered.len() as u64
+        );
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "{kept:?}");
+        assert!(kept.contains(&stuck_at), "the released record was kept");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_a_backlog_from_disk_in_an_async_task_works() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        {
+            let b = buffer(tmp.path(), 64 << 20, false, &stats);
+            for id in 0..50 {
+                b.push(rec(id, 1000));
+            }
+            b.close();
+        }
+        let b = Arc::new(buffer(tmp.path(), 64 << 20, false, &stats));
+        let b2 = b.clone();
+        let ids = tokio::spawn(async move { drain(&b2, 7) }).await.unwrap();
+        assert_eq!(ids, (0..50).collect::<Vec<_>>());
+        let b3 = b.clone();
+        tokio::task::spawn_blocking(move || b3.close()).await.unwrap();
+    }
+}
