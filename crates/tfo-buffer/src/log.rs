@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::error::DiskFault;
 use crate::error::{Error, IoContext, Result};
 use crate::format;
 use crate::recovery::{self, LEDGER_FILE, LEDGER_TMP, RecoveryReport, unacked_in};
 use crate::segment::{self, FrameReader, Scan, Segment};
-use crate::error::DiskFault;
 use crate::{
     AppendOutcome, Clock, DropCount, DropReason, Dropped, Entry, FsyncMode, Options, Stats,
     WhenFull,
@@ -1153,7 +1153,9 @@ impl Log {
             // newest of them was written: the time the agent was down (or a clock set
             // forward meanwhile, which cannot be told apart from it) adds no age.
             let mono = mono_ms(&*opts.clock);
-            state.epochs.push_back((0, i64::try_from(ts).unwrap_or(i64::MAX) - mono));
+            state
+                .epochs
+                .push_back((0, i64::try_from(ts).unwrap_or(i64::MAX) - mono));
         }
         if rec.ledger_stale {
             // Not fatal: on a full disk the background thread retries once space is freed.

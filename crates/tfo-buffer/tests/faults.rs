@@ -56,7 +56,10 @@ struct Mount(PathBuf);
 impl Mount {
     fn tmpfs(path: &Path, size: &str) -> Result<Mount, String> {
         let p = path.to_str().ok_or("path")?;
-        run("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", p])?;
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", p],
+        )?;
         Ok(Mount(path.to_path_buf()))
     }
 
@@ -290,10 +293,15 @@ fn read_only_file_system_at_append_is_a_disk_fault_and_passes() {
         // Acknowledging works in memory; deleting fails quietly and is retried later.
         log.ack(read.last().expect("read").seq).expect("ack");
         let s = log.stats();
-        assert!(s.segments >= 2, "segments cannot be deleted while read-only");
+        assert!(
+            s.segments >= 2,
+            "segments cannot be deleted while read-only"
+        );
     }
     // Writable again: the pending deletions happen and appends continue.
-    let out = log.append(200, vec![3u8; 1000]).expect("append after remount");
+    let out = log
+        .append(200, vec![3u8; 1000])
+        .expect("append after remount");
     let s = log.stats();
     assert_eq!(s.first_unacked_seq, read.len() as u64 + 1);
     assert!(out.seq > read.len() as u64);
@@ -334,7 +342,8 @@ fn max_age_survives_wall_clock_jumps_within_a_run() {
     let log = Log::open(tmp.path().join("buf"), clocked(&clock)).expect("open");
     // Ten records, one a minute, stamped with the wall clock as the agent does.
     for i in 0..10u64 {
-        log.append(clock.wall_ms(), vec![i as u8; 10]).expect("append");
+        log.append(clock.wall_ms(), vec![i as u8; 10])
+            .expect("append");
         clock.advance(Duration::from_secs(60));
     }
     // Someone sets the clock two days forward: nothing is 24 h old.
@@ -344,7 +353,8 @@ fn max_age_survives_wall_clock_jumps_within_a_run() {
     // The wall-clock variant, for contrast, would drop everything.
     // Records written after the jump carry the new wall time and are aged correctly too.
     for i in 10..15u64 {
-        log.append(clock.wall_ms(), vec![i as u8; 10]).expect("append");
+        log.append(clock.wall_ms(), vec![i as u8; 10])
+            .expect("append");
         clock.advance(Duration::from_secs(60));
     }
     // 24 h after the first record, the first one expires, then one a minute.
@@ -375,7 +385,8 @@ fn max_age_across_a_restart_ignores_downtime_and_jumps() {
     let clock = ManualClock::new(t0);
     let log = Log::open(&dir, clocked(&clock)).expect("open");
     for i in 0..6u64 {
-        log.append(clock.wall_ms(), vec![i as u8; 10]).expect("append");
+        log.append(clock.wall_ms(), vec![i as u8; 10])
+            .expect("append");
         clock.advance(HOUR);
     }
     log.close().expect("close");
@@ -391,7 +402,8 @@ fn max_age_across_a_restart_ignores_downtime_and_jumps() {
     let d = log.expire_older_than(24 * HOUR).expect("expire");
     assert_eq!(d.map(|d| d.records), Some(1));
     // New records of this run follow this run's monotonic clock.
-    log.append(clock.wall_ms(), b"new".to_vec()).expect("append");
+    log.append(clock.wall_ms(), b"new".to_vec())
+        .expect("append");
     clock.advance(5 * HOUR);
     let d = log.expire_older_than(24 * HOUR).expect("expire");
     assert_eq!(d.map(|d| d.records), Some(5));

@@ -364,7 +364,10 @@ fn ledger_before_the_first_segment_means_those_records_were_acknowledged() {
     let log = Log::open(&dir, opts()).expect("open");
     assert_eq!(log.recovery().corrupt_records, 0);
     assert_eq!(log.recovery().first_unacked_seq, first_seq(&segs[1]));
-    assert_eq!(delivered(&log), (first_seq(&segs[1])..=200).collect::<Vec<_>>());
+    assert_eq!(
+        delivered(&log),
+        (first_seq(&segs[1])..=200).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -379,7 +382,10 @@ fn garbage_first_segment_below_a_stale_ledger_is_still_counted() {
     fs::write(dir.join("ledger"), ledger_bytes(0)).expect("ledger");
     let log = Log::open(&dir, opts()).expect("open");
     assert_eq!(log.recovery().corrupt_records, lost.len() as u64);
-    assert_eq!(delivered(&log), (first_seq(&segs[2])..=200).collect::<Vec<_>>());
+    assert_eq!(
+        delivered(&log),
+        (first_seq(&segs[2])..=200).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -780,7 +780,9 @@ impl DiskBuffer {
                     DropReason::DiskError,
                     lost,
                     lost_items,
-                    &format!("still in memory at shutdown and the disk buffer cannot be written: {e}"),
+                    &format!(
+                        "still in memory at shutdown and the disk buffer cannot be written: {e}"
+                    ),
                 );
             }
         }
@@ -905,8 +907,11 @@ mod tests {
     }
 
     fn buffer(dir: &Path, max_bytes: u64, block: bool, stats: &Arc<Stats>) -> DiskBuffer {
-        let mut b =
-            DiskBuffer::open_or_degraded(&settings(dir, max_bytes, block), Signal::Metrics, stats.clone());
+        let mut b = DiskBuffer::open_or_degraded(
+            &settings(dir, max_bytes, block),
+            Signal::Metrics,
+            stats.clone(),
+        );
         b.set_retry_every(Duration::ZERO);
         b
     }
@@ -954,7 +959,10 @@ mod tests {
             while !b.is_degraded() {
                 b.push(rec(next, 10_000));
                 next += 1;
-                assert!(next < 100, "a read-only file system never degraded the buffer");
+                assert!(
+                    next < 100,
+                    "a read-only file system never degraded the buffer"
+                );
             }
             for _ in 0..10 {
                 b.push(rec(next, 10_000));
@@ -1046,7 +1054,10 @@ mod tests {
                 return;
             };
             b = buffer(tmp.path(), 1 << 20, false, &stats);
-            assert!(b.is_degraded(), "a read-only directory at start is degraded mode");
+            assert!(
+                b.is_degraded(),
+                "a read-only directory at start is degraded mode"
+            );
             b.push(rec(3, 100));
             b.push(rec(4, 100));
             // The collector is reachable: memory records are exported meanwhile.
@@ -1173,6 +1184,8 @@ mod tests {
         let ids = tokio::spawn(async move { drain(&b2, 7) }).await.unwrap();
         assert_eq!(ids, (0..50).collect::<Vec<_>>());
         let b3 = b.clone();
-        tokio::task::spawn_blocking(move || b3.close()).await.unwrap();
+        tokio::task::spawn_blocking(move || b3.close())
+            .await
+            .unwrap();
     }
 }
