@@ -25,6 +25,9 @@ pub enum DropReason {
     MaxAge,
     /// Damaged in the disk buffer (checksum or framing).
     Corrupt,
+    /// The disk buffer could not take it (full file system, read-only, I/O error) and the
+    /// memory fallback could not keep it either.
+    DiskError,
 }
 
 impl DropReason {
@@ -36,6 +39,7 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::MaxAge => "max_age",
             DropReason::Corrupt => "corrupt",
+            DropReason::DiskError => "disk_error",
         }
     }
 }

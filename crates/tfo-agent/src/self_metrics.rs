@@ -65,6 +65,7 @@ pub const BUFFER_RECORDS: &str = "tfo_agent_buffer_records";
 pub const BUFFER_OLDEST_AGE: &str = "tfo_agent_buffer_oldest_record_age_seconds";
 pub const BUFFER_DROPPED_RECORDS: &str = "tfo_agent_buffer_dropped_records_total";
 pub const BUFFER_REPLAYED: &str = "tfo_agent_buffer_replayed_records_total";
+pub const BUFFER_DEGRADED: &str = "tfo_agent_buffer_degraded";
 pub const HEARTBEATS: &str = "tfo_agent_heartbeat_requests_total";
 pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_seconds";
 pub const PROCESS_CPU: &str = "tfo_agent_process_cpu_seconds_total";
@@ -132,7 +133,7 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         DROPPED_ITEMS,
         &["signal", "reason"],
-        "Data discarded, by reason: full, max_age, rejected, max_retries, corrupt, shutdown.",
+        "Data discarded, by reason: full, max_age, rejected, max_retries, corrupt, disk_error, shutdown.",
     ),
     gauge(
         BUFFER_BYTES,
@@ -152,12 +153,17 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         BUFFER_DROPPED_RECORDS,
         &["signal", "reason"],
-        "Encoded requests discarded by the disk buffer, by reason (full, max_age, corrupt, shutdown). Their data points are in tfo_agent_dropped_items_total when known.",
+        "Encoded requests discarded by the disk buffer, by reason (full, max_age, corrupt, disk_error, shutdown). Their data points are in tfo_agent_dropped_items_total when known.",
     ),
     counter(
         BUFFER_REPLAYED,
         &["signal"],
         "Records read back from the disk log after a restart or an outage.",
+    ),
+    gauge(
+        BUFFER_DEGRADED,
+        &["signal"],
+        "1 while the disk buffer cannot be written (full or read-only file system, I/O error) and new data waits in the memory fallback; 0 otherwise.",
     ),
     counter(
         HEARTBEATS,

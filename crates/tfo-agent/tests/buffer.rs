@@ -286,3 +286,106 @@ fn walk(p: &Path) -> u64 {
     }
     n
 }
+
+/// A tmpfs mounted on a directory, unmounted (lazily) when dropped, also on panic.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_file_system_degrades_to_memory_keeps_exporting_and_returns_to_disk() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    std::fs::create_dir(&buffer).unwrap();
+    let _fs = match Tmpfs::mount(&buffer, "2m") {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("skipped: cannot mount a tmpfs ({e})");
+            return;
+        }
+    };
+    let port = free_port();
+    // The file system (2 MiB) fills up long before buffer.max_size_mb.
+    let cfg = buffered_config(
+        "http",
+        port,
+        &buffer,
+        "  max_size_mb: 64\n  memory_limit_mb: 1\n",
+    )
+    .replace("    interval: 1s", "    interval: 20ms");
+    let mut agent = Agent::start(&cfg);
+    let addr = agent.bound_address("serving self-metrics");
+    let value = |page: &str, series: &str| sample(page, series).unwrap_or(0.0);
+    let disk_error = "tfo_agent_dropped_items_total{signal=\"metrics\",reason=\"disk_error\"}";
+    let full = "tfo_agent_dropped_items_total{signal=\"metrics\",reason=\"full\"}";
+    let degraded = "tfo_agent_buffer_degraded{signal=\"metrics\"}";
+    let exported = "tfo_agent_exported_items_total{signal=\"metrics\"}";
+    let wait_for = |what: &str, cond: &dyn Fn(&str) -> bool| -> String {
+        let end = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (_, page) = http_get(addr, "/metrics");
+            if cond(&page) {
+                return page;
+            }
+            assert!(Instant::now() < end, "{what} never happened:\n{page}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // Collector down: the disk fills, the agent keeps collecting in memory, and what the
+    // memory bound pushes out is counted as disk_error, never as full.
+    let page = wait_for("disk_error drops", &|p| value(p, disk_error) > 0.0);
+    assert_eq!(value(&page, degraded), 1.0, "{page}");
+    assert_eq!(value(&page, full), 0.0, "{page}");
+    let entered: Vec<Value> = agent
+        .logs()
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("disk buffer unusable"))
+        })
+        .collect();
+    assert_eq!(entered.len(), 1, "{}", agent.raw_log());
+    assert_eq!(entered[0]["fault"], "no_space", "{}", entered[0]);
+
+    // Collector back: the backlog is exported, acknowledged segments free the disk, and
+    // the buffer returns to it.
+    let rx = Receiver::start_on(-1, port as i32, None);
+    let page = wait_for("the return to disk", &|p| {
+        value(p, degraded) == 0.0 && value(p, exported) > 0.0
+    });
+    assert_eq!(agent.logs_with("disk buffer works again").len(), 1);
+    let before = value(&page, exported);
+    let later = wait_for("more exports", &|p| value(p, exported) > before);
+    assert_eq!(value(&later, full), 0.0, "{later}");
+    assert_eq!(value(&later, degraded), 0.0, "{later}");
+    assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
+    assert!(!rx.requests().is_empty());
+}

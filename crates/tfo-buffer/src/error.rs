@@ -69,7 +69,65 @@ pub enum Error {
     },
 }
 
+/// A fault of the file system under the buffer, as opposed to the buffer's own bound
+/// ([`Error::Full`]): the caller cannot wait for it to go away by exporting, it has to keep
+/// the data elsewhere (the agent falls back to memory) and try the disk again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DiskFault {
+    /// `ENOSPC` or `EDQUOT`: the file system (or the user's quota) is full.
+    NoSpace,
+    /// `EROFS`: the file system is mounted read-only.
+    ReadOnly,
+    /// `EIO`: the device failed.
+    Io,
+    /// `EACCES` or `EPERM`: the directory or a file in it is not writable for this process.
+    Permission,
+    /// The directory or a file in it vanished (`ENOENT`, `ENOTDIR`), e.g. removed by hand.
+    Missing,
+    /// Any other I/O error.
+    Other,
+}
+
+impl DiskFault {
+    /// Short name for logs and metrics: `no_space`, `read_only`, `io`, `permission`,
+    /// `missing`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFault::NoSpace => "no_space",
+            DiskFault::ReadOnly => "read_only",
+            DiskFault::Io => "io",
+            DiskFault::Permission => "permission",
+            DiskFault::Missing => "missing",
+            DiskFault::Other => "other",
+        }
+    }
+
+    /// Classifies an I/O error.
+    pub fn of(e: &io::Error) -> DiskFault {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => DiskFault::NoSpace,
+            Some(libc::EROFS) => DiskFault::ReadOnly,
+            Some(libc::EIO) => DiskFault::Io,
+            Some(libc::EACCES | libc::EPERM) => DiskFault::Permission,
+            Some(libc::ENOENT | libc::ENOTDIR) => DiskFault::Missing,
+            _ => DiskFault::Other,
+        }
+    }
+}
+
 impl Error {
+    /// The disk fault behind this error, if it is one: every [`Error::Io`] is (classified by
+    /// its errno), and so is [`Error::Locked`] (the directory cannot be used now, which is
+    /// reported as [`DiskFault::Other`]). `Full`, `TooLarge` and the rest are not: they are
+    /// about the buffer's own bounds or the caller's use of it.
+    pub fn disk_fault(&self) -> Option<DiskFault> {
+        match self {
+            Error::Io { source, .. } => Some(DiskFault::of(source)),
+            Error::Locked { .. } => Some(DiskFault::Other),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         Error::Io {
             op,

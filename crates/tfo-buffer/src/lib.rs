@@ -49,10 +49,12 @@ mod recovery;
 mod segment;
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use bytes::Bytes;
-pub use error::{Error, Result};
+pub use error::{DiskFault, Error, Result};
 pub use log::{Inspection, Log, inspect};
 pub use recovery::{LedgerStatus, RecoveryReport};
 
@@ -82,6 +84,74 @@ pub enum WhenFull {
     Reject,
 }
 
+/// The two clocks the log needs: the wall clock (unix milliseconds, may jump) and a
+/// monotonic clock (never jumps, counts real elapsed time). Injected for tests through
+/// [`Options::clock`]; [`SystemClock`] otherwise.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Wall-clock time in unix milliseconds.
+    fn wall_ms(&self) -> u64;
+    /// Monotonic time since an arbitrary fixed origin.
+    fn monotonic(&self) -> Duration;
+}
+
+/// `SystemTime` and `Instant`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn wall_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn monotonic(&self) -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed()
+    }
+}
+
+/// A clock moved by hand, for tests: [`ManualClock::advance`] moves both clocks (time
+/// passes), [`ManualClock::jump`] moves only the wall clock (someone set the time).
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    wall_ms: AtomicI64,
+    mono_ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock whose wall time is `wall_ms`.
+    pub fn new(wall_ms: u64) -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            wall_ms: AtomicI64::new(i64::try_from(wall_ms).unwrap_or(i64::MAX)),
+            mono_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Real time passes: both clocks move forward.
+    pub fn advance(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.mono_ms.fetch_add(ms, Ordering::SeqCst);
+        self.wall_ms
+            .fetch_add(i64::try_from(ms).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// The wall clock is set forward (positive) or back (negative); no time passes.
+    pub fn jump(&self, ms: i64) {
+        self.wall_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn wall_ms(&self) -> u64 {
+        u64::try_from(self.wall_ms.load(Ordering::SeqCst)).unwrap_or(0)
+    }
+
+    fn monotonic(&self) -> Duration {
+        Duration::from_millis(self.mono_ms.load(Ordering::SeqCst))
+    }
+}
+
 /// Configuration of a [`Log`].
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -101,6 +171,9 @@ pub struct Options {
     /// when acks stop). `Duration::ZERO` writes it on every `ack`. After a crash, at most the
     /// records acknowledged during this interval are delivered again.
     pub ledger_interval: Duration,
+    /// Wall and monotonic clock, used by [`Log::expire_older_than`] and [`Log::oldest_age`]
+    /// so that setting the wall clock forward does not age the backlog.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Options {
@@ -112,6 +185,7 @@ impl Default for Options {
             fsync: FsyncMode::Interval(Duration::from_secs(1)),
             when_full: WhenFull::DropOldest,
             ledger_interval: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -2,8 +2,15 @@
 //!
 //! All state sits behind one mutex so an `Arc<Log>` can be shared by producers and the
 //! exporter. Blocking calls are short: a `write(2)` per append, `fdatasync` per append only in
-//! `Always` mode. Interval syncs run on a background thread *outside* the mutex, so producers
-//! keep appending while the disk flushes.
+//! `Always` mode. A background thread (`tfo-buffer-sync`) does the slow work: interval syncs
+//! and ledger writes *outside* the mutex, and deleting acknowledged segments, so `ack` and
+//! `rewind` never touch the disk (unless `ledger_interval` is zero) and producers keep
+//! appending while the disk flushes.
+//!
+//! Disk faults degrade instead of wedging the log: acknowledged segments are unlinked without
+//! waiting for the ledger (unlinking needs no space, the ledger write does), recovery treats
+//! numbers below the first segment as acknowledged, and a full disk whose only segment is
+//! fully acknowledged starts a new one so the old one can go.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -18,17 +25,26 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::error::DiskFault;
 use crate::error::{Error, IoContext, Result};
 use crate::format;
 use crate::recovery::{self, LEDGER_FILE, LEDGER_TMP, RecoveryReport, unacked_in};
 use crate::segment::{self, FrameReader, Scan, Segment};
 use crate::{
-    AppendOutcome, DropCount, DropReason, Dropped, Entry, FsyncMode, Options, Stats, WhenFull,
+    AppendOutcome, Clock, DropCount, DropReason, Dropped, Entry, FsyncMode, Options, Stats,
+    WhenFull,
 };
 
 const LOCK_FILE: &str = "lock";
 const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
+/// How far the wall clock may drift from the monotonic clock before the log treats it as a
+/// jump and starts a new clock epoch.
+const JUMP_TOLERANCE_MS: i64 = 1000;
+/// Bound on remembered clock epochs; the oldest are merged (conservatively) beyond it.
+const MAX_EPOCHS: usize = 64;
+/// Longest sleep of the background thread: retries of failed deletions and ledger writes.
+const MAX_TICK: Duration = Duration::from_secs(1);
 
 /// A reading position: the next sequence number wanted, and where its record probably
 /// starts (segment key, byte offset). Without a hint the segment is scanned from its start.
@@ -63,7 +79,17 @@ struct State {
     disk_bytes: u64,
     reader: Option<FrameReader>,
     ledger_written: u64,
+    /// The ledger on disk does not match `ledger_written` (a write at open failed).
+    ledger_stale: bool,
     ledger_at: Instant,
+    /// The last ledger write failed (logged once per streak; retried at most every second).
+    ledger_failed: bool,
+    /// The last attempt to delete an acknowledged segment failed (logged once per streak).
+    delete_failed: bool,
+    /// Clock epochs, oldest first: `(first sequence, wall - monotonic in ms)`. A record's
+    /// age is `monotonic now - (timestamp - skew of its epoch)`, so a wall-clock jump starts
+    /// a new epoch instead of aging what was written before it.
+    epochs: VecDeque<(u64, i64)>,
     /// Incremented per append; `synced_gen` is its value at the last completed sync.
     written_gen: u64,
     synced_gen: u64,
@@ -83,6 +109,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Serializes ledger writes, which run without the state lock.
+    ledger_io: Mutex<()>,
 }
 
 /// An open buffer directory. See the crate documentation.
@@ -190,6 +218,54 @@ fn transient(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
     )
+}
+
+/// Wall clock minus monotonic clock, in milliseconds.
+fn skew_ms(clock: &dyn Clock) -> i64 {
+    let wall = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
+    let mono = i64::try_from(clock.monotonic().as_millis()).unwrap_or(i64::MAX);
+    wall.saturating_sub(mono)
+}
+
+fn mono_ms(clock: &dyn Clock) -> i64 {
+    i64::try_from(clock.monotonic().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Age in ms of a record with timestamp `ts` written in the epoch whose skew is `skew`.
+fn age_ms(mono_now: i64, skew: i64, ts: u64) -> u64 {
+    let ts = i64::try_from(ts).unwrap_or(i64::MAX);
+    u64::try_from(mono_now.saturating_add(skew).saturating_sub(ts)).unwrap_or(0)
+}
+
+/// The skew of the epoch that `seq` belongs to.
+fn skew_of(epochs: &VecDeque<(u64, i64)>, seq: u64, fallback: i64) -> i64 {
+    match epochs.partition_point(|&(first, _)| first <= seq) {
+        0 => fallback,
+        i => epochs[i - 1].1,
+    }
+}
+
+fn write_ledger_file(dir: &Path, head: u64) -> Result<()> {
+    let tmp = dir.join(LEDGER_TMP);
+    let path = dir.join(LEDGER_FILE);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&tmp)
+        .ctx("create ledger", &tmp)?;
+    let res = f
+        .write_all(&format::encode_ledger(head))
+        .ctx("write ledger", &tmp)
+        .and_then(|()| f.sync_all().ctx("fsync ledger", &tmp))
+        .and_then(|()| fs::rename(&tmp, &path).ctx("rename ledger", &path));
+    if res.is_err() {
+        // Do not leave a half-written temp file taking space on a full disk.
+        let _ = fs::remove_file(&tmp);
+    }
+    res?;
+    fsync_dir(dir)
 }
 
 impl State {
@@ -384,34 +460,41 @@ impl State {
         if self.oldest.is_some_and(|(s, _)| s <= head) {
             self.oldest = None;
         }
-    }
-
-    fn write_ledger(&mut self) -> Result<()> {
-        let tmp = self.dir.join(LEDGER_TMP);
-        let path = self.dir.join(LEDGER_FILE);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)
-            .ctx("create ledger", &tmp)?;
-        f.write_all(&format::encode_ledger(self.head))
-            .ctx("write ledger", &tmp)?;
-        f.sync_all().ctx("fsync ledger", &tmp)?;
-        fs::rename(&tmp, &path).ctx("rename ledger", &path)?;
-        fsync_dir(&self.dir)?;
-        self.ledger_written = self.head;
-        self.ledger_at = Instant::now();
-        Ok(())
-    }
-
-    fn ledger_if_due(&mut self) -> Result<()> {
-        if self.head != self.ledger_written && self.ledger_at.elapsed() >= self.opts.ledger_interval
-        {
-            self.write_ledger()?;
+        while self.epochs.len() >= 2 && self.epochs[1].0 <= head.saturating_add(1) {
+            self.epochs.pop_front();
         }
-        Ok(())
+    }
+
+    /// Starts a new clock epoch at `seq` when the wall clock moved against the monotonic one.
+    fn note_epoch(&mut self, seq: u64) {
+        let skew = skew_ms(&*self.opts.clock);
+        if self
+            .epochs
+            .back()
+            .is_some_and(|&(_, s)| (skew - s).abs() <= JUMP_TOLERANCE_MS)
+        {
+            return;
+        }
+        if self.epochs.back().is_some() {
+            tracing::info!(
+                dir = %self.dir.display(),
+                jump_ms = skew - self.epochs.back().map_or(0, |e| e.1),
+                "wall clock moved; buffer ages are measured on the monotonic clock"
+            );
+        }
+        self.epochs.push_back((seq, skew));
+        if self.epochs.len() > MAX_EPOCHS
+            && let (Some((first, a)), Some((_, b))) =
+                (self.epochs.pop_front(), self.epochs.pop_front())
+        {
+            // The smaller skew gives the smaller age: expiry can be late, never early.
+            self.epochs.push_front((first, a.min(b)));
+        }
+    }
+
+    fn ledger_due(&self) -> bool {
+        (self.head != self.ledger_written || self.ledger_stale)
+            && self.ledger_at.elapsed() >= self.opts.ledger_interval
     }
 
     fn remove_segment(&mut self, key: u64) -> Result<()> {
@@ -433,26 +516,28 @@ impl State {
         Ok(())
     }
 
-    /// Deletes sealed segments whose every record is acknowledged, after persisting the
-    /// ledger so that a crash cannot resurrect a position inside a deleted segment.
-    fn delete_acked_segments(&mut self) -> Result<()> {
-        let last = self.last_key();
-        let done: Vec<u64> = self
-            .segments
-            .keys()
-            .copied()
-            .filter(|&k| k != last && self.range_end(k) - 1 <= self.head)
-            .collect();
-        if done.is_empty() {
-            return Ok(());
+    /// The oldest segment, when it is sealed and every record in it is acknowledged.
+    fn deletable(&self) -> Option<u64> {
+        let (&k, _) = self.segments.first_key_value()?;
+        (k != self.last_key() && self.range_end(k) - 1 <= self.head).then_some(k)
+    }
+
+    /// Deletes sealed segments whose every record is acknowledged, oldest first, without
+    /// waiting for the ledger: recovery treats numbers below the first segment as
+    /// acknowledged, and on a full disk the ledger cannot be written until space is freed.
+    /// Stops at the first failure, so only a prefix is ever missing; failures are logged
+    /// once per streak and retried by the background thread and the next append.
+    fn delete_acked_segments(&mut self) {
+        while let Some(k) = self.deletable() {
+            if let Err(e) = self.remove_segment(k) {
+                if !self.delete_failed {
+                    tracing::warn!(error = %e, "cannot delete an acknowledged buffer segment; will retry");
+                    self.delete_failed = true;
+                }
+                return;
+            }
+            self.delete_failed = false;
         }
-        if self.ledger_written != self.head {
-            self.write_ledger()?;
-        }
-        for k in done {
-            self.remove_segment(k)?;
-        }
-        Ok(())
     }
 
     /// Starts a new active segment named after the next sequence number.
@@ -534,13 +619,10 @@ impl State {
         } else {
             size - self.offset_of(key, self.head + 1).min(size)
         };
-        self.set_head(end - 1, Some((end, 0)));
-        // Persist first: a crash must not find the ledger before a segment that is gone, or
-        // the dropped records would be counted a second time as corrupt.
-        if let Err(e) = self.write_ledger() {
-            tracing::warn!(error = %e, "cannot write buffer ledger before dropping a segment");
-        }
+        // Unlink first: if that fails nothing was dropped. No ledger write is needed: after a
+        // crash, numbers below the first segment count as acknowledged (not again as lost).
         self.remove_segment(key)?;
+        self.set_head(end - 1, Some((end, 0)));
         acc.records += records;
         acc.bytes += bytes;
         self.dropped_full.records += records;
@@ -566,7 +648,7 @@ impl State {
         if active_bytes > 0 && active_bytes + framed > self.segment_bytes {
             self.roll()?;
         }
-        self.delete_acked_segments()?;
+        self.delete_acked_segments();
         let mut dropped = Dropped {
             reason: DropReason::Full,
             records: 0,
@@ -609,19 +691,39 @@ impl State {
         }
 
         let seq = self.next_seq;
-        let key = self.last_key();
-        let (path, start) = match self.segments.get(&key) {
-            Some(s) => (s.path.clone(), s.bytes),
-            None => (self.dir.clone(), 0),
-        };
         let header = format::encode_header(seq, ts, &payload);
-        if let Err(e) = write_frame(&self.writer, &header, &payload) {
+        let mut retried = false;
+        let (key, start) = loop {
+            let key = self.last_key();
+            let (path, start) = match self.segments.get(&key) {
+                Some(s) => (s.path.clone(), s.bytes),
+                None => (self.dir.clone(), 0),
+            };
+            let Err(e) = write_frame(&self.writer, &header, &payload) else {
+                break (key, start);
+            };
             // Never leave half a record in front of the next one.
             if let Err(t) = self.writer.set_len(start) {
                 tracing::warn!(path = %path.display(), error = %t, "cannot cut a failed write");
             }
+            // A full file system whose only segment is fully acknowledged: start a new one
+            // (an empty file needs no data blocks) so the old one can be deleted, then retry.
+            if !retried
+                && DiskFault::of(&e) == DiskFault::NoSpace
+                && start > 0
+                && self.head.saturating_add(1) >= self.next_seq
+                && self.roll().is_ok()
+            {
+                retried = true;
+                self.delete_acked_segments();
+                continue;
+            }
             return Err(Error::io("write segment", &path, e));
-        }
+        };
+        let path = self
+            .segments
+            .get(&key)
+            .map_or_else(|| self.dir.clone(), |s| s.path.clone());
         if self.opts.fsync == FsyncMode::Always
             && let Err(e) = self.writer.sync_data()
         {
@@ -633,6 +735,7 @@ impl State {
             s.bytes += framed;
         }
         self.disk_bytes += framed;
+        self.note_epoch(seq);
         self.next_seq += 1;
         self.written_gen += 1;
         if self.opts.fsync == FsyncMode::Always {
@@ -676,7 +779,8 @@ impl State {
         Ok(out)
     }
 
-    fn ack(&mut self, seq: u64) -> Result<()> {
+    /// Moves the acknowledged position; no I/O. Returns whether a segment became deletable.
+    fn ack(&mut self, seq: u64) -> Result<bool> {
         if seq >= self.next_seq {
             return Err(Error::AckOutOfRange {
                 seq,
@@ -684,7 +788,7 @@ impl State {
             });
         }
         if seq <= self.head {
-            return Ok(());
+            return Ok(false);
         }
         let hint = if self.cursor.seq == seq + 1 {
             self.cursor.hint
@@ -692,19 +796,48 @@ impl State {
             None
         };
         self.set_head(seq, hint);
-        self.delete_acked_segments()?;
-        self.ledger_if_due()
+        Ok(self.deletable().is_some())
     }
 
     fn expire(&mut self, max_age: Duration, now_ms: u64) -> Result<Option<Dropped>> {
         let cutoff = now_ms.saturating_sub(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX));
+        self.expire_where(|e| e.timestamp_ms < cutoff)
+    }
+
+    /// Expiry by age measured on the monotonic clock (see [`Log::expire_older_than`]).
+    fn expire_older_than(&mut self, max_age: Duration) -> Result<Option<Dropped>> {
+        let max = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        let epochs = self.epochs.clone();
+        let clock = Arc::clone(&self.opts.clock);
+        let (now, fallback) = (mono_ms(&*clock), skew_ms(&*clock));
+        self.expire_where(|e| age_ms(now, skew_of(&epochs, e.seq, fallback), e.timestamp_ms) >= max)
+    }
+
+    /// Age of the oldest unacknowledged record on the monotonic clock.
+    fn oldest_age(&mut self) -> Option<Duration> {
+        let pos = Pos {
+            seq: self.head + 1,
+            hint: self.head_hint,
+        };
+        let (e, _) = self.next_entry(pos).ok()??;
+        let clock = &*self.opts.clock;
+        let skew = skew_of(&self.epochs, e.seq, skew_ms(clock));
+        Some(Duration::from_millis(age_ms(
+            mono_ms(clock),
+            skew,
+            e.timestamp_ms,
+        )))
+    }
+
+    /// Discards records from the head while `old` says so.
+    fn expire_where(&mut self, old: impl Fn(&Entry) -> bool) -> Result<Option<Dropped>> {
         let mut pos = Pos {
             seq: self.head + 1,
             hint: self.head_hint,
         };
         let (mut records, mut bytes, mut last) = (0u64, 0u64, None);
         while let Some((e, next)) = self.next_entry(pos)? {
-            if e.timestamp_ms >= cutoff {
+            if !old(&e) {
                 break;
             }
             records += 1;
@@ -725,8 +858,7 @@ impl State {
             reason = "max_age",
             "dropped buffer records older than the maximum age"
         );
-        self.delete_acked_segments()?;
-        self.ledger_if_due()?;
+        self.delete_acked_segments();
         Ok(Some(Dropped {
             reason: DropReason::MaxAge,
             records,
@@ -747,6 +879,8 @@ impl State {
     }
 
     fn stats(&mut self) -> Stats {
+        // Deletions the background thread has not done yet, so the sizes match the files.
+        self.delete_acked_segments();
         if self.oldest.is_none() {
             let pos = Pos {
                 seq: self.head + 1,
@@ -841,34 +975,92 @@ impl Shared {
         }
         Ok(())
     }
+
+    /// Persists the acknowledged position, without holding the state lock during the file
+    /// writes and fsyncs. Failures are logged once per streak.
+    fn write_ledger(&self) -> Result<()> {
+        let _io = self.ledger_io.lock().unwrap_or_else(|p| p.into_inner());
+        let (head, dir) = {
+            let s = self.lock();
+            if s.head == s.ledger_written && !s.ledger_stale {
+                return Ok(());
+            }
+            (s.head, s.dir.clone())
+        };
+        let res = write_ledger_file(&dir, head);
+        let mut s = self.lock();
+        s.ledger_at = Instant::now();
+        match res {
+            Ok(()) => {
+                s.ledger_written = s.ledger_written.max(head);
+                s.ledger_stale = false;
+                if s.ledger_failed {
+                    tracing::info!(dir = %dir.display(), "buffer ledger written again");
+                }
+                s.ledger_failed = false;
+                Ok(())
+            }
+            Err(e) => {
+                if !s.ledger_failed {
+                    tracing::warn!(error = %e, "cannot write the buffer ledger; acknowledged records may be sent again after a restart; will retry");
+                }
+                s.ledger_failed = true;
+                Err(e)
+            }
+        }
+    }
 }
 
-fn syncer(shared: Arc<Shared>, dir: PathBuf, tick: Duration, interval_sync: bool) {
+/// The background thread: deletes acknowledged segments, syncs every `sync_every` (interval
+/// mode) and writes the ledger when due, until `stop`.
+fn background(shared: Arc<Shared>, dir: PathBuf, sync_every: Option<Duration>) {
+    let mut last_sync = Instant::now();
     let mut guard = shared.lock();
     loop {
         // Checked before waiting too: `stop` may have been set before this thread first ran.
         if guard.stop {
             return;
         }
-        guard = match shared.wake.wait_timeout(guard, tick) {
-            Ok((g, _)) => g,
-            Err(p) => p.into_inner().0,
-        };
+        let mut wait = MAX_TICK;
+        if let Some(d) = sync_every {
+            wait = wait.min(d.saturating_sub(last_sync.elapsed()));
+        }
+        if (guard.head != guard.ledger_written || guard.ledger_stale) && !guard.ledger_failed {
+            wait = wait.min(
+                guard
+                    .opts
+                    .ledger_interval
+                    .saturating_sub(guard.ledger_at.elapsed()),
+            );
+        }
+        if !wait.is_zero() {
+            guard = match shared.wake.wait_timeout(guard, wait) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
         if guard.stop {
             return;
         }
-        if interval_sync {
+        guard.delete_acked_segments();
+        if let Some(d) = sync_every
+            && last_sync.elapsed() >= d
+        {
             drop(guard);
             if let Err(e) = shared.sync_now(&dir) {
                 tracing::warn!(error = %e, "background buffer sync failed");
             }
+            last_sync = Instant::now();
             guard = shared.lock();
             if guard.stop {
                 return;
             }
         }
-        if let Err(e) = guard.ledger_if_due() {
-            tracing::warn!(error = %e, "background buffer ledger write failed");
+        if guard.ledger_due() {
+            drop(guard);
+            // Logged inside (once per streak).
+            let _ = shared.write_ledger();
+            guard = shared.lock();
         }
     }
 }
@@ -939,7 +1131,11 @@ impl Log {
             disk_bytes,
             reader: None,
             ledger_written: rec.head,
+            ledger_stale: false,
             ledger_at: Instant::now(),
+            ledger_failed: false,
+            delete_failed: false,
+            epochs: VecDeque::new(),
             written_gen: 0,
             synced_gen: 0,
             unsynced: Vec::new(),
@@ -952,8 +1148,25 @@ impl Log {
             stop: false,
             _lock: lock,
         };
+        if let Some(ts) = rec.newest_ts {
+            // Records of earlier runs are aged as if this run had started right after the
+            // newest of them was written: the time the agent was down (or a clock set
+            // forward meanwhile, which cannot be told apart from it) adds no age.
+            let mono = mono_ms(&*opts.clock);
+            state
+                .epochs
+                .push_back((0, i64::try_from(ts).unwrap_or(i64::MAX) - mono));
+        }
         if rec.ledger_stale {
-            state.write_ledger()?;
+            // Not fatal: on a full disk the background thread retries once space is freed.
+            match write_ledger_file(&dir, rec.head) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot rewrite the buffer ledger at open; will retry");
+                    state.ledger_stale = true;
+                    state.ledger_failed = true;
+                }
+            }
         }
         // Make recovery's truncations, removals and the new segment durable before new data.
         fsync_dir(&dir)?;
@@ -968,31 +1181,23 @@ impl Log {
             );
         }
 
-        let interval_sync = match opts.fsync {
+        let sync_every = match opts.fsync {
             FsyncMode::Interval(d) => Some(d),
             _ => None,
-        };
-        let ledger_tick = (!opts.ledger_interval.is_zero()).then_some(opts.ledger_interval);
-        let tick = match (interval_sync, ledger_tick) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
+            ledger_io: Mutex::new(()),
         });
-        let syncer = match tick {
-            Some(tick) => {
-                let (s, d) = (Arc::clone(&shared), dir.clone());
-                let is_interval = interval_sync.is_some();
-                Some(
-                    std::thread::Builder::new()
-                        .name("tfo-buffer-sync".into())
-                        .spawn(move || syncer(s, d, tick, is_interval))
-                        .ctx("start sync thread for", &dir)?,
-                )
-            }
-            None => None,
+        let syncer = {
+            let (s, d) = (Arc::clone(&shared), dir.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("tfo-buffer-sync".into())
+                    .spawn(move || background(s, d, sync_every))
+                    .ctx("start sync thread for", &dir)?,
+            )
         };
         Ok(Log {
             shared,
@@ -1028,10 +1233,36 @@ impl Log {
         self.shared.lock().read_batch(max_records, max_bytes)
     }
 
-    /// Acknowledges every record up to and including `seq`, deleting segments that are
-    /// fully acknowledged. The ledger is persisted at most every `ledger_interval`.
+    /// Acknowledges every record up to and including `seq`. Segments that became fully
+    /// acknowledged are deleted by the background thread (or the next append), and the
+    /// ledger is persisted by it within `ledger_interval`, so this does no I/O and is safe to
+    /// call from an async task. With a zero `ledger_interval` it writes and fsyncs the ledger
+    /// before returning (and returns the error if that fails; the ack itself holds).
     pub fn ack(&self, seq: u64) -> Result<()> {
-        self.shared.lock().ack(seq)
+        let (deletable, zero) = {
+            let mut s = self.shared.lock();
+            (s.ack(seq)?, s.opts.ledger_interval.is_zero())
+        };
+        if deletable {
+            self.shared.wake.notify_all();
+        }
+        if zero {
+            self.shared.write_ledger()?;
+        }
+        Ok(())
+    }
+
+    /// The sequence number the next append gets (cheap: no I/O).
+    pub fn next_seq(&self) -> u64 {
+        self.shared.lock().next_seq
+    }
+
+    /// Whether the next [`Log::read_batch`] is served from the memory tail (no disk read).
+    /// Callers on an async runtime can move the read to a blocking thread when it is not.
+    pub fn next_read_in_memory(&self) -> bool {
+        let s = self.shared.lock();
+        let want = s.cursor.seq.max(s.head + 1);
+        want >= s.next_seq || s.mem.front().is_some_and(|f| want >= f.seq)
     }
 
     /// Moves the read cursor back to the first unacknowledged record (after a failed send).
@@ -1044,9 +1275,28 @@ impl Log {
     }
 
     /// Discards records from the head whose timestamp is older than `now_ms - max_age`,
-    /// stopping at the first younger one. Returns what was discarded.
+    /// stopping at the first younger one. Returns what was discarded. This compares wall
+    /// clock times as given; [`Log::expire_older_than`] is immune to clock jumps.
     pub fn expire(&self, max_age: Duration, now_ms: u64) -> Result<Option<Dropped>> {
         self.shared.lock().expire(max_age, now_ms)
+    }
+
+    /// Discards records from the head that are at least `max_age` old, stopping at the first
+    /// younger one. Age is measured with [`Options::clock`] so that setting the wall clock
+    /// forward (or back) does not change it:
+    ///
+    /// * a record appended by this process is aged by the monotonic time since its append
+    ///   (plus how much older than the wall clock at append its timestamp was);
+    /// * a record from an earlier run is aged by its timestamp's distance to the newest
+    ///   record found at open, plus the monotonic time since open: the downtime between the
+    ///   runs (indistinguishable from a clock set forward) adds nothing.
+    pub fn expire_older_than(&self, max_age: Duration) -> Result<Option<Dropped>> {
+        self.shared.lock().expire_older_than(max_age)
+    }
+
+    /// Age of the oldest unacknowledged record, measured as [`Log::expire_older_than`] does.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        self.shared.lock().oldest_age()
     }
 
     /// Flushes everything appended so far to disk (no-op in `Always` mode).
@@ -1062,7 +1312,11 @@ impl Log {
         if let FsyncMode::Interval(_) = mode {
             self.sync()?;
         }
-        self.shared.lock().ledger_if_due()
+        let due = self.shared.lock().ledger_due();
+        if due {
+            self.shared.write_ledger()?;
+        }
+        Ok(())
     }
 
     /// A snapshot of sizes, positions and counters.
@@ -1095,16 +1349,17 @@ impl Log {
             return Ok(());
         }
         let mut result = Ok(());
-        let mode = self.shared.lock().opts.fsync;
+        let mode = {
+            let mut s = self.shared.lock();
+            s.delete_acked_segments();
+            s.opts.fsync
+        };
         if mode != FsyncMode::Never {
             result = self.sync();
         }
-        let mut s = self.shared.lock();
-        if s.head != s.ledger_written {
-            let r = s.write_ledger();
-            if result.is_ok() {
-                result = r;
-            }
+        let r = self.shared.write_ledger();
+        if result.is_ok() {
+            result = r;
         }
         result
     }

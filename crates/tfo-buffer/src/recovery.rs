@@ -71,6 +71,9 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
     /// Whether the ledger on disk differs from `head` (open rewrites it).
     pub ledger_stale: bool,
+    /// Timestamp of the newest record found (the last one of the tail segment, or the first
+    /// one of the newest older segment when the tail is empty).
+    pub newest_ts: Option<u64>,
 }
 
 /// Unacknowledged records of `seg`, whose sequence range ends before `end`.
@@ -118,7 +121,7 @@ fn scan_tail(
     len: u64,
     read_only: bool,
     report: &mut RecoveryReport,
-) -> Result<Option<(Segment, u64)>> {
+) -> Result<Option<(Segment, u64, Option<u64>)>> {
     let mut reader = match FrameReader::open(first, path) {
         Ok(r) => r,
         Err(e) => {
@@ -127,7 +130,7 @@ fn scan_tail(
         }
     };
     let mut gaps = Gaps::default();
-    let (mut off, mut expected) = (0u64, first);
+    let (mut off, mut expected, mut newest_ts) = (0u64, first, None);
     let scan_err = loop {
         match reader.next_frame(off, len, expected, u64::MAX) {
             Ok(Scan::Frame(f)) => {
@@ -136,6 +139,7 @@ fn scan_tail(
                 }
                 expected = f.seq + 1;
                 off = f.end;
+                newest_ts = Some(f.ts);
             }
             Ok(Scan::End) => break None,
             Err(e) => break Some(e),
@@ -171,7 +175,7 @@ fn scan_tail(
         bytes: off,
         gaps,
     };
-    Ok(Some((seg, expected)))
+    Ok(Some((seg, expected, newest_ts)))
 }
 
 /// Rebuilds the state of the log in `dir`. With `read_only`, nothing on disk is changed.
@@ -220,6 +224,10 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
         }
     }
 
+    // First sequence numbers (file names) of segment files skipped as unreadable or garbage:
+    // their records are lost, unlike those of segments the log deleted after acknowledging.
+    let mut skipped_keys: Vec<u64> = Vec::new();
+    let mut first_ts: BTreeMap<u64, u64> = BTreeMap::new();
     let last_file = files.keys().next_back().copied();
     let mut segments = BTreeMap::new();
     for (&first, (path, len)) in &files {
@@ -230,6 +238,7 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
             Ok(r) => r,
             Err(e) => {
                 skip(&mut report, path, &e.to_string(), !read_only);
+                skipped_keys.push(first);
                 continue;
             }
         };
@@ -241,6 +250,7 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
                 if f.seq > first {
                     gaps.insert(first, f.seq - 1);
                 }
+                first_ts.insert(first, f.ts);
                 segments.insert(
                     first,
                     Segment {
@@ -256,20 +266,29 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
                     let _ = fs::remove_file(path);
                 }
             }
-            Ok(Scan::End) => skip(&mut report, path, "no valid record", !read_only),
-            Err(e) => skip(&mut report, path, &e.to_string(), !read_only),
+            Ok(Scan::End) => {
+                skip(&mut report, path, "no valid record", !read_only);
+                skipped_keys.push(first);
+            }
+            Err(e) => {
+                skip(&mut report, path, &e.to_string(), !read_only);
+                skipped_keys.push(first);
+            }
         }
     }
 
     // The tail: the newest file, or when that is garbage, the newest valid one before it.
     let mut next_seq = 1u64;
+    let mut newest_ts = None;
     let mut candidate = last_file.and_then(|k| files.remove(&k).map(|(p, l)| (k, p, l)));
     while let Some((first, path, len)) = candidate.take() {
-        if let Some((seg, next)) = scan_tail(first, &path, len, read_only, &mut report)? {
+        if let Some((seg, next, ts)) = scan_tail(first, &path, len, read_only, &mut report)? {
             next_seq = next;
+            newest_ts = ts.or_else(|| first_ts.range(..first).next_back().map(|(_, &t)| t));
             segments.insert(first, seg);
             break;
         }
+        skipped_keys.push(first);
         candidate = segments.pop_last().map(|(k, s)| (k, s.path, s.bytes));
     }
 
@@ -302,9 +321,13 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
         }
     };
     if head.saturating_add(1) < first_present {
-        // The ledger is written before any segment is deleted, so numbers between it and the
-        // first segment were lost (a segment removed behind our back, or skipped above).
-        report.corrupt_records += first_present - head - 1;
+        // The log deletes a segment as soon as all its records are acknowledged (or dropped
+        // and counted), before the ledger says so: unlinking needs no space, a ledger write
+        // does, and a full disk must be able to free itself. So numbers below the first
+        // segment are acknowledged, except those of files skipped above as garbage.
+        if let Some(&lost_from) = skipped_keys.iter().filter(|&&k| k < first_present).min() {
+            report.corrupt_records += first_present - lost_from.max(head.saturating_add(1));
+        }
         head = first_present - 1;
         ledger_stale = true;
     }
@@ -353,5 +376,6 @@ pub(crate) fn recover(dir: &Path, read_only: bool) -> Result<Recovered> {
         next_seq,
         report,
         ledger_stale,
+        newest_ts,
     })
 }

@@ -17,6 +17,7 @@ fn opts() -> Options {
         fsync: FsyncMode::Never,
         when_full: WhenFull::DropOldest,
         ledger_interval: Duration::from_secs(3600),
+        ..Options::default()
     }
 }
 

@@ -26,6 +26,7 @@ fn options(mode: u64) -> Options {
         },
         when_full: WhenFull::DropOldest,
         ledger_interval: Duration::from_millis(5),
+        ..Options::default()
     }
 }
 

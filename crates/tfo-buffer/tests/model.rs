@@ -267,6 +267,7 @@ fn options() -> impl Strategy<Value = Options> {
             fsync: FsyncMode::Never,
             when_full: WhenFull::DropOldest,
             ledger_interval: Duration::from_secs(3600),
+            ..Options::default()
         })
 }
 

@@ -1,9 +1,14 @@
 //! The bounded in-memory queue between encoder and exporter.
 //!
-//! This is the seam where the durable disk buffer plugs in: producers `push` encoded
-//! records, the exporter takes batches from the front and either finishes them or puts
-//! them back (`requeue_front`) so order is kept. When full, the oldest records are dropped
-//! and counted, so collection never blocks on a dead network.
+//! It is the whole buffer with `buffer.enabled: false`, and the disk buffer's fallback while
+//! the disk cannot take appends (see `disk.rs`). Producers `push` encoded records, the
+//! exporter takes batches from the front and either finishes them or puts them back
+//! (`requeue_front`) so order is kept. When full, the oldest records are dropped and counted
+//! (reason `full`, or `disk_error` for the fallback), so collection never blocks on a dead
+//! network or disk.
+//!
+//! Each record carries a tag, used only by the fallback: the disk log's next sequence
+//! number when the record was queued, which says where it sits in the order of the log.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,6 +21,10 @@ use crate::events::{DropReason, Event, Stats};
 pub struct Queue {
     inner: Mutex<Inner>,
     max_bytes: usize,
+    /// Reason and detail of what the byte bound pushes out.
+    overflow: (DropReason, &'static str),
+    /// Count overflow as disk-buffer records too (`tfo_agent_buffer_dropped_records_total`).
+    buffer_events: bool,
     /// Woken when `batch_items` or more items are waiting.
     pub batch_ready: Notify,
     batch_items: std::sync::atomic::AtomicUsize,
@@ -24,7 +33,7 @@ pub struct Queue {
 
 #[derive(Default)]
 struct Inner {
-    records: VecDeque<Record>,
+    records: VecDeque<(Record, u64)>,
     bytes: usize,
     items: usize,
 }
@@ -34,9 +43,27 @@ impl Queue {
         Queue {
             inner: Mutex::new(Inner::default()),
             max_bytes: max_bytes.max(1),
+            overflow: (
+                DropReason::Full,
+                "queue memory limit reached (buffer.memory_limit_mb); oldest data dropped",
+            ),
+            buffer_events: false,
             batch_ready: Notify::new(),
             batch_items: batch_items.max(1).into(),
             stats,
+        }
+    }
+
+    /// The disk buffer's memory fallback: what its bound pushes out is counted as
+    /// `disk_error` (it could not be kept because the disk failed), in records and items.
+    pub fn fallback(max_bytes: usize, stats: Arc<Stats>) -> Self {
+        Queue {
+            overflow: (
+                DropReason::DiskError,
+                "disk buffer unusable and the memory fallback is full (buffer.memory_limit_mb); oldest data dropped",
+            ),
+            buffer_events: true,
+            ..Queue::new(max_bytes, usize::MAX, stats)
         }
     }
 
@@ -51,28 +78,44 @@ impl Queue {
 
     /// Appends a record; drops the oldest records while over the byte bound.
     pub fn push(&self, r: Record) {
+        self.push_tagged(r, 0);
+    }
+
+    /// Appends a record with an ordering tag (see the module docs).
+    pub fn push_tagged(&self, r: Record, tag: u64) {
         let mut dropped: Vec<(Signal, u64)> = Vec::new();
         let ready = {
             let mut q = self.lock();
             q.bytes += r.body.len();
             q.items += r.items as usize;
-            q.records.push_back(r);
+            q.records.push_back((r, tag));
             // Keep at least the newest record even if it alone exceeds the bound.
             while q.bytes > self.max_bytes && q.records.len() > 1 {
-                let old = q.records.pop_front().expect("len > 1");
+                let (old, _) = q.records.pop_front().expect("len > 1");
                 q.bytes -= old.body.len();
                 q.items -= old.items as usize;
                 dropped.push((old.signal, old.items as u64));
             }
             q.items >= self.batch_items.load(std::sync::atomic::Ordering::Relaxed)
         };
+        let (reason, detail) = self.overflow;
         for (signal, items) in dropped {
-            self.stats.emit(Event::Dropped {
-                signal,
-                reason: DropReason::Full,
-                items,
-                detail: "queue memory limit reached (buffer.memory_limit_mb); oldest data dropped",
-            });
+            if self.buffer_events {
+                self.stats.emit(Event::BufferDropped {
+                    signal,
+                    reason,
+                    records: 1,
+                    items,
+                    detail,
+                });
+            } else {
+                self.stats.emit(Event::Dropped {
+                    signal,
+                    reason,
+                    items,
+                    detail,
+                });
+            }
         }
         if ready {
             self.batch_ready.notify_one();
@@ -82,33 +125,84 @@ impl Queue {
     /// Takes records of one signal from the front, up to `max_items` items (at least one
     /// record). Records keep their order.
     pub fn pop_batch(&self, max_items: usize) -> Vec<Record> {
+        self.pop_batch_tagged(max_items, u64::MAX)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    /// Like [`Queue::pop_batch`], with the tags, stopping before a record tagged above
+    /// `max_tag`.
+    pub fn pop_batch_tagged(&self, max_items: usize, max_tag: u64) -> Vec<(Record, u64)> {
         let mut q = self.lock();
-        let mut out = Vec::new();
+        let mut out: Vec<(Record, u64)> = Vec::new();
         let mut n = 0usize;
-        while let Some(front) = q.records.front() {
-            if !out.is_empty() {
-                let first: &Record = &out[0];
-                if front.signal != first.signal || n + front.items as usize > max_items {
-                    break;
-                }
+        while let Some((front, tag)) = q.records.front() {
+            if *tag > max_tag {
+                break;
             }
-            let r = q.records.pop_front().expect("front exists");
+            if let Some((first, _)) = out.first()
+                && (front.signal != first.signal || n + front.items as usize > max_items)
+            {
+                break;
+            }
+            let (r, tag) = q.records.pop_front().expect("front exists");
             q.bytes -= r.body.len();
             q.items -= r.items as usize;
             n += r.items as usize;
-            out.push(r);
+            out.push((r, tag));
         }
         out
     }
 
+    /// Tag of the oldest record, if any.
+    pub fn front_tag(&self) -> Option<u64> {
+        self.lock().records.front().map(|(_, t)| *t)
+    }
+
+    /// Sets every tag to `tag`.
+    pub fn retag_all(&self, tag: u64) {
+        for (_, t) in self.lock().records.iter_mut() {
+            *t = tag;
+        }
+    }
+
+    /// Takes the oldest record if its tag is `tag`.
+    pub fn pop_front_if_tag(&self, tag: u64) -> Option<Record> {
+        let mut q = self.lock();
+        if q.records.front().is_none_or(|(_, t)| *t != tag) {
+            return None;
+        }
+        let (r, _) = q.records.pop_front()?;
+        q.bytes -= r.body.len();
+        q.items -= r.items as usize;
+        Some(r)
+    }
+
+    /// Puts one record back at the front.
+    pub fn push_front_tagged(&self, r: Record, tag: u64) {
+        self.requeue_front_tagged(vec![(r, tag)]);
+    }
+
     /// Puts an unfinished batch back at the front, in its original order.
     pub fn requeue_front(&self, batch: Vec<Record>) {
+        self.requeue_front_tagged(batch.into_iter().map(|r| (r, 0)).collect());
+    }
+
+    /// Puts an unfinished tagged batch back at the front, in its original order.
+    pub fn requeue_front_tagged(&self, batch: Vec<(Record, u64)>) {
         let mut q = self.lock();
-        for r in batch.into_iter().rev() {
+        for (r, tag) in batch.into_iter().rev() {
             q.bytes += r.body.len();
             q.items += r.items as usize;
-            q.records.push_front(r);
+            q.records.push_front((r, tag));
         }
+    }
+
+    /// Records and payload bytes waiting.
+    pub fn len(&self) -> (usize, usize) {
+        let q = self.lock();
+        (q.records.len(), q.bytes)
     }
 
     /// Sets the `tfo_agent_buffer_*` gauges for the memory queue.
@@ -138,7 +232,7 @@ impl Queue {
             let mut q = self.lock();
             q.bytes = 0;
             q.items = 0;
-            q.records.drain(..).collect()
+            q.records.drain(..).map(|(r, _)| r).collect()
         };
         for r in records {
             self.stats.emit(Event::Dropped {
