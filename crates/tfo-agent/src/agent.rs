@@ -201,8 +201,12 @@ impl Pipeline {
         }
         let inputs = CollectorInputs::of(cfg, &p.identity);
         if inputs != self.collection.inputs {
+            // A producer of the old generation waiting for room (`when_full: block`)
+            // returns with its record kept, instead of outliving its generation.
+            env.buffer.close_producers();
             self.collection.cancel.cancel();
             self.collection = env.start_collection(cfg, &p.identity);
+            env.buffer.open_producers();
         }
         self.export = env.start_export(cfg, p.exporter);
     }
@@ -255,7 +259,7 @@ impl Pipeline {
     /// Stops collecting, then flushes what the collector will take until `deadline`.
     async fn stop(self, env: &Env, deadline: Instant) {
         self.collection.cancel.cancel();
-        // TODO(merge buffer branch): release producers blocked by `when_full: block`.
+        env.buffer.close_producers();
         // A cycle already running finishes into the buffer (bounded by the deadline).
         for (_, t) in self.collection.tasks {
             let _ = tokio::time::timeout_at(deadline, t).await;

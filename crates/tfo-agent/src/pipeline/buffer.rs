@@ -44,7 +44,6 @@ impl Buffer {
     /// (read-only, missing and uncreatable, full, locked), the same buffer in degraded mode:
     /// a warning is logged, data waits in memory (`settings.memory_bytes`) and the disk is
     /// tried again every few seconds. Never fails.
-    #[allow(dead_code)] // called by agent.rs (being rewritten separately)
     pub fn open_disk_or_memory(
         settings: &DiskSettings,
         signal: Signal,
@@ -57,7 +56,6 @@ impl Buffer {
     }
 
     /// Whether the disk buffer is in degraded (memory) mode.
-    #[allow(dead_code)] // called by agent.rs (being rewritten separately)
     pub fn is_degraded(&self) -> bool {
         matches!(self, Buffer::Disk(d) if d.is_degraded())
     }
@@ -66,7 +64,6 @@ impl Buffer {
     /// waiting for room (`when_full: block`) return at once, keeping their record in memory
     /// for the final flush (appended to the log at shutdown if room appeared, else counted
     /// `full`), and later pushes do not wait either.
-    #[allow(dead_code)] // called by agent.rs (being rewritten separately)
     pub fn close_producers(&self) {
         if let Buffer::Disk(d) = self {
             d.close_producers();
@@ -74,7 +71,6 @@ impl Buffer {
     }
 
     /// Call when the pipeline starts again after a reload: `when_full: block` waits again.
-    #[allow(dead_code)] // called by agent.rs (being rewritten separately)
     pub fn open_producers(&self) {
         if let Buffer::Disk(d) = self {
             d.open_producers();
@@ -128,14 +124,6 @@ impl Buffer {
         match self {
             Buffer::Memory(q) => q.requeue_front(batch.records),
             Buffer::Disk(d) => d.give_back(batch),
-        }
-    }
-
-    /// Discards everything waiting, counted with `reason` (used when export is disabled).
-    pub fn discard_all(&self, reason: DropReason, detail: &str) {
-        match self {
-            Buffer::Memory(q) => q.discard_all(reason, detail),
-            Buffer::Disk(d) => d.discard_all(reason, detail),
         }
     }
 

@@ -33,7 +33,7 @@
 //! then runs the read through `block_in_place`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -176,18 +176,9 @@ impl DiskBuffer {
         }
     }
 
-    /// Opens the log; fails when the directory cannot be used.
-    pub fn open(s: &DiskSettings, signal: Signal, stats: Arc<Stats>) -> Result<Self, String> {
-        let b = DiskBuffer::new(s, signal, stats);
-        let log = Log::open(&b.dir, b.opts.clone()).map_err(|e| format!("buffer.path: {e}"))?;
-        b.install(log);
-        Ok(b)
-    }
-
     /// Opens the log, or starts degraded (memory only, with a warning) when the directory
     /// cannot be used (read-only, missing and uncreatable, full, locked by another process);
     /// the disk is tried again every [`DISK_RETRY`].
-    #[allow(dead_code)] // called through Buffer by agent.rs (being rewritten separately)
     pub fn open_or_degraded(s: &DiskSettings, signal: Signal, stats: Arc<Stats>) -> Self {
         let b = DiskBuffer::new(s, signal, stats);
         match Log::open(&b.dir, b.opts.clone()) {
@@ -233,10 +224,6 @@ impl DiskBuffer {
             // A backlog from the previous run: send it without waiting for a flush tick.
             self.batch_ready.notify_one();
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Whether new records go to memory because the disk failed.
@@ -384,7 +371,6 @@ impl DiskBuffer {
     }
 
     /// Undoes [`DiskBuffer::close_producers`] (after a reload).
-    #[allow(dead_code)] // called through Buffer by agent.rs (being rewritten separately)
     pub fn open_producers(&self) {
         *lock(&self.producers_closed) = false;
     }
@@ -676,18 +662,6 @@ impl DiskBuffer {
         });
     }
 
-    pub fn discard_all(&self, reason: DropReason, detail: &str) {
-        loop {
-            let b = self.next_batch(usize::MAX);
-            if b.records.is_empty() && b.last_seq.is_none() {
-                return;
-            }
-            let items: u64 = b.records.iter().map(|r| r.items as u64).sum();
-            self.settle(&b);
-            self.drop_event(reason, b.records.len() as u64, items, detail);
-        }
-    }
-
     /// Periodic upkeep (blocking): retries the disk when degraded, writes records kept in
     /// memory back to the log, `max_age` expiry, corruption found while reading.
     pub fn maintain(&self) {
@@ -834,6 +808,7 @@ impl DiskBuffer {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::process::Command;
     use std::sync::mpsc;
 

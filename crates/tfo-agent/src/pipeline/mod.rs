@@ -16,8 +16,8 @@ use crate::events::Stats;
 use crate::settings;
 
 /// The buffer `cfg` asks for. A disk log that cannot be opened (read-only or missing
-/// directory, full disk) is not a reason to stop collecting: the agent warns and runs on
-/// the memory queue.
+/// directory, full disk) is not a reason to stop collecting: the buffer starts degraded
+/// (memory, bounded by `buffer.memory_limit_mb`) and returns to the disk when it works.
 pub fn open_buffer(cfg: &Config, stats: &Arc<Stats>) -> buffer::Buffer {
     let b = &cfg.buffer;
     let memory = (b.memory_limit_mb as usize).saturating_mul(1 << 20);
@@ -30,29 +30,17 @@ pub fn open_buffer(cfg: &Config, stats: &Arc<Stats>) -> buffer::Buffer {
         return buffer::Buffer::Memory(queue::Queue::new(memory, batch, stats.clone()));
     }
     let s = settings::disk_settings(cfg);
-    match disk::DiskBuffer::open(&s, tfo_exporter::Signal::Metrics, stats.clone()) {
-        Ok(d) => {
-            tracing::info!(path = %d.dir().display(), max_size_mb = b.max_size_mb, fsync = ?b.fsync, "disk buffer open");
-            buffer::Buffer::Disk(Box::new(d))
-        }
-        Err(e) => {
-            tracing::warn!(
-                error = %e,
-                memory_limit_mb = b.memory_limit_mb,
-                "the disk buffer cannot be opened; data is kept in memory only (lost on restart) until the agent is restarted with a usable buffer.path"
-            );
-            buffer::Buffer::Memory(queue::Queue::new(memory, batch, stats.clone()))
-        }
-    }
+    let buf = buffer::Buffer::open_disk_or_memory(&s, tfo_exporter::Signal::Metrics, batch, stats);
+    tracing::info!(path = %s.dir.display(), max_size_mb = b.max_size_mb, fsync = ?b.fsync, degraded = buf.is_degraded(), "disk buffer open");
+    buf
 }
 
 impl buffer::Buffer {
     /// After an export task died holding a batch: the next batch starts again at the oldest
     /// record not yet settled (the disk log; a memory batch died with its task).
     pub fn rewind_reader(&self) {
-        self.give_back(buffer::Batch {
-            records: Vec::new(),
-            last_seq: None,
-        });
+        if let buffer::Buffer::Disk(d) = self {
+            d.rewind();
+        }
     }
 }
