@@ -361,8 +361,12 @@ fn a_second_open_of_the_same_directory_is_refused() {
     Log::open(tmp.path(), opts()).expect("open after the first is dropped");
 }
 
+/// What this can check in-process: every fsync mode reopens what was appended after an
+/// abandoned (never closed) log, and syncing reports no error. It says nothing about
+/// whether data reached stable storage; only a power cut could (`tests/crash.rs` kills a
+/// real process, which tests the write-to-kernel guarantee).
 #[test]
-fn every_fsync_mode_keeps_data_across_crash_and_close() {
+fn every_fsync_mode_reopens_an_abandoned_log_whole() {
     for mode in [
         FsyncMode::Always,
         FsyncMode::Interval(Duration::from_millis(5)),
