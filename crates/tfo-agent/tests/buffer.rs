@@ -381,7 +381,13 @@ fn a_full_file_system_degrades_to_memory_keeps_exporting_and_returns_to_disk() {
     let page = wait_for("the return to disk", &|p| {
         value(p, degraded) == 0.0 && value(p, exported) > 0.0
     });
-    assert_eq!(agent.logs_with("disk buffer works again").len(), 1);
+    // With a 2 MiB disk, writing the memory records back can fill it once more before the
+    // backlog drains: the buffer may go back and forth, but it ends on the disk.
+    assert!(
+        !agent.logs_with("disk buffer works again").is_empty(),
+        "{}",
+        agent.raw_log()
+    );
     let before = value(&page, exported);
     let later = wait_for("more exports", &|p| value(p, exported) > before);
     assert_eq!(value(&later, full), 0.0, "{later}");
