@@ -1,21 +1,24 @@
 //! OTLP/gRPC transport (tonic). Requests are sent as pre-encoded bytes through a
 //! pass-through codec, so a buffered record goes on the wire without a decode/encode trip.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
-use http::uri::PathAndQuery;
+use bytes::{Buf, Bytes};
+use http::HeaderValue;
+use http::header::{CONTENT_TYPE, HeaderName};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tower::{Service, ServiceExt};
 
+use crate::compress::{self, GzipPool};
+use crate::http::MAX_ANSWER_BYTES;
 use crate::outcome::{FailureClass, Outcome, classify_grpc, classify_http};
 use crate::{ExporterSettings, SetupError, Signal};
 
@@ -25,9 +28,11 @@ const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Expo
 pub struct GrpcExporter {
     channel: Channel,
     target: String,
-    gzip: bool,
+    gzip: Option<Arc<GzipPool>>,
     timeout: Duration,
-    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    /// `grpc-timeout`, from `telemetryflow.timeout`.
+    grpc_timeout: HeaderValue,
+    metadata: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Splits `host:port`, `http://host:port` or `https://host:port[/]` into (host, port, tls-by-scheme).
@@ -119,25 +124,34 @@ impl GrpcExporter {
         let channel = endpoint.connect_with_connector_lazy(connector);
         let mut metadata = Vec::with_capacity(s.headers.len());
         for (k, v) in &s.headers {
-            let key =
-                AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            let key = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .ok()
+                .filter(|k| !k.as_str().starts_with("grpc-") && !k.as_str().ends_with("-bin"))
+                .ok_or_else(|| {
                     SetupError(format!(
                         "header name {k:?} is not a valid gRPC metadata key"
                     ))
                 })?;
-            let mut val = AsciiMetadataValue::try_from(v.as_str())
-                .map_err(|_| SetupError(format!("header {k:?}: value is not printable ASCII")))?;
+            let mut val = HeaderValue::from_str(v)
+                .ok()
+                .filter(|v| v.as_bytes().iter().all(|b| (0x20..0x7f).contains(b)))
+                .ok_or_else(|| SetupError(format!("header {k:?}: value is not printable ASCII")))?;
             val.set_sensitive(true);
             metadata.push((key, val));
         }
+        // Whole milliseconds, at most 8 digits as the gRPC spec allows.
+        let ms = s.timeout.as_millis().clamp(1, 99_999_999);
+        let grpc_timeout = HeaderValue::from_str(&format!("{ms}m"))
+            .map_err(|e| SetupError(format!("telemetryflow.timeout: {e}")))?;
         Ok(GrpcExporter {
             channel,
             target: format!(
                 "grpc://{uri_host}:{port}{}",
                 if tls.is_some() { " (TLS)" } else { "" }
             ),
-            gzip: s.gzip,
+            gzip: s.gzip.then(|| Arc::new(GzipPool::default())),
             timeout: s.timeout,
+            grpc_timeout,
             metadata,
         })
     }
@@ -147,28 +161,32 @@ impl GrpcExporter {
     }
 
     pub async fn send(&self, signal: Signal, body: Bytes) -> Outcome {
-        let mut client = tonic::client::Grpc::new(self.channel.clone());
-        if self.gzip {
-            client = client
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip);
-        }
-        let mut req = Request::new(body);
-        req.set_timeout(self.timeout);
-        for (k, v) in &self.metadata {
-            req.metadata_mut().insert(k.clone(), v.clone());
-        }
-        let path = PathAndQuery::from_static(match signal {
+        let framed = match self.frame(body).await {
+            Ok(f) => f,
+            Err(e) => {
+                return Outcome::Permanent {
+                    reason: format!("gzip: {e}"),
+                };
+            }
+        };
+        let path = match signal {
             Signal::Metrics => METRICS_PATH,
             Signal::Logs => LOGS_PATH,
-        });
-        let call = async {
-            if let Err(e) = client.ready().await {
-                return Err(Err(e));
-            }
-            client.unary(req, path, RawCodec).await.map_err(Ok)
         };
-        let started = tokio::time::Instant::now();
+        let call = async {
+            let mut ch = self.channel.clone();
+            if let Err(e) = ch.ready().await {
+                return Outcome::connection_failure(format!("cannot connect: {}", error_chain(&e)));
+            }
+            match ch.call(self.request(path, framed)).await {
+                Ok(resp) => answer(signal, resp).await,
+                // Nothing came back: refused, reset, GOAWAY, RST_STREAM, TLS failure.
+                Err(e) => Outcome::connection_failure(format!(
+                    "connection failed: {}",
+                    transport_detail(&e)
+                )),
+            }
+        };
         match tokio::time::timeout(self.timeout, call).await {
             // Our own deadline: no answer arrived, an outage (not the server's
             // DEADLINE_EXCEEDED, which is transient).
@@ -176,67 +194,184 @@ impl GrpcExporter {
                 "no answer within {:?} (telemetryflow.timeout)",
                 self.timeout
             )),
-            Ok(Ok(resp)) => delivered(signal, resp.into_inner()),
-            Ok(Err(Err(e))) => {
-                Outcome::connection_failure(format!("connecting: {}", error_chain(&e)))
-            }
-            Ok(Err(Ok(status))) => classify_status(&status, started.elapsed() >= self.timeout),
+            Ok(o) => o,
         }
+    }
+
+    /// The gRPC message frame: compressed flag, big-endian length, message. With gzip the
+    /// message is compressed straight into the frame by a reused deflate state.
+    async fn frame(&self, body: Bytes) -> Result<Bytes, String> {
+        let (flag, mut out) = match &self.gzip {
+            Some(pool) => (1u8, compress::gzip_off_runtime(pool, body, 5).await?),
+            None => {
+                let mut out = Vec::with_capacity(5 + body.len());
+                out.resize(5, 0);
+                out.extend_from_slice(&body);
+                (0u8, out)
+            }
+        };
+        let len = u32::try_from(out.len() - 5).map_err(|_| "message over 4 GiB".to_string())?;
+        out[0] = flag;
+        out[1..5].copy_from_slice(&len.to_be_bytes());
+        Ok(Bytes::from(out))
+    }
+
+    fn request(&self, path: &'static str, framed: Bytes) -> http::Request<tonic::body::Body> {
+        let mut req = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(framed)));
+        *req.method_mut() = http::Method::POST;
+        // The channel adds scheme and authority (tonic's AddOrigin) and the User-Agent.
+        *req.uri_mut() = http::Uri::from_static(path);
+        let h = req.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        if self.gzip.is_some() {
+            h.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        }
+        h.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static("gzip,identity"),
+        );
+        h.insert("grpc-timeout", self.grpc_timeout.clone());
+        for (k, v) in &self.metadata {
+            h.insert(k.clone(), v.clone());
+        }
+        req
     }
 }
 
-/// Classifies what tonic returned for a call. A status the server sent goes to
-/// [`classify_grpc`]; a status tonic or hyper invented because the exchange broke is an
-/// outage (or, when an HTTP answer without `grpc-status` came back, classified from the
-/// HTTP status as the HTTP transport would).
-///
-/// How an invented status is told apart, as tonic 0.14 behaves (pinned by the tests in
-/// `tests/faults.rs`): a status built from a transport error (connect error, reset, EOF,
-/// GOAWAY, RST_STREAM, h2 protocol error, tonic's own `grpc-timeout`) carries that error
-/// as its `source()`; a status decoded from `grpc-status` never has one. The few statuses
-/// tonic's decoder invents without a source have fixed messages, matched in
-/// [`invented_without_source`].
-pub(crate) fn classify_status(status: &Status, deadline_passed: bool) -> Outcome {
-    if let Some(fault) = transport_fault(status) {
-        let what = if deadline_passed || fault.timeout {
-            "no answer in time"
-        } else {
-            "connection failed"
+/// Reads an answer. Only a `grpc-status` the server sent is classified by the OTLP rules;
+/// an answer that ends before it (cut by a proxy, a reset stream) is an outage, and a
+/// plain HTTP answer (a proxy's 401 or 502 page) is classified as the HTTP transport would.
+async fn answer(signal: Signal, resp: http::Response<tonic::body::Body>) -> Outcome {
+    use http_body_util::BodyExt;
+    let (parts, body) = resp.into_parts();
+    // Trailers-only answer: the status is in the headers and there is no message.
+    if let Some(st) = Status::from_header_map(&parts.headers) {
+        return server_status(signal, &st, Bytes::new(), None);
+    }
+    let grpc = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if parts.status != http::StatusCode::OK || !grpc {
+        return not_grpc(&parts);
+    }
+    let compressed = parts
+        .headers
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let collected = match http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Outcome::connection_failure(format!(
+                "the answer was cut short: {}",
+                transport_detail(e.as_ref())
+            ));
+        }
+    };
+    let trailers = collected.trailers().cloned();
+    let data = collected.to_bytes();
+    match trailers.as_ref().and_then(Status::from_header_map) {
+        Some(st) => server_status(signal, &st, data, compressed.as_deref()),
+        None => Outcome::connection_failure(
+            "the answer ended without a grpc-status (cut short by a proxy or a reset stream)",
+        ),
+    }
+}
+
+fn server_status(signal: Signal, st: &Status, data: Bytes, encoding: Option<&str>) -> Outcome {
+    if st.code() != tonic::Code::Ok {
+        return classify_grpc(
+            st.code() as i32,
+            st.message(),
+            crate::outcome::retry_info_delay(st.details()),
+        );
+    }
+    match message(data, encoding) {
+        Ok(m) => delivered(signal, m),
+        // The status was OK: the data was accepted even if the message cannot be read.
+        Err(e) => Outcome::Delivered {
+            rejected: 0,
+            message: format!("undecodable response: {e}"),
+        },
+    }
+}
+
+/// The message of a one-message answer body (empty when there is none).
+fn message(mut data: Bytes, encoding: Option<&str>) -> Result<Bytes, String> {
+    if data.is_empty() {
+        return Ok(data);
+    }
+    if data.len() < 5 {
+        return Err("truncated frame".into());
+    }
+    let flag = data[0];
+    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    data.advance(5);
+    if data.len() < len {
+        return Err("truncated message".into());
+    }
+    let msg = data.split_to(len);
+    match (flag, encoding) {
+        (0, _) => Ok(msg),
+        (1, Some("gzip")) => {
+            use std::io::Read;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&msg[..])
+                .take(MAX_ANSWER_BYTES as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("gunzip: {e}"))?;
+            Ok(Bytes::from(out))
+        }
+        (_, enc) => Err(format!("compressed with {enc:?}, which was not offered")),
+    }
+}
+
+/// A non-gRPC HTTP answer: what the HTTP status means, as for the HTTP transport. A 2xx
+/// without gRPC means the endpoint is not an OTLP/gRPC server.
+fn not_grpc(parts: &http::response::Parts) -> Outcome {
+    let status = parts.status.as_u16();
+    if parts.status.is_success() {
+        return Outcome::Retry {
+            class: FailureClass::Refused,
+            reason: format!(
+                "HTTP {status} without a gRPC answer: the server does not speak OTLP/gRPC; check \
+                 telemetryflow.endpoint and telemetryflow.protocol"
+            ),
+            retry_after: None,
         };
-        return Outcome::connection_failure(format!(
-            "{what}: {} (reported by the gRPC client as {:?})",
-            fault.detail,
-            status.code()
-        ));
     }
-    if let Some(o) = invented_without_source(status) {
-        return o;
-    }
-    classify_grpc(
-        status.code() as i32,
-        status.message(),
-        crate::outcome::retry_info_delay(status.details()),
+    let header = |name: http::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = header(http::header::RETRY_AFTER)
+        .and_then(|v| crate::outcome::parse_retry_after(&v, std::time::SystemTime::now()));
+    let location = header(http::header::LOCATION);
+    classify_http(
+        status,
+        retry_after,
+        location.as_deref(),
+        "no gRPC status in the answer",
     )
 }
 
-struct TransportFault {
-    detail: String,
-    timeout: bool,
-}
-
-/// `Some` when the status was made from a transport error (it has a source). The detail
-/// names the HTTP/2 event (GOAWAY, RST_STREAM) or I/O error found in the source chain.
-fn transport_fault(status: &Status) -> Option<TransportFault> {
-    let source = std::error::Error::source(status)?;
+/// The most telling part of a transport error: the HTTP/2 event (GOAWAY, RST_STREAM) or
+/// I/O error in its source chain, then the whole chain.
+fn transport_detail(e: &(dyn std::error::Error + 'static)) -> String {
     let mut label = None;
-    let mut timeout = false;
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source);
-    while let Some(e) = cur {
-        if e.downcast_ref::<tonic::TimeoutExpired>().is_some() {
-            timeout = true;
-        }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
         if label.is_none() {
-            if let Some(h) = e.downcast_ref::<h2::Error>() {
+            if let Some(h) = err.downcast_ref::<h2::Error>() {
                 label = Some(if h.is_go_away() {
                     format!("HTTP/2 GOAWAY ({})", reason_name(h.reason()))
                 } else if h.is_reset() {
@@ -249,32 +384,21 @@ fn transport_fault(status: &Status) -> Option<TransportFault> {
                 } else {
                     format!("HTTP/2 error ({})", reason_name(h.reason()))
                 });
-            } else if let Some(h) = e.downcast_ref::<hyper::Error>() {
-                if h.is_timeout() {
-                    timeout = true;
-                }
+            } else if let Some(h) = err.downcast_ref::<hyper::Error>() {
                 if h.is_incomplete_message() || h.is_closed() {
                     label = Some("the connection closed before the answer was complete".into());
                 }
-            } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::TimedOut {
-                    timeout = true;
-                }
+            } else if let Some(io) = err.downcast_ref::<std::io::Error>() {
                 label = Some(format!("I/O error ({:?})", io.kind()));
-            } else if e.downcast_ref::<tonic::ConnectError>().is_some() {
-                label = Some("cannot connect".into());
             }
         }
-        cur = e.source();
+        cur = err.source();
     }
-    let chain = error_chain(source);
-    Some(TransportFault {
-        detail: match label {
-            Some(l) => format!("{l}: {chain}"),
-            None => chain,
-        },
-        timeout,
-    })
+    let chain = error_chain(e);
+    match label {
+        Some(l) => format!("{l}: {chain}"),
+        None => chain,
+    }
 }
 
 fn reason_name(r: Option<h2::Reason>) -> String {
@@ -282,58 +406,6 @@ fn reason_name(r: Option<h2::Reason>) -> String {
         Some(r) => format!("{r:?}"),
         None => "no reason".into(),
     }
-}
-
-/// Statuses tonic's response decoder makes up without a source error (tonic 0.14,
-/// `codec/decode.rs` and `status.rs::infer_grpc_status`):
-/// - the stream ended with HTTP 200 but no `grpc-status` (cut by a proxy, or an h2
-///   RST_STREAM NO_ERROR/CANCEL, which hyper turns into a clean end), or mid-message:
-///   the answer is incomplete, an outage;
-/// - an HTTP answer without `grpc-status` (a proxy's 401 or 502 page): classified from
-///   the HTTP status, like the HTTP transport does.
-fn invented_without_source(status: &Status) -> Option<Outcome> {
-    use tonic::Code;
-    const NO_TRAILER: &str = "protocol error: missing grpc-status trailer";
-    const EOF: &str = "Unexpected EOF decoding stream";
-    const MAPPED: &str = "grpc-status header missing, mapped from HTTP status code ";
-    const WHILE: &str = "while receiving response with status: ";
-    let msg = status.message();
-    let code = status.code();
-    if (code == Code::Unknown && msg.starts_with(NO_TRAILER))
-        || (code == Code::Internal && msg.starts_with(EOF))
-    {
-        return Some(Outcome::connection_failure(format!(
-            "the answer was cut short: {msg}"
-        )));
-    }
-    let http_status = if let Some(rest) = msg.strip_prefix(MAPPED) {
-        rest
-    } else if let (Code::Internal, Some((_, rest))) = (code, msg.split_once(WHILE)) {
-        rest
-    } else {
-        return None;
-    };
-    let digits: String = http_status
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let http: u16 = digits.parse().ok()?;
-    if (200..300).contains(&http) {
-        return Some(Outcome::Retry {
-            class: FailureClass::Refused,
-            reason: format!(
-                "HTTP {http} without a gRPC answer: the server does not speak OTLP/gRPC; check \
-                 telemetryflow.endpoint and telemetryflow.protocol ({msg})"
-            ),
-            retry_after: None,
-        });
-    }
-    Some(classify_http(
-        http,
-        None,
-        None,
-        &format!("no gRPC status in the answer ({msg})"),
-    ))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -374,44 +446,6 @@ fn delivered(signal: Signal, body: Bytes) -> Outcome {
 
 pub(crate) fn delivered_from_body(signal: Signal, body: Bytes) -> Outcome {
     delivered(signal, body)
-}
-
-/// Passes already-encoded protobuf bytes through tonic's framing untouched.
-#[derive(Clone, Copy)]
-struct RawCodec;
-
-struct RawEncoder;
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
 }
 
 #[cfg(test)]

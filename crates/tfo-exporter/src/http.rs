@@ -1,16 +1,16 @@
 //! OTLP/HTTP transport: protobuf bodies POSTed to `/v1/<signal>` (community) or
 //! `/v2/<signal>` (TelemetryFlow), gzip via `Content-Encoding`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, FlushCompress};
 use prost::Message;
 use reqwest::header::{
     CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
 };
 
+use crate::compress::{self, GzipPool};
 use crate::grpc::{delivered_from_body, parse_endpoint};
 use crate::outcome::{Outcome, classify_http, parse_retry_after};
 use crate::{ExporterSettings, SetupError, Signal};
@@ -18,10 +18,6 @@ use crate::{ExporterSettings, SetupError, Signal};
 /// Most bytes of an answer body read (partial success, error message); the rest is never
 /// read, so a misbehaving server cannot make the agent buffer megabytes of error page.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// Bodies larger than this are gzipped on the blocking pool, so compressing a large batch
-/// never stalls the async runtime (which may be a current-thread one).
-pub const GZIP_INLINE_LIMIT: usize = 64 * 1024;
 
 pub struct HttpExporter {
     client: reqwest::Client,
@@ -96,16 +92,7 @@ impl HttpExporter {
         let body = match &self.gzip {
             Some(pool) => {
                 req = req.header(CONTENT_ENCODING, "gzip");
-                let compressed = if body.len() <= GZIP_INLINE_LIMIT {
-                    pool.gzip(&body)
-                } else {
-                    let pool = pool.clone();
-                    match tokio::task::spawn_blocking(move || pool.gzip(&body)).await {
-                        Ok(r) => r,
-                        Err(e) => Err(format!("compression task failed: {e}")),
-                    }
-                };
-                match compressed {
+                match compress::gzip_off_runtime(pool, body, 0).await {
                     Ok(v) => Bytes::from(v),
                     Err(e) => {
                         return Outcome::Permanent {
@@ -197,64 +184,6 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Bytes, 
     Ok(Bytes::from(out))
 }
 
-/// Reusable deflate states (each holds a window and hash tables worth a few hundred KiB,
-/// which a fresh `GzEncoder` would allocate and zero per request).
-#[derive(Default)]
-pub(crate) struct GzipPool {
-    idle: Mutex<Vec<Compress>>,
-}
-
-impl GzipPool {
-    /// Compressors kept for reuse; more only exist while that many requests compress at once.
-    const KEEP: usize = 4;
-
-    /// `data` as a gzip member (RFC 1952): fixed header, raw deflate, CRC-32, size.
-    pub(crate) fn gzip(&self, data: &[u8]) -> Result<Vec<u8>, String> {
-        let taken = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let mut c = taken.unwrap_or_else(|| Compress::new(Compression::default(), false));
-        let result = deflate_gzip(&mut c, data);
-        c.reset();
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < Self::KEEP
-        {
-            idle.push(c);
-        }
-        result
-    }
-}
-
-fn deflate_gzip(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>, String> {
-    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=unknown
-    const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut out = Vec::with_capacity(data.len() / 4 + 64);
-    out.extend_from_slice(&HEADER);
-    loop {
-        if out.capacity() - out.len() < 4096 {
-            out.reserve(out.capacity().max(4096));
-        }
-        let (before_in, before_out) = (c.total_in(), c.total_out());
-        let consumed = usize::try_from(before_in).map_err(|e| e.to_string())?;
-        let input = data
-            .get(consumed..)
-            .ok_or("deflate consumed more than its input")?;
-        match c.compress_vec(input, &mut out, FlushCompress::Finish) {
-            Ok(flate2::Status::StreamEnd) => break,
-            // No progress: give it more room.
-            Ok(_) if c.total_in() == before_in && c.total_out() == before_out => {
-                out.reserve(out.capacity());
-            }
-            Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let mut crc = flate2::Crc::new();
-    crc.update(data);
-    out.extend_from_slice(&crc.sum().to_le_bytes());
-    // ISIZE is the input size modulo 2^32.
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    Ok(out)
-}
-
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -267,32 +196,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Read;
-
-    fn gunzip(z: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(z)
-            .read_to_end(&mut out)
-            .expect("valid gzip");
-        out
-    }
-
-    #[test]
-    fn pooled_gzip_round_trips_and_reuses_state() {
-        let pool = GzipPool::default();
-        let big: Vec<u8> = (0..300_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
-        let noise: Vec<u8> = (0..200_000).map(|_| fastrand::u8(..)).collect();
-        for data in [&b""[..], b"hello", &big, &noise, b"hello again", &big] {
-            let z = pool.gzip(data).unwrap();
-            assert_eq!(gunzip(&z), data);
-        }
-        assert_eq!(pool.idle.lock().unwrap().len(), 1, "one state, reused");
-    }
 }

@@ -6,6 +6,7 @@
 //! without decoding them, and the same transport serves every signal.
 
 pub mod backoff;
+pub mod compress;
 pub mod encode;
 pub mod grpc;
 pub mod http;
