@@ -132,7 +132,7 @@ impl Env {
 
     fn start_collection(&self, cfg: &Config, identity: &Identity) -> Collection {
         let inputs = CollectorInputs::of(cfg, identity);
-        self.buffer.set_batch_items(inputs.batch_size);
+        self.buffer.set_batch_units(inputs.batch_size);
         let encoder = Arc::new(MetricsEncoder::new(
             inputs.resource.clone(),
             VERSION,

@@ -395,3 +395,38 @@ fn a_slow_collector_hits_the_request_timeout_and_the_batch_is_retried() {
         );
     }
 }
+
+#[test]
+fn batch_size_counts_whole_metrics_per_request() {
+    let rx = Receiver::start(None);
+    let mut agent = Agent::start(&config("grpc", rx.grpc_port, "    batch_size: 5\n"));
+    let reqs = rx.wait_until(Duration::from_secs(15), "several requests", |r| {
+        r.len() >= 8
+    });
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    for q in &reqs {
+        let ms = metrics(q);
+        assert!(
+            !ms.is_empty() && ms.len() <= 5,
+            "{} metrics in one request",
+            ms.len()
+        );
+    }
+    // A metric is never split: per cycle (timestamp), each metric name arrives once with
+    // all its points (system.cpu.time has one point per CPU and state).
+    let mut seen = std::collections::BTreeMap::new();
+    for m in all_metrics(&reqs) {
+        let d = if m["sum"].is_object() {
+            &m["sum"]
+        } else {
+            &m["gauge"]
+        };
+        let pts = d["data_points"].as_array().cloned().unwrap_or_default();
+        let t = pts[0]["time_unix_nano"].to_string();
+        *seen
+            .entry((m["name"].as_str().unwrap().to_string(), t))
+            .or_insert(0) += 1;
+    }
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    assert!(seen.keys().any(|(n, _)| n == "system.cpu.time"));
+}

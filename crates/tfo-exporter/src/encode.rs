@@ -1,8 +1,12 @@
 //! The encoder: wraps collected metrics with the agent's resource and scope and serialises
-//! them into `ExportMetricsServiceRequest` records of at most `batch_size` data points.
+//! them into `ExportMetricsServiceRequest` records of at most `batch_size` metrics (an OTLP
+//! `Metric` with all its data points, as the seed's "batch of 100 metrics") and at most
+//! [`MAX_RECORD_BYTES`].
 //!
 //! Records are cut at the encoder, not at send time, so that a record is the unit of
-//! buffering, acknowledgement and retry, and a replayed backlog keeps to `batch_size`.
+//! buffering, acknowledgement and retry, and a replayed backlog keeps to `batch_size`. A
+//! metric is split across records (by data points, each part keeping its descriptor) only
+//! when it alone is larger than the byte bound.
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -16,14 +20,27 @@ use prost::Message;
 
 use crate::{Record, Signal};
 
+/// Most bytes of one encoded record. Requests join whole records up to
+/// [`MAX_REQUEST_BYTES`], so even uncompressed a request stays under the 4 MiB message
+/// limit gRPC servers apply by default.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Most bytes of one request built from stored records (at least one record is sent).
+pub const MAX_REQUEST_BYTES: usize = 3 << 20;
+
 pub struct MetricsEncoder {
     resource: Resource,
     scope: InstrumentationScope,
-    max_points: usize,
+    max_metrics: usize,
+    max_bytes: usize,
 }
 
 impl MetricsEncoder {
-    pub fn new(resource_attributes: Vec<KeyValue>, scope_version: &str, max_points: usize) -> Self {
+    pub fn new(
+        resource_attributes: Vec<KeyValue>,
+        scope_version: &str,
+        max_metrics: usize,
+    ) -> Self {
         MetricsEncoder {
             resource: Resource {
                 attributes: resource_attributes,
@@ -34,8 +51,15 @@ impl MetricsEncoder {
                 version: scope_version.to_string(),
                 ..Default::default()
             },
-            max_points: max_points.max(1),
+            max_metrics: max_metrics.max(1),
+            max_bytes: MAX_RECORD_BYTES,
         }
+    }
+
+    #[cfg(test)]
+    fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     pub fn resource(&self) -> &Resource {
@@ -43,42 +67,50 @@ impl MetricsEncoder {
     }
 
     /// Encodes `metrics` into records appended to `out`; returns the data points encoded.
-    /// A metric with more points than fit in the current record is split across records,
-    /// keeping its name, type and unit on every part.
     pub fn encode(&self, metrics: Vec<Metric>, out: &mut Vec<Record>) -> usize {
         let mut total = 0;
-        let mut chunk: Vec<Metric> = Vec::new();
-        let mut in_chunk = 0usize;
+        let mut chunk = Chunk::default();
         for mut m in metrics {
-            loop {
-                let n = point_count(&m);
-                if n == 0 {
-                    break;
-                }
-                let room = self.max_points - in_chunk;
-                if n <= room {
-                    in_chunk += n;
-                    chunk.push(m);
-                    break;
-                }
-                let head = split_off_front(&mut m, room);
-                in_chunk += room;
-                chunk.push(head);
-                total += in_chunk;
-                out.push(self.record(std::mem::take(&mut chunk), in_chunk));
-                in_chunk = 0;
+            let n = point_count(&m);
+            if n == 0 {
+                continue;
             }
-            if in_chunk == self.max_points {
-                total += in_chunk;
-                out.push(self.record(std::mem::take(&mut chunk), in_chunk));
-                in_chunk = 0;
+            total += n;
+            let size = m.encoded_len() + 8;
+            if size > self.max_bytes {
+                // Too large for one record: parts of about half the bound each, so a part
+                // never needs splitting again and leaves room for its neighbours.
+                self.flush(&mut chunk, out);
+                let per = (n * self.max_bytes / 2 / size).max(1);
+                while point_count(&m) > per {
+                    let part = split_off_front(&mut m, per);
+                    self.push(&mut chunk, part, out);
+                }
+                self.push(&mut chunk, m, out);
+                continue;
             }
+            self.push(&mut chunk, m, out);
         }
-        if in_chunk > 0 {
-            total += in_chunk;
-            out.push(self.record(chunk, in_chunk));
-        }
+        self.flush(&mut chunk, out);
         total
+    }
+
+    fn push(&self, chunk: &mut Chunk, m: Metric, out: &mut Vec<Record>) {
+        let size = m.encoded_len() + 8;
+        if chunk.metrics.len() >= self.max_metrics || chunk.bytes + size > self.max_bytes {
+            self.flush(chunk, out);
+        }
+        chunk.points += point_count(&m);
+        chunk.bytes += size;
+        chunk.metrics.push(m);
+    }
+
+    fn flush(&self, chunk: &mut Chunk, out: &mut Vec<Record>) {
+        if chunk.metrics.is_empty() {
+            return;
+        }
+        let c = std::mem::take(chunk);
+        out.push(self.record(c.metrics, c.points));
     }
 
     fn record(&self, metrics: Vec<Metric>, points: usize) -> Record {
@@ -93,12 +125,98 @@ impl MetricsEncoder {
                 schema_url: String::new(),
             }],
         };
+        let units = metrics_len(&req);
         Record {
             signal: Signal::Metrics,
             items: points as u32,
+            units,
             body: Bytes::from(req.encode_to_vec()),
         }
     }
+}
+
+#[derive(Default)]
+struct Chunk {
+    metrics: Vec<Metric>,
+    points: usize,
+    bytes: usize,
+}
+
+fn metrics_len(req: &ExportMetricsServiceRequest) -> u32 {
+    req.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .map(|sm| sm.metrics.len() as u32)
+        .sum()
+}
+
+/// What `batch_size` counts in an encoded request: its OTLP metrics (metrics) or log
+/// records (logs). Read from the protobuf framing without decoding the values, so stored
+/// records (including those written by older versions, cut by data points) can be joined
+/// into requests of at most `batch_size`. Malformed input counts as one.
+pub fn count_units(body: &[u8]) -> u32 {
+    // Field numbers: Export*ServiceRequest.1 → Resource*.2 (scope_*) → Scope*.2 (metrics) or
+    // ScopeLogs.2 (log_records), the same path for both signals.
+    let mut n = 0u32;
+    let ok = for_each_len_field(body, 1, |rm| {
+        for_each_len_field(rm, 2, |sm| {
+            for_each_len_field(sm, 2, |_| {
+                n += 1;
+                true
+            })
+        })
+    });
+    if ok { n.max(1) } else { 1 }
+}
+
+/// Calls `f` with the payload of every length-delimited field numbered `field` in `buf`;
+/// false when the framing is malformed (or `f` said so).
+fn for_each_len_field(mut buf: &[u8], field: u64, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    while !buf.is_empty() {
+        let Some(key) = varint(&mut buf) else {
+            return false;
+        };
+        let skip = match key & 7 {
+            0 => match varint(&mut buf) {
+                Some(_) => 0,
+                None => return false,
+            },
+            1 => 8,
+            5 => 4,
+            2 => {
+                let Some(len) = varint(&mut buf).and_then(|l| usize::try_from(l).ok()) else {
+                    return false;
+                };
+                if len > buf.len() {
+                    return false;
+                }
+                let (payload, rest) = buf.split_at(len);
+                if key >> 3 == field && !f(payload) {
+                    return false;
+                }
+                buf = rest;
+                0
+            }
+            _ => return false,
+        };
+        if skip > buf.len() {
+            return false;
+        }
+        buf = &buf[skip..];
+    }
+    true
 }
 
 fn point_count(m: &Metric) -> usize {
@@ -184,8 +302,8 @@ mod tests {
     }
 
     #[test]
-    fn records_respect_batch_size_and_keep_every_point_in_order() {
-        let enc = MetricsEncoder::new(vec![], "1", 100);
+    fn records_hold_at_most_batch_size_metrics_whole_and_in_order() {
+        let enc = MetricsEncoder::new(vec![], "1", 2);
         let mut out = Vec::new();
         let n = enc.encode(
             vec![
@@ -197,12 +315,13 @@ mod tests {
         );
         assert_eq!(n, 285);
         assert_eq!(
-            out.iter().map(|r| r.items).collect::<Vec<_>>(),
-            vec![100, 100, 85]
+            out.iter().map(|r| (r.units, r.items)).collect::<Vec<_>>(),
+            vec![(2, 280), (1, 5)]
         );
         let mut seen = Vec::new();
         for r in &out {
             let ms = decode(r);
+            assert_eq!(count_units(&r.body), r.units);
             let pts: usize = ms.iter().map(point_count).sum();
             assert_eq!(pts as u32, r.items);
             for m in ms {
@@ -228,10 +347,54 @@ mod tests {
     }
 
     #[test]
-    fn concatenated_records_decode_as_one_request() {
-        let enc = MetricsEncoder::new(vec![], "1", 10);
+    fn a_metric_larger_than_the_byte_bound_is_split_by_points() {
+        let enc = MetricsEncoder::new(vec![], "1", 100).with_max_bytes(2000);
         let mut out = Vec::new();
-        enc.encode(vec![sum_metric("a", 25)], &mut out);
+        let n = enc.encode(
+            vec![sum_metric("small", 3), sum_metric("big", 1000)],
+            &mut out,
+        );
+        assert_eq!(n, 1003);
+        assert!(out.len() > 2, "{}", out.len());
+        for r in &out {
+            assert!(r.body.len() <= 2000 + 64, "{}", r.body.len());
+        }
+        let points: u32 = out.iter().map(|r| r.items).sum();
+        assert_eq!(points, 1003);
+        let names: Vec<String> = out.iter().flat_map(decode).map(|m| m.name).collect();
+        assert_eq!(names[0], "small");
+        assert!(names[1..].iter().all(|n| n == "big"));
+    }
+
+    #[test]
+    fn units_are_counted_from_the_framing_and_survive_garbage() {
+        let enc = MetricsEncoder::new(vec![], "1", 100);
+        let mut out = Vec::new();
+        enc.encode(
+            (0..7).map(|i| sum_metric(&format!("m{i}"), 2)).collect(),
+            &mut out,
+        );
+        let mut joined = Vec::new();
+        for r in &out {
+            joined.extend_from_slice(&r.body);
+        }
+        joined.extend_from_slice(&out[0].body);
+        assert_eq!(count_units(&joined), 14);
+        assert_eq!(count_units(&[0xff, 0xff]), 1);
+        assert_eq!(count_units(&[]), 1);
+        crate::fuzz_bytes(|b| {
+            count_units(b);
+        });
+    }
+
+    #[test]
+    fn concatenated_records_decode_as_one_request() {
+        let enc = MetricsEncoder::new(vec![], "1", 1);
+        let mut out = Vec::new();
+        enc.encode(
+            vec![sum_metric("a", 25), sum_metric("b", 2), sum_metric("c", 1)],
+            &mut out,
+        );
         let mut joined = Vec::new();
         for r in &out {
             joined.extend_from_slice(&r.body);

@@ -38,8 +38,12 @@ impl Signal {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub signal: Signal,
-    /// Data points (metrics) or log records (logs) inside `body`.
+    /// Data points (metrics) or log records (logs) inside `body`: what is counted as
+    /// exported or dropped.
     pub items: u32,
+    /// What `batch_size` counts: OTLP metrics, each with all its points (metrics), or log
+    /// records (logs). See [`encode::count_units`].
+    pub units: u32,
     pub body: Bytes,
 }
 
@@ -93,5 +97,17 @@ impl Exporter {
             Exporter::Grpc(e) => e.target(),
             Exporter::Http(e) => e.target(),
         }
+    }
+}
+
+/// Feeds `f` random and mutated byte strings (a cheap fuzz loop for parsers of untrusted
+/// bytes; deterministic seed).
+#[cfg(test)]
+pub(crate) fn fuzz_bytes(mut f: impl FnMut(&[u8])) {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..20_000 {
+        let len = rng.usize(0..64);
+        let b: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        f(&b);
     }
 }

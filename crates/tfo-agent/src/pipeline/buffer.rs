@@ -47,11 +47,11 @@ impl Buffer {
     pub fn open_disk_or_memory(
         settings: &DiskSettings,
         signal: Signal,
-        batch_items: usize,
+        batch_units: usize,
         stats: &Arc<Stats>,
     ) -> Buffer {
         let d = DiskBuffer::open_or_degraded(settings, signal, stats.clone());
-        d.set_batch_items(batch_items);
+        d.set_batch_units(batch_units);
         Buffer::Disk(Box::new(d))
     }
 
@@ -93,22 +93,23 @@ impl Buffer {
         }
     }
 
-    pub fn set_batch_items(&self, n: usize) {
+    pub fn set_batch_units(&self, n: usize) {
         match self {
-            Buffer::Memory(q) => q.set_batch_items(n),
-            Buffer::Disk(d) => d.set_batch_items(n),
+            Buffer::Memory(q) => q.set_batch_units(n),
+            Buffer::Disk(d) => d.set_batch_units(n),
         }
     }
 
-    /// Up to `max_items` items of one signal, oldest first (at least one record if any).
-    pub fn next_batch(&self, max_items: usize) -> Batch {
+    /// Up to `max_units` units (what `batch_size` counts: metrics, or log records) and
+    /// `MAX_REQUEST_BYTES` of one signal, oldest first (at least one record if any).
+    pub fn next_batch(&self, max_units: usize) -> Batch {
         match self {
             Buffer::Memory(q) => Batch {
-                records: q.pop_batch(max_items),
+                records: q.pop_batch(max_units),
                 last_seq: None,
                 fallback_tags: None,
             },
-            Buffer::Disk(d) => d.next_batch(max_items),
+            Buffer::Disk(d) => d.next_batch(max_units),
         }
     }
 

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tfo_buffer::{Entry, FsyncMode, Log, Options, WhenFull};
+use tfo_exporter::encode::{MAX_REQUEST_BYTES, count_units};
 use tfo_exporter::{Record, Signal};
 use tokio::sync::Notify;
 
@@ -68,9 +69,9 @@ pub struct DiskBuffer {
     block_when_full: bool,
     stats: Arc<Stats>,
     pub batch_ready: Notify,
-    batch_items: AtomicUsize,
+    batch_units: AtomicUsize,
     /// Items waiting since the last batch was taken (wakes the exporter at batch_size).
-    pending_items: AtomicUsize,
+    pending_units: AtomicUsize,
     /// Read from the log but not yet in a batch (a batch stops before exceeding max_items).
     holdover: Mutex<VecDeque<Entry>>,
     /// Items per unacked sequence number, for records this process appended or read.
@@ -151,8 +152,8 @@ impl DiskBuffer {
             max_age: s.max_age,
             block_when_full: s.block_when_full,
             batch_ready: Notify::new(),
-            batch_items: AtomicUsize::new(1),
-            pending_items: AtomicUsize::new(0),
+            batch_units: AtomicUsize::new(1),
+            pending_units: AtomicUsize::new(0),
             holdover: Mutex::new(VecDeque::new()),
             items: Mutex::new(BTreeMap::new()),
             first_new_seq: AtomicU64::new(1),
@@ -236,8 +237,8 @@ impl DiskBuffer {
         g.as_ref().map(f)
     }
 
-    pub fn set_batch_items(&self, n: usize) {
-        self.batch_items.store(n.max(1), Ordering::Relaxed);
+    pub fn set_batch_units(&self, n: usize) {
+        self.batch_units.store(n.max(1), Ordering::Relaxed);
     }
 
     fn enter_degraded(&self, route: &mut Route, e: &tfo_buffer::Error) {
@@ -275,17 +276,17 @@ impl DiskBuffer {
 
     fn to_fallback(&self, r: Record) {
         let tag = self.with_log(|l| l.next_seq()).unwrap_or(0);
-        let items = r.items;
+        let units = r.units;
         self.fallback.push_tagged(r, tag);
-        self.note_pending(items);
+        self.note_pending(units);
     }
 
-    fn note_pending(&self, items: u32) {
+    fn note_pending(&self, units: u32) {
         let pending = self
-            .pending_items
-            .fetch_add(items as usize, Ordering::Relaxed)
-            + items as usize;
-        if pending >= self.batch_items.load(Ordering::Relaxed) {
+            .pending_units
+            .fetch_add(units as usize, Ordering::Relaxed)
+            + units as usize;
+        if pending >= self.batch_units.load(Ordering::Relaxed) {
             self.batch_ready.notify_one();
         }
     }
@@ -454,7 +455,7 @@ impl DiskBuffer {
             }
         }
         drop(route);
-        self.note_pending(r.items);
+        self.note_pending(r.units);
     }
 
     fn lock_items(&self) -> MutexGuard<'_, BTreeMap<u64, u32>> {
@@ -482,8 +483,9 @@ impl DiskBuffer {
         h.front().map(|e| e.seq)
     }
 
-    /// Up to `max_items` items, oldest first, from the log or the memory fallback.
-    pub fn next_batch(&self, max_items: usize) -> Batch {
+    /// Up to `max_units` units (what `batch_size` counts) and [`MAX_REQUEST_BYTES`], oldest
+    /// first, from the log or the memory fallback.
+    pub fn next_batch(&self, max_units: usize) -> Batch {
         let fb = (self.fallback.len().0 > 0).then(|| lock(&self.fallback_io));
         let fb_tag = fb.as_ref().and_then(|_| self.fallback.front_tag());
         if let Some(tag) = fb_tag {
@@ -492,9 +494,9 @@ impl DiskBuffer {
                 // Memory records older than the next log record go first.
                 let taken = self
                     .fallback
-                    .pop_batch_tagged(max_items, log_front.unwrap_or(u64::MAX));
+                    .pop_batch_tagged(max_units, log_front.unwrap_or(u64::MAX));
                 drop(fb);
-                self.pending_items.store(0, Ordering::Relaxed);
+                self.pending_units.store(0, Ordering::Relaxed);
                 let (records, tags) = taken.into_iter().unzip();
                 return Batch {
                     records,
@@ -504,18 +506,18 @@ impl DiskBuffer {
             }
         }
         drop(fb);
-        self.log_batch(max_items, fb_tag)
+        self.log_batch(max_units, fb_tag)
     }
 
-    /// Up to `max_items` items from the log, stopping before sequence `stop_at` (where the
-    /// memory records' turn comes); decodes the item count of each record.
-    fn log_batch(&self, max_items: usize, stop_at: Option<u64>) -> Batch {
+    /// Up to `max_units` units from the log, stopping before sequence `stop_at` (where the
+    /// memory records' turn comes); reads the item and unit counts of each record.
+    fn log_batch(&self, max_units: usize, stop_at: Option<u64>) -> Batch {
         let mut batch = Batch {
             records: Vec::new(),
             last_seq: None,
             fallback_tags: None,
         };
-        let mut n = 0usize;
+        let (mut n, mut bytes) = (0usize, 0usize);
         loop {
             let next = {
                 let mut h = lock(&self.holdover);
@@ -526,12 +528,10 @@ impl DiskBuffer {
                     break;
                 }
                 let Some(front) = h.front() else { break };
-                let items = front
-                    .payload
-                    .get(..4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                    .unwrap_or(0);
-                if !batch.records.is_empty() && n + items > max_items {
+                let units = front.payload.get(4..).map(count_units).unwrap_or(0) as usize;
+                if !batch.records.is_empty()
+                    && (n + units > max_units || bytes + front.payload.len() > MAX_REQUEST_BYTES)
+                {
                     break;
                 }
                 h.pop_front()
@@ -558,14 +558,18 @@ impl DiskBuffer {
             let items =
                 u32::from_le_bytes([e.payload[0], e.payload[1], e.payload[2], e.payload[3]]);
             self.lock_items().insert(e.seq, items);
-            n += items as usize;
+            let body = e.payload.slice(4..);
+            let units = count_units(&body);
+            n += units as usize;
+            bytes += e.payload.len();
             batch.records.push(Record {
                 signal: self.signal,
                 items,
-                body: e.payload.slice(4..),
+                units,
+                body,
             });
         }
-        self.pending_items.store(0, Ordering::Relaxed);
+        self.pending_units.store(0, Ordering::Relaxed);
         batch
     }
 
@@ -877,6 +881,8 @@ mod tests {
         Record {
             signal: Signal::Metrics,
             items: id,
+            // What the log reads back for a body that is not a request.
+            units: 1,
             body: Bytes::from(vec![id as u8; len]),
         }
     }
@@ -1036,7 +1042,7 @@ mod tests {
             b.push(rec(3, 100));
             b.push(rec(4, 100));
             // The collector is reachable: memory records are exported meanwhile.
-            let batch = b.next_batch(3);
+            let batch = b.next_batch(1);
             assert_eq!(
                 batch.records.iter().map(|r| r.items).collect::<Vec<_>>(),
                 vec![3]

@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 use super::buffer::{Batch, Buffer};
 use crate::events::{DropReason, Event, Stats};
 
+/// When the first flush comes after start: long enough for the first collection cycles
+/// to be buffered, short enough that the first export arrives well within a second.
+const FIRST_FLUSH: Duration = Duration::from_millis(300);
+
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub enabled: bool,
@@ -32,6 +36,7 @@ pub struct ExportLoop {
     pub exporter: Exporter,
     pub buffer: Arc<Buffer>,
     pub stats: Arc<Stats>,
+    /// Most metrics (or log records) per request.
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub retry: RetryPolicy,
@@ -46,9 +51,9 @@ enum Sent {
 impl ExportLoop {
     /// Runs until `cancel`; returns itself so the caller can do the final flush.
     pub async fn run(self, cancel: CancellationToken) -> Self {
-        // The first flush comes a second after start so a new agent shows data at once,
-        // then every flush_interval or whenever a full batch is waiting.
-        let mut next_flush = Instant::now() + Duration::from_secs(1).min(self.flush_interval);
+        // The first flush comes right after the first cycle (a new agent shows data at
+        // once), then every flush_interval or whenever a full batch is waiting.
+        let mut next_flush = Instant::now() + FIRST_FLUSH.min(self.flush_interval);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return self,

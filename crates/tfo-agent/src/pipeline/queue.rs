@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use tfo_exporter::encode::MAX_REQUEST_BYTES;
 use tfo_exporter::{Record, Signal};
 use tokio::sync::Notify;
 
@@ -25,9 +26,9 @@ pub struct Queue {
     overflow: (DropReason, &'static str),
     /// Count overflow as disk-buffer records too (`tfo_agent_buffer_dropped_records_total`).
     buffer_events: bool,
-    /// Woken when `batch_items` or more items are waiting.
+    /// Woken when `batch_units` or more units (what `batch_size` counts) are waiting.
     pub batch_ready: Notify,
-    batch_items: std::sync::atomic::AtomicUsize,
+    batch_units: std::sync::atomic::AtomicUsize,
     stats: Arc<Stats>,
 }
 
@@ -36,10 +37,12 @@ struct Inner {
     records: VecDeque<(Record, u64)>,
     bytes: usize,
     items: usize,
+    /// Units (what `batch_size` counts, see `Record::units`) waiting.
+    units: usize,
 }
 
 impl Queue {
-    pub fn new(max_bytes: usize, batch_items: usize, stats: Arc<Stats>) -> Self {
+    pub fn new(max_bytes: usize, batch_units: usize, stats: Arc<Stats>) -> Self {
         Queue {
             inner: Mutex::new(Inner::default()),
             max_bytes: max_bytes.max(1),
@@ -49,7 +52,7 @@ impl Queue {
             ),
             buffer_events: false,
             batch_ready: Notify::new(),
-            batch_items: batch_items.max(1).into(),
+            batch_units: batch_units.max(1).into(),
             stats,
         }
     }
@@ -67,8 +70,8 @@ impl Queue {
         }
     }
 
-    pub fn set_batch_items(&self, n: usize) {
-        self.batch_items
+    pub fn set_batch_units(&self, n: usize) {
+        self.batch_units
             .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -88,15 +91,17 @@ impl Queue {
             let mut q = self.lock();
             q.bytes += r.body.len();
             q.items += r.items as usize;
+            q.units += r.units as usize;
             q.records.push_back((r, tag));
             // Keep at least the newest record even if it alone exceeds the bound.
             while q.bytes > self.max_bytes && q.records.len() > 1 {
                 let (old, _) = q.records.pop_front().expect("len > 1");
                 q.bytes -= old.body.len();
                 q.items -= old.items as usize;
+                q.units -= old.units as usize;
                 dropped.push((old.signal, old.items as u64));
             }
-            q.items >= self.batch_items.load(std::sync::atomic::Ordering::Relaxed)
+            q.units >= self.batch_units.load(std::sync::atomic::Ordering::Relaxed)
         };
         let (reason, detail) = self.overflow;
         for (signal, items) in dropped {
@@ -122,10 +127,10 @@ impl Queue {
         }
     }
 
-    /// Takes records of one signal from the front, up to `max_items` items (at least one
-    /// record). Records keep their order.
-    pub fn pop_batch(&self, max_items: usize) -> Vec<Record> {
-        self.pop_batch_tagged(max_items, u64::MAX)
+    /// Takes records of one signal from the front, up to `max_units` units and
+    /// [`MAX_REQUEST_BYTES`] (at least one record). Records keep their order.
+    pub fn pop_batch(&self, max_units: usize) -> Vec<Record> {
+        self.pop_batch_tagged(max_units, u64::MAX)
             .into_iter()
             .map(|(r, _)| r)
             .collect()
@@ -133,23 +138,27 @@ impl Queue {
 
     /// Like [`Queue::pop_batch`], with the tags, stopping before a record tagged above
     /// `max_tag`.
-    pub fn pop_batch_tagged(&self, max_items: usize, max_tag: u64) -> Vec<(Record, u64)> {
+    pub fn pop_batch_tagged(&self, max_units: usize, max_tag: u64) -> Vec<(Record, u64)> {
         let mut q = self.lock();
         let mut out: Vec<(Record, u64)> = Vec::new();
-        let mut n = 0usize;
+        let (mut n, mut bytes) = (0usize, 0usize);
         while let Some((front, tag)) = q.records.front() {
             if *tag > max_tag {
                 break;
             }
             if let Some((first, _)) = out.first()
-                && (front.signal != first.signal || n + front.items as usize > max_items)
+                && (front.signal != first.signal
+                    || n + front.units as usize > max_units
+                    || bytes + front.body.len() > MAX_REQUEST_BYTES)
             {
                 break;
             }
             let (r, tag) = q.records.pop_front().expect("front exists");
             q.bytes -= r.body.len();
             q.items -= r.items as usize;
-            n += r.items as usize;
+            q.units -= r.units as usize;
+            n += r.units as usize;
+            bytes += r.body.len();
             out.push((r, tag));
         }
         out
@@ -176,6 +185,7 @@ impl Queue {
         let (r, _) = q.records.pop_front()?;
         q.bytes -= r.body.len();
         q.items -= r.items as usize;
+        q.units -= r.units as usize;
         Some(r)
     }
 
@@ -195,6 +205,7 @@ impl Queue {
         for (r, tag) in batch.into_iter().rev() {
             q.bytes += r.body.len();
             q.items += r.items as usize;
+            q.units += r.units as usize;
             q.records.push_front((r, tag));
         }
     }
@@ -232,6 +243,7 @@ impl Queue {
             let mut q = self.lock();
             q.bytes = 0;
             q.items = 0;
+            q.units = 0;
             q.records.drain(..).map(|(r, _)| r).collect()
         };
         for r in records {
@@ -254,6 +266,7 @@ mod tests {
         Record {
             signal: Signal::Metrics,
             items,
+            units: items,
             body: Bytes::from(vec![0u8; len]),
         }
     }
