@@ -245,3 +245,80 @@ fn a_task_that_dies_is_restarted_and_counted() {
     // export task held is read again from the disk log).
     assert_eq!(cycles_of(&rx.requests(), "system.uptime").len(), ran);
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn when_full_block_holds_producers_until_sigterm_releases_them() {
+    // The collector is down and the 1 MiB buffer fills in a few seconds (a cycle every
+    // 20 ms): collection blocks on the full buffer; SIGTERM must still stop the agent.
+    let cfg = config("grpc", free_port(), "")
+        .replace("    interval: 1s", "    interval: 20ms")
+        .replace(
+            "buffer:\n  path: ./buffer\n",
+            "buffer:\n  path: ./buffer\n  max_size_mb: 1\n  when_full: block\n",
+        )
+        .replace("agent:\n  name:", "agent:\n  shutdown_timeout: 2s\n  name:");
+    let mut agent = Agent::start(&cfg);
+    let end = Instant::now() + Duration::from_secs(60);
+    while agent
+        .logs_with(
+            "buffer full (buffer.max_size_mb); when_full: block holds the producer until there is room",
+        )
+        .is_empty()
+    {
+        assert!(Instant::now() < end, "the buffer never filled:\n{}", agent.raw_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, took) = stop_timed(&mut agent, Duration::from_secs(30));
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
+}
+
+#[test]
+fn a_read_only_buffer_directory_at_start_runs_on_memory_and_exports() {
+    if !is_root() {
+        eprintln!("skipped: a read-only bind mount needs root");
+        return;
+    }
+    let rx = Receiver::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    std::fs::create_dir(&buffer).unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let b = buffer.to_str().unwrap();
+    assert!(mount(&["--bind", b, b]), "bind mount");
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", &self.0])
+                .status();
+        }
+    }
+    let _u = Unmount(b.to_string());
+    assert!(mount(&["-o", "remount,bind,ro", b]), "read-only remount");
+    let cfg = config("grpc", rx.grpc_port, "").replace(
+        "buffer:\n  path: ./buffer\n",
+        &format!("buffer:\n  path: {b}\n"),
+    );
+    let mut agent = Agent::start(&cfg);
+    rx.wait_until(Duration::from_secs(15), "exports", |r| r.len() >= 2);
+    assert!(
+        agent.logs().iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("disk buffer unusable"))),
+        "{}",
+        agent.raw_log()
+    );
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+}
