@@ -569,3 +569,43 @@ fn output_into_a_closed_pipe_ends_quietly() {
         o.status
     );
 }
+
+#[test]
+fn validate_warns_about_state_and_buffer_directories_run_cannot_use() {
+    // /proc refuses new files even to root: the agent id would not be kept and the buffer
+    // would be memory only. `run` says the same at start; validate must not stay silent.
+    let o = with_config(
+        "agent:\n  data_dir: /proc/tfo-agent-test\nbuffer:\n  path: /proc/tfo-agent-test/buffer\n",
+        &["config", "validate"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("warning: agent.data_dir /proc/tfo-agent-test is not writable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: buffer.path /proc/tfo-agent-test/buffer is not writable"),
+        "{out}"
+    );
+    // A writable directory draws no such warning.
+    let dir = tempfile::tempdir().unwrap();
+    let o = with_config(
+        &format!("agent:\n  data_dir: {}\n", dir.path().display()),
+        &["config", "validate"],
+    );
+    assert!(!stdout(&o).contains("agent.data_dir"), "{}", stdout(&o));
+}
+
+#[test]
+fn validate_rejects_what_run_would_refuse_with_key_and_line() {
+    // A CA file that does not exist: the loader accepts the path, building the exporter
+    // (as `run` does) fails; validate exits 2 naming the key and its line.
+    let o = with_config(
+        "telemetryflow:\n  endpoint: localhost:4317\n  tls:\n    enabled: true\n    ca_file: /nonexistent/ca.pem\n",
+        &["config", "validate"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains(":5: telemetryflow.tls.ca_file"), "{e}");
+}
