@@ -221,6 +221,8 @@ struct Tracked {
     prev_size: u64,
     /// Do not retry opening before this.
     next_try: Option<Instant>,
+    /// When the first bytes were last compared with the fingerprint.
+    verified: Instant,
 }
 
 impl Tracked {
@@ -408,8 +410,16 @@ fn with_ctx<R>(
 /// What to do with a newly fingerprinted file.
 enum Decision {
     Resume(u64),
-    Copy(u64),
+    /// A copy of the stream; `true`: its original was truncated while we looked.
+    Copy(u64, bool),
     New,
+}
+
+#[derive(PartialEq)]
+enum CopyCheck {
+    Same,
+    Differs,
+    OriginalShrank,
 }
 
 impl Tailer {
@@ -708,7 +718,11 @@ impl Tailer {
                     continue;
                 }
             };
-            let changed = meta.len() != f.size || mtime(&meta) != f.mtime;
+            // a truncation followed by a rewrite to the same size within one timestamp
+            // tick changes neither size nor mtime: look at the first bytes anyway, at most
+            // once per poll interval
+            let due = now.saturating_duration_since(f.verified) >= self.poll_interval;
+            let changed = meta.len() != f.size || mtime(&meta) != f.mtime || due;
             if meta.len() > f.size {
                 f.last_active = now;
             }
@@ -722,6 +736,7 @@ impl Tailer {
                     f.prev_size = f.size;
                     self.force_glob = true;
                 } else if changed {
+                    f.verified = now;
                     let stream = r.stream;
                     let fp = self.table.streams[&stream].fp;
                     match read_exact_at(h, 0, size.min(FP_MAX as u64) as usize) {
@@ -775,6 +790,12 @@ impl Tailer {
                 self.errors.clear(&path);
             }
         }
+        // files met for the first time get their sequence numbers oldest first, so at a
+        // first start rotated files are read before the current one
+        found.sort_by_key(|(path, meta, _)| {
+            let known = self.by_inode.contains_key(&(meta.dev(), meta.ino()));
+            (!known, mtime(meta), path.clone())
+        });
         let mut ignored = 0;
         for (path, meta, pi) in found {
             if self.excludes.iter().any(|e| e.matches(&path)) {
@@ -839,6 +860,7 @@ impl Tailer {
                         truncated: false,
                         prev_size: 0,
                         next_try: None,
+                        verified: now,
                     },
                 );
             }
@@ -1009,10 +1031,13 @@ impl Tailer {
         let f = self.files.get_mut(&seq).expect("present");
         let (dev, ino, path) = (f.dev, f.ino, f.path.clone());
         match decision {
-            Decision::Copy(of) => {
+            Decision::Copy(of, shrank) => {
                 self.stats.copies += 1;
                 f.role = Role::Copy { of, size: f.size };
                 self.close_handle(seq);
+                if shrank {
+                    self.mark_truncated(of);
+                }
             }
             Decision::Resume(id) => {
                 let s = self.table.streams.get_mut(&id).expect("candidate");
@@ -1087,8 +1112,13 @@ impl Tailer {
                 continue;
             };
             let g = &self.files[&g];
-            if g.truncated || (!g.in_glob && g.nlink == 0) || self.is_copy(f, g) {
-                return Decision::Copy(id);
+            if g.truncated || (!g.in_glob && g.nlink == 0) {
+                return Decision::Copy(id, false);
+            }
+            match self.is_copy(f, g) {
+                CopyCheck::Same => return Decision::Copy(id, false),
+                CopyCheck::OriginalShrank => return Decision::Copy(id, true),
+                CopyCheck::Differs => {}
             }
         }
         // a stream whose file went away: a rotated file found again
@@ -1106,12 +1136,15 @@ impl Tailer {
     }
 
     /// Whether `f` holds exactly the first `f.size` bytes of `g` (checked on the first KiB
-    /// and the last [`COPY_CHECK`] bytes).
-    fn is_copy(&self, f: &Tracked, g: &Tracked) -> bool {
+    /// and the last [`COPY_CHECK`] bytes). A `g` that turns out shorter than `f` while being
+    /// compared was truncated just now (copytruncate racing the poll): `f` is its copy.
+    fn is_copy(&self, f: &Tracked, g: &Tracked) -> CopyCheck {
         if f.size > g.size {
-            return false;
+            return CopyCheck::Differs;
         }
-        let Some(fh) = &f.handle else { return false };
+        let Some(fh) = &f.handle else {
+            return CopyCheck::Differs;
+        };
         let reopened;
         let gh = match &g.handle {
             Some(h) => h,
@@ -1123,19 +1156,42 @@ impl Tailer {
                     reopened = h;
                     &reopened
                 }
-                _ => return false,
+                _ => return CopyCheck::Differs,
             },
         };
         let head = f.size.min(FP_MAX as u64) as usize;
         let tail_from = f.size.saturating_sub(COPY_CHECK);
         let tail = (f.size - tail_from) as usize;
-        let same = |off: u64, len: usize| -> bool {
+        let mut shrank = false;
+        let mut same = |off: u64, len: usize| -> bool {
             match (read_exact_at(fh, off, len), read_exact_at(gh, off, len)) {
-                (Ok(a), Ok(b)) => a.len() == len && a == b,
+                (Ok(a), Ok(b)) => {
+                    shrank |= b.len() < len;
+                    a.len() == len && a == b
+                }
                 _ => false,
             }
         };
-        same(0, head) && same(tail_from, tail)
+        let equal = same(0, head) && same(tail_from, tail);
+        if equal {
+            CopyCheck::Same
+        } else if shrank || gh.metadata().is_ok_and(|m| m.len() < f.size) {
+            CopyCheck::OriginalShrank
+        } else {
+            CopyCheck::Differs
+        }
+    }
+
+    /// Marks the file reading stream `id` as truncated (resolved in phase 4).
+    fn mark_truncated(&mut self, id: u64) {
+        if let Some(g) = self.table.streams.get(&id).and_then(|s| s.live)
+            && let Some(g) = self.files.get_mut(&g)
+            && !g.truncated
+        {
+            g.truncated = true;
+            g.prev_size = g.size;
+            self.force_glob = true;
+        }
     }
 
     /// Phase 4: truncations and copies.
@@ -1253,8 +1309,13 @@ impl Tailer {
                     if !self.reopen(c, now) {
                         continue; // no descriptor to check it with now; next poll
                     }
-                    let still = self.is_copy(&self.files[&c], &self.files[&g]);
+                    let check = self.is_copy(&self.files[&c], &self.files[&g]);
+                    let still = check != CopyCheck::Differs;
                     self.close_handle(c);
+                    if check == CopyCheck::OriginalShrank {
+                        // taken over at the next poll
+                        self.mark_truncated(of);
+                    }
                     let cf = self.files.get_mut(&c).expect("listed");
                     cf.role = if still {
                         Role::Copy { of, size }
