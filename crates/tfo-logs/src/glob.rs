@@ -396,7 +396,8 @@ fn list(dir: &Path, errors: &mut Vec<WalkError>, mut each: impl FnMut(PathBuf, &
             }
         }
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    // name order, so a file reached through two names is found the same way each time
+    entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
     for (path, ft) in entries {
         let is_dir = || match ft {
             Some(ft) if ft.is_dir() => true,

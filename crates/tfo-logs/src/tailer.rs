@@ -792,10 +792,11 @@ impl Tailer {
         }
         // files met for the first time get their sequence numbers oldest first, so at a
         // first start rotated files are read before the current one
-        found.sort_by_key(|(path, meta, _)| {
-            let known = self.by_inode.contains_key(&(meta.dev(), meta.ino()));
-            (!known, mtime(meta), path.clone())
-        });
+        let (mut found, mut fresh): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|(_, meta, _)| self.by_inode.contains_key(&(meta.dev(), meta.ino())));
+        fresh.sort_by(|a, b| (mtime(&a.1), &a.0).cmp(&(mtime(&b.1), &b.0)));
+        found.append(&mut fresh);
         let mut ignored = 0;
         for (path, meta, pi) in found {
             if self.excludes.iter().any(|e| e.matches(&path)) {
@@ -809,7 +810,7 @@ impl Tailer {
                 }
                 f.seen_gen = generation;
                 f.in_glob = true;
-                if f.path != path {
+                if f.path.as_os_str() != path.as_os_str() {
                     if let Role::Reading(r) = &f.role {
                         vacated.insert(f.path.clone(), r.stream);
                         self.stats.rotations += 1;
@@ -994,6 +995,9 @@ impl Tailer {
             .map(|(&s, _)| s)
             .collect();
         for seq in new {
+            if self.files[&seq].handle.is_none() && !self.make_room() {
+                break; // no descriptor free this poll: the rest waits (reading frees some)
+            }
             self.identify(seq, vacated, now);
         }
     }

@@ -59,6 +59,9 @@ pub fn bodies(lines: &[LogLine]) -> Vec<String> {
 }
 
 pub fn append(path: &Path, text: &str) {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d).unwrap();
+    }
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
