@@ -269,7 +269,8 @@ fn write_ledger_file(dir: &Path, head: u64, sync: bool) -> Result<()> {
     f.write_all_at(&bytes, 0).ctx("write ledger", &path)?;
     let len = f.metadata().ctx("stat ledger", &path)?.len();
     if len > bytes.len() as u64 {
-        f.set_len(bytes.len() as u64).ctx("truncate ledger", &path)?;
+        f.set_len(bytes.len() as u64)
+            .ctx("truncate ledger", &path)?;
     }
     if sync {
         f.sync_data().ctx("fsync ledger", &path)?;

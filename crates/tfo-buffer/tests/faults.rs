@@ -210,7 +210,11 @@ fn full_file_system_frees_acknowledged_segments_and_appends_resume() {
     let start = got.first().copied().expect("records");
     assert!(start <= n + 1, "lost records");
     assert!(start >= first_file, "replayed deleted records");
-    assert_eq!(start, n + 1, "the closing ledger write made it: nothing is sent twice");
+    assert_eq!(
+        start,
+        n + 1,
+        "the closing ledger write made it: nothing is sent twice"
+    );
     assert_eq!(got, (start..=n + m).collect::<Vec<_>>());
     assert_eq!(log.stats().corrupt_records, 0);
     assert_eq!(log.recovery().truncated_bytes, 0);

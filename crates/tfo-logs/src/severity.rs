@@ -51,10 +51,11 @@ fn number_of_numeric(v: f64) -> Option<u8> {
 /// and a digit).
 pub fn detect(line: &str) -> Option<(u8, String)> {
     let b = line.as_bytes();
-    if b.first() == Some(&b'{') && b.last() == Some(&b'}') {
-        if let Some(f) = json_fields(line) {
-            return f.severity;
-        }
+    if b.first() == Some(&b'{')
+        && b.last() == Some(&b'}')
+        && let Some(f) = json_fields(line)
+    {
+        return f.severity;
     }
     logfmt(b).or_else(|| leading_word(line))
 }

@@ -248,7 +248,10 @@ struct Errors {
 
 impl Errors {
     fn report(&mut self, stats: &mut Stats, path: &Path, e: &io::Error) {
-        let kind = ErrorKind::of(e);
+        self.report_as(stats, path, ErrorKind::of(e), e);
+    }
+
+    fn report_as(&mut self, stats: &mut Stats, path: &Path, kind: ErrorKind, e: &io::Error) {
         if self.reported.get(path) == Some(&kind) {
             return;
         }
@@ -579,7 +582,8 @@ impl Tailer {
                 // keep the bad file for a human, start as on a first start
                 let aside = path.with_extension("json.corrupt");
                 let _ = fs::rename(&path, aside);
-                self.errors.report(&mut self.stats, &path, &e);
+                self.errors
+                    .report_as(&mut self.stats, &path, ErrorKind::Checkpoint, &e);
             }
         }
     }
@@ -628,7 +632,8 @@ impl Tailer {
     fn save_if_changed(&mut self) {
         if let Err(e) = self.save() {
             let path = checkpoint::path_in(&self.dir);
-            self.errors.report(&mut self.stats, &path, &e);
+            self.errors
+                .report_as(&mut self.stats, &path, ErrorKind::Checkpoint, &e);
         }
     }
 

@@ -172,7 +172,7 @@ pub struct Stats {
     pub copies: u64,
     /// Bytes a truncation removed before they were read (their copy, if any, was not found).
     pub bytes_lost_truncated: u64,
-    /// Files ignored because `max_files` are already followed.
+    /// Gauge: files the last glob round ignored because `max_files` were already followed.
     pub files_ignored: u64,
     /// Error episodes by kind: a path that keeps failing counts once until it works again.
     pub errors: ErrorCounts,

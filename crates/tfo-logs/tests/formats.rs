@@ -10,6 +10,9 @@ use std::time::Duration;
 use common::*;
 use tfo_logs::{Format, Multiline, TailerConfig};
 
+/// Body, iostream, time, severity number.
+type Summary<'a> = (&'a str, Option<&'a str>, Option<u64>, Option<u8>);
+
 const T0: u64 = 1_714_557_600_000_000_000; // 2024-05-01T10:00:00Z
 const SEC: u64 = 1_000_000_000;
 
@@ -43,7 +46,7 @@ fn run_format(name: &str, format: Format) -> (Vec<tfo_logs::LogLine>, tfo_logs::
 fn cri_fixture() {
     for format in [Format::Cri, Format::Auto] {
         let (lines, stats) = run_format("cri.log", format);
-        let got: Vec<(&str, Option<&str>, Option<u64>, Option<u8>)> = lines
+        let got: Vec<Summary> = lines
             .iter()
             .map(|l| {
                 (
@@ -121,7 +124,7 @@ fn cri_fixture() {
 fn docker_fixture() {
     for format in [Format::Docker, Format::Auto] {
         let (lines, stats) = run_format("docker.log", format);
-        let got: Vec<(&str, Option<&str>, Option<u64>, Option<u8>)> = lines
+        let got: Vec<Summary> = lines
             .iter()
             .map(|l| {
                 (

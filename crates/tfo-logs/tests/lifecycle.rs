@@ -395,3 +395,30 @@ fn ten_thousand_files_with_a_bound_on_open_files() {
     let late = drain_for(&mut t, Duration::from_millis(200), Duration::from_secs(20));
     assert_eq!(bodies(&late), ["late"]);
 }
+
+#[test]
+fn a_corrupt_checkpoint_file_is_set_aside_counted_and_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("checkpoints");
+    fs::create_dir_all(&ckpt).unwrap();
+    fs::write(
+        ckpt.join("checkpoints.json"),
+        b"{\"version\":1,\"files\":[{\"fing",
+    )
+    .unwrap();
+    append(&dir.path().join("a.log"), "one\n");
+    let mut t = tailer(dir.path(), config(&[&dir.path().join("*.log")]));
+    let p = t.poll(BUDGET);
+    assert_eq!(bodies(&p.lines), ["one"]);
+    assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+    assert_eq!(p.errors[0].kind, ErrorKind::Checkpoint);
+    assert_eq!(t.stats().errors.checkpoint, 1);
+    assert!(ckpt.join("checkpoints.json.corrupt").exists());
+    t.commit(&p.positions());
+    t.flush().unwrap();
+    assert!(
+        fs::read_to_string(ckpt.join("checkpoints.json"))
+            .unwrap()
+            .contains("a.log")
+    );
+}
