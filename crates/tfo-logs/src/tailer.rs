@@ -510,6 +510,8 @@ impl Tailer {
             path: dir.clone(),
             error,
         })?;
+        // absolute, so files under it can be told apart from the patterns' matches
+        let dir = fs::canonicalize(&dir).unwrap_or(dir);
         let mut t = Tailer {
             rules: Rules {
                 format: c.format,
@@ -676,6 +678,7 @@ impl Tailer {
     /// file data (a line in progress may add up to `max_line_bytes`). Never blocks on
     /// anything but local file system calls.
     pub fn poll(&mut self, max_bytes: usize) -> Poll {
+        let max_bytes = max_bytes.max(1);
         let now = Instant::now();
         let observed = unix_now().as_nanos() as u64;
         let mut out = Vec::new();
@@ -804,7 +807,8 @@ impl Tailer {
         found.append(&mut fresh);
         let mut ignored = 0;
         for (path, meta, pi) in found {
-            if self.excludes.iter().any(|e| e.matches(&path)) {
+            // never our own checkpoint file, whatever the patterns say
+            if path.starts_with(&self.dir) || self.excludes.iter().any(|e| e.matches(&path)) {
                 continue;
             }
             let key = (meta.dev(), meta.ino());

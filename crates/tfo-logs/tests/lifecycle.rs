@@ -422,3 +422,22 @@ fn a_corrupt_checkpoint_file_is_set_aside_counted_and_survived() {
             .contains("a.log")
     );
 }
+
+#[test]
+fn the_tailer_can_move_to_its_own_thread_and_skips_its_checkpoints() {
+    fn send<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("a.log"), "one\n");
+    // a pattern that also matches the checkpoint directory's files
+    let mut t = tailer(dir.path(), config(&[&dir.path().join("**/*")]));
+    send(&t);
+    let lines = std::thread::spawn(move || {
+        let mut all = drain(&mut t);
+        t.flush().unwrap();
+        all.extend(drain(&mut t));
+        all
+    })
+    .join()
+    .unwrap();
+    assert_eq!(bodies(&lines), ["one"]);
+}
