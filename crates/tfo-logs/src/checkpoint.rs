@@ -24,6 +24,9 @@ pub(crate) struct Entry {
     pub path: String,
     pub dev: u64,
     pub ino: u64,
+    /// Birth time of the file in ns, where the file system records one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<u64>,
     /// Unix seconds when the file was last seen.
     pub seen: u64,
 }
@@ -92,6 +95,7 @@ mod tests {
             path: "/var/log/a.log".into(),
             dev: 1,
             ino: 2,
+            born: None,
             seen: 3,
         };
         save(dir.path(), &["/var/log/*.log".into()], vec![e.clone()]).unwrap();

@@ -71,6 +71,9 @@ struct Stream {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// Birth time (ns) of the file, where the file system records one: tells a new file
+    /// that reuses an inode from the file that had it.
+    born: Option<u64>,
     /// Durable downstream (the caller said so).
     committed: u64,
     /// Highest position handed out.
@@ -204,6 +207,7 @@ struct Reader {
 struct Tracked {
     dev: u64,
     ino: u64,
+    born: Option<u64>,
     path: PathBuf,
     pattern: usize,
     seen_gen: u64,
@@ -311,6 +315,11 @@ fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+fn born(m: &fs::Metadata) -> Option<u64> {
+    let t = m.created().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(t.as_nanos()).ok()
 }
 
 fn mtime(m: &fs::Metadata) -> (i64, i64) {
@@ -568,6 +577,7 @@ impl Tailer {
                         path: PathBuf::from(e.path),
                         dev: e.dev,
                         ino: e.ino,
+                        born: e.born,
                         committed: e.offset,
                         last_emit: e.offset,
                         quiet: e.offset,
@@ -661,6 +671,7 @@ impl Tailer {
                 path: s.path.to_string_lossy().into_owned(),
                 dev: s.dev,
                 ino: s.ino,
+                born: s.born,
                 seen: if s.live.is_some() { now } else { s.seen },
             })
             .collect();
@@ -852,6 +863,7 @@ impl Tailer {
                     Tracked {
                         dev: key.0,
                         ino: key.1,
+                        born: born(&meta),
                         path,
                         pattern: pi,
                         seen_gen: generation,
@@ -1042,7 +1054,7 @@ impl Tailer {
             self.decide(seq, &prefix)
         };
         let f = self.files.get_mut(&seq).expect("present");
-        let (dev, ino, path) = (f.dev, f.ino, f.path.clone());
+        let (dev, ino, file_born, path) = (f.dev, f.ino, f.born, f.path.clone());
         match decision {
             Decision::Copy(of, shrank) => {
                 self.stats.copies += 1;
@@ -1059,6 +1071,7 @@ impl Tailer {
                 s.path = path.clone();
                 s.dev = dev;
                 s.ino = ino;
+                s.born = file_born;
                 if !s.fp.is_full() && prefix.len() > usize::from(s.fp.len) {
                     self.table.set_fp(id, Fingerprint::of(&prefix));
                 }
@@ -1088,6 +1101,7 @@ impl Tailer {
                     path: path.clone(),
                     dev,
                     ino,
+                    born: file_born,
                     committed: offset,
                     last_emit: offset,
                     quiet: offset,
@@ -1112,10 +1126,15 @@ impl Tailer {
         let f = &self.files[&seq];
         let candidates = self.table.candidates(prefix);
         let stream = |id: &u64| &self.table.streams[id];
-        // the same inode, not being read: a file we knew (a restart, or reopened by glob)
+        // the same inode, not being read: a file we knew (a restart, or found again by
+        // glob), unless its birth time says the inode was reused by a new file
+        let same_birth = |s: &Stream| s.born.is_none() || f.born.is_none() || s.born == f.born;
         if let Some(&id) = candidates.iter().find(|id| {
             let s = stream(id);
-            s.live.is_none() && (s.dev, s.ino) == (f.dev, f.ino) && s.read_end <= f.size
+            s.live.is_none()
+                && (s.dev, s.ino) == (f.dev, f.ino)
+                && same_birth(s)
+                && s.read_end <= f.size
         }) {
             return Decision::Resume(id);
         }
@@ -1125,7 +1144,7 @@ impl Tailer {
                 continue;
             };
             let g = &self.files[&g];
-            if g.truncated || (!g.in_glob && g.nlink == 0) {
+            if g.truncated {
                 return Decision::Copy(id, false);
             }
             match self.is_copy(f, g) {
@@ -1134,12 +1153,14 @@ impl Tailer {
                 CopyCheck::Differs => {}
             }
         }
-        // a stream whose file went away: a rotated file found again
+        // a stream whose file went away, found in another inode: a copytruncate copy made
+        // while the agent was down. Only on a full fingerprint: a new file that merely
+        // starts with the same short line(s) must not skip them.
         let gone = candidates
             .iter()
             .filter(|id| {
                 let s = stream(id);
-                s.live.is_none() && s.read_end <= f.size
+                s.live.is_none() && s.fp.is_full() && s.read_end <= f.size
             })
             .max_by_key(|id| (stream(id).fp.len, stream(id).seen));
         match gone {
@@ -1247,6 +1268,7 @@ impl Tailer {
                 s.path = cf.path.clone();
                 s.dev = cf.dev;
                 s.ino = cf.ino;
+                s.born = cf.born;
                 self.table.dirty = true;
                 cf.role = Role::Reading(r);
             } else {
@@ -1308,6 +1330,7 @@ impl Tailer {
                         s.path = cf.path.clone();
                         s.dev = cf.dev;
                         s.ino = cf.ino;
+                        s.born = cf.born;
                         self.table.dirty = true;
                         cf.role = Role::Reading(Box::new(Reader {
                             stream: of,

@@ -441,3 +441,23 @@ fn the_tailer_can_move_to_its_own_thread_and_skips_its_checkpoints() {
     .unwrap();
     assert_eq!(bodies(&lines), ["one"]);
 }
+
+#[test]
+fn a_new_file_starting_like_a_deleted_one_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "Starting app\n");
+    let mut t = tailer(dir.path(), config(&[&log]));
+    assert_eq!(bodies(&drain(&mut t)), ["Starting app"]);
+    // deleted and created again (often in the same inode) with the same short first line
+    fs::remove_file(&log).unwrap();
+    let _ = t.poll(BUDGET);
+    append(&log, "Starting app\nsecond run\n");
+    assert_eq!(bodies(&drain(&mut t)), ["Starting app", "second run"]);
+    drop(t);
+    // the same across a restart
+    fs::remove_file(&log).unwrap();
+    append(&log, "Starting app\nthird run\n");
+    let mut t = tailer(dir.path(), config(&[&log]));
+    assert_eq!(bodies(&drain(&mut t)), ["Starting app", "third run"]);
+}
