@@ -108,6 +108,9 @@ impl Config {
         tf.endpoint = tf.endpoint.trim().to_string();
         empty_to_none(&mut self.agent.id);
         empty_to_none(&mut self.agent.name);
+        let ml = &mut self.collectors.logs.multiline;
+        empty_to_none(&mut ml.start_pattern);
+        empty_to_none(&mut ml.end_pattern);
         self.logging.level = self.logging.level.trim().to_ascii_lowercase();
     }
 
@@ -264,17 +267,16 @@ impl Config {
             ),
         ] {
             if let Some(p) = pattern
-                && let Err(e) = regex::Regex::new(p)
+                && let Some(why) = regex_problem(p)
             {
-                let first = e.to_string();
-                let first = first.lines().last().unwrap_or("invalid").trim().to_string();
                 v.push(issue(
                     path,
-                    format!("`{p}` is not a valid regular expression ({first})"),
+                    format!("`{p}` is not a valid regular expression ({why})"),
                     Some("a regular expression in node_exporter's syntax, e.g. ^(ram|loop)\\d+$"),
                 ));
             }
         }
+        self.log_issues(&mut v);
         if c.root_path.as_os_str().is_empty() {
             v.push(issue(
                 "collectors.root_path",
@@ -381,6 +383,171 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The checks of `collectors.logs` (the tailer in `tfo-logs` compiles the same patterns
+    /// and would refuse what passes here only on a bug).
+    fn log_issues(&self, v: &mut Vec<Issue>) {
+        const REGEX_ALLOWED: &str =
+            "a regular expression (Rust regex syntax, unanchored), e.g. ^\\d{4}-\\d{2}-\\d{2}";
+        let logs = &self.collectors.logs;
+        if logs.enabled && logs.paths.is_empty() {
+            v.push(issue(
+                "collectors.logs.paths",
+                "the logs collector is enabled but no paths are set",
+                Some("a list of absolute glob patterns, e.g. [/var/log/*.log]"),
+            ));
+        }
+        for p in &logs.paths {
+            let problem = if !p.starts_with('/') {
+                Some("is not an absolute path".to_string())
+            } else {
+                glob_problem(p)
+            };
+            if let Some(why) = problem {
+                v.push(issue(
+                    "collectors.logs.paths",
+                    format!("`{p}` {why}"),
+                    Some(GLOB_ALLOWED),
+                ));
+            }
+        }
+        for p in &logs.exclude_paths {
+            if let Some(why) = glob_problem(p) {
+                v.push(issue(
+                    "collectors.logs.exclude_paths",
+                    format!("`{p}` {why}"),
+                    Some(GLOB_ALLOWED),
+                ));
+            }
+        }
+        let ml = &logs.multiline;
+        for (path, patterns) in [
+            (
+                "collectors.logs.include_patterns",
+                &logs.include_patterns[..],
+            ),
+            (
+                "collectors.logs.exclude_patterns",
+                &logs.exclude_patterns[..],
+            ),
+            (
+                "collectors.logs.multiline.start_pattern",
+                ml.start_pattern.as_slice(),
+            ),
+            (
+                "collectors.logs.multiline.end_pattern",
+                ml.end_pattern.as_slice(),
+            ),
+        ] {
+            for p in patterns {
+                if let Some(why) = regex_problem(p) {
+                    v.push(issue(
+                        path,
+                        format!("`{p}` is not a valid regular expression ({why})"),
+                        Some(REGEX_ALLOWED),
+                    ));
+                }
+            }
+        }
+        if ml.start_pattern.is_some() && ml.end_pattern.is_some() {
+            v.push(Issue {
+                paths: vec![
+                    "collectors.logs.multiline.end_pattern",
+                    "collectors.logs.multiline.start_pattern",
+                ],
+                message: "start_pattern and end_pattern are both set".to_string(),
+                allowed: Some(
+                    "exactly one of start_pattern or end_pattern (or neither: no multiline)"
+                        .to_string(),
+                ),
+            });
+        }
+        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&logs.max_line_bytes) {
+            v.push(issue(
+                "collectors.logs.max_line_bytes",
+                format!("{} is out of range", logs.max_line_bytes),
+                Some("a whole number of bytes from 256 to 67108864 (64 MiB)"),
+            ));
+        }
+        if !(1..=MAX_OPEN_FILES).contains(&logs.max_open_files) {
+            v.push(issue(
+                "collectors.logs.max_open_files",
+                format!("{} is out of range", logs.max_open_files),
+                Some("a whole number from 1 to 65536"),
+            ));
+        }
+        if logs.attributes.keys().any(|k| k.trim().is_empty()) {
+            v.push(issue(
+                "collectors.logs.attributes",
+                "attribute names must not be empty",
+                Some("non-empty attribute names"),
+            ));
+        }
+    }
+}
+
+/// Bounds of `collectors.logs.max_line_bytes`.
+pub const MIN_LINE_BYTES: usize = 256;
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+/// Upper bound of `collectors.logs.max_open_files`.
+pub const MAX_OPEN_FILES: usize = 65536;
+
+const GLOB_ALLOWED: &str = "an absolute glob pattern: `*` and `?` within a name, `[a-z]` or `[!a-z]` classes, `{a,b}` alternatives, `**` for any number of directories, `\\` escapes, e.g. /var/log/pods/*/*/*.log";
+
+/// The first line of a regex compile error, or `None` when the pattern compiles.
+fn regex_problem(pattern: &str) -> Option<String> {
+    let e = regex::Regex::new(pattern).err()?.to_string();
+    Some(e.lines().last().unwrap_or("invalid").trim().to_string())
+}
+
+/// What is wrong with a glob pattern's syntax, if anything (same syntax as `tfo-logs`).
+fn glob_problem(pattern: &str) -> Option<String> {
+    if pattern.is_empty() {
+        return Some("is empty".to_string());
+    }
+    let bytes = pattern.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' => {
+                let mut j = i + 1;
+                if j < bytes.len() && (bytes[j] == b'!' || bytes[j] == b'^') {
+                    j += 1;
+                }
+                // a `]` right after the opening bracket is a member, not the end
+                if j < bytes.len() && bytes[j] == b']' {
+                    j += 1;
+                }
+                while j < bytes.len() && bytes[j] != b']' {
+                    if bytes[j] == b'/' {
+                        return Some(format!("has a `/` inside the class at byte {}", i + 1));
+                    }
+                    j += 1;
+                }
+                if j >= bytes.len() {
+                    return Some(format!("has an unclosed `[` at byte {}", i + 1));
+                }
+                i = j;
+            }
+            b'{' => depth += 1,
+            b'}' => {
+                if depth == 0 {
+                    return Some(format!("has a `}}` without `{{` at byte {}", i + 1));
+                }
+                depth -= 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        return Some("has an unclosed `{`".to_string());
+    }
+    None
+}
+
 fn is_header_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -388,6 +555,18 @@ fn is_header_name_byte(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_syntax() {
+        assert_eq!(glob_problem("/var/log/*.log"), None);
+        assert_eq!(glob_problem("/var/log/{a,b}/[!x]?.log"), None);
+        assert_eq!(glob_problem("/a/[]x]"), None);
+        assert!(glob_problem("/a/[x").unwrap().contains("unclosed `[`"));
+        assert!(glob_problem("/a/{x").unwrap().contains("unclosed `{`"));
+        assert!(glob_problem("/a/x}").unwrap().contains("without"));
+        assert!(glob_problem("/a/[x/y]").unwrap().contains("`/`"));
+        assert_eq!(glob_problem("/a/\\[x"), None);
+    }
 
     #[test]
     fn defaults_are_valid_and_quiet() {

@@ -387,12 +387,115 @@ impl Default for ProcessCollector {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `collectors.logs`: the file tailer (crate `tfo-logs`). Each key's meaning is in
+/// `docs/configuration.md`; the checks are in `checks.rs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogsCollector {
     pub enabled: bool,
-    /// Files or glob patterns to tail.
+    /// Absolute glob patterns of files to tail (`*`, `?`, `[a-z]`, `{a,b}`, `**`).
     pub paths: Vec<String>,
+    /// Glob patterns of files never to tail; a pattern without `/` matches the file name.
+    pub exclude_paths: Vec<String>,
+    /// Regexes; when any is set, only records matching one of them are kept.
+    pub include_patterns: Vec<String>,
+    /// Regexes; records matching any of them are dropped (counted as `excluded`).
+    pub exclude_patterns: Vec<String>,
+    /// Where a file without a checkpoint starts when it is found at the first start.
+    pub start_at: LogStartAt,
+    /// How often the globs are re-evaluated and idle files checked for new data.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Longest record in bytes; longer lines are split into pieces of at most this size.
+    pub max_line_bytes: usize,
+    /// Bound on the file descriptors the tailer holds open at once.
+    pub max_open_files: usize,
+    pub encoding: LogEncoding,
+    #[serde(deserialize_with = "section")]
+    pub multiline: LogMultiline,
+    pub format: LogFileFormat,
+    /// Static attributes added to every log record.
+    pub attributes: BTreeMap<String, String>,
+    /// Add `log.file.path` (the full path) besides `log.file.name`.
+    pub include_file_path: bool,
+}
+
+impl Default for LogsCollector {
+    fn default() -> Self {
+        LogsCollector {
+            enabled: false,
+            paths: Vec::new(),
+            exclude_paths: Vec::new(),
+            include_patterns: Vec::new(),
+            exclude_patterns: Vec::new(),
+            start_at: LogStartAt::End,
+            poll_interval: Duration::from_millis(250),
+            max_line_bytes: 1024 * 1024,
+            max_open_files: 512,
+            encoding: LogEncoding::Utf8,
+            multiline: LogMultiline::default(),
+            format: LogFileFormat::Auto,
+            attributes: BTreeMap::new(),
+            include_file_path: false,
+        }
+    }
+}
+
+/// `collectors.logs.start_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStartAt {
+    /// Files found at the first start are read from their end (only new lines).
+    #[default]
+    End,
+    /// Files found at the first start are read from their beginning.
+    Beginning,
+}
+
+/// `collectors.logs.encoding`: only UTF-8; invalid bytes become U+FFFD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LogEncoding {
+    #[default]
+    #[serde(rename = "utf-8", alias = "utf8")]
+    Utf8,
+}
+
+/// `collectors.logs.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFileFormat {
+    /// Detected per file from its first line.
+    #[default]
+    Auto,
+    Raw,
+    Json,
+    /// Container runtime interface (containerd, CRI-O) log files.
+    Cri,
+    /// Docker's `json-file` logging driver.
+    Docker,
+}
+
+/// `collectors.logs.multiline`: join lines into one record. At most one pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogMultiline {
+    /// A line matching this regex starts a new record; other lines continue the current one.
+    pub start_pattern: Option<String>,
+    /// A line matching this regex ends the current record.
+    pub end_pattern: Option<String>,
+    /// A pending record is emitted after this long without a new line.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for LogMultiline {
+    fn default() -> Self {
+        LogMultiline {
+            start_pattern: None,
+            end_pattern: None,
+            timeout: Duration::from_millis(500),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

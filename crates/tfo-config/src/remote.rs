@@ -53,6 +53,7 @@ pub const SENSITIVE: &[&str] = &[
     "agent.data_dir",
     "agent.id",
     "collectors.root_path",
+    "collectors.logs.paths",
     "prometheus.listen_address",
     "health.listen_address",
 ];

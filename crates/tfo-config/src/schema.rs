@@ -63,6 +63,9 @@ pub const ENDPOINT_VERSIONS: &[&str] = &["v1", "v2"];
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const FSYNC_MODES: &[&str] = &["always", "interval", "never"];
 pub const WHEN_FULL: &[&str] = &["auto", "drop_oldest", "block"];
+pub const LOG_START_AT: &[&str] = &["end", "beginning"];
+pub const LOG_ENCODINGS: &[&str] = &["utf-8"];
+pub const LOG_FILE_FORMATS: &[&str] = &["auto", "raw", "json", "cri", "docker"];
 
 /// Every key, sections before their children, in declaration order.
 pub const KEYS: &[Key] = &[
@@ -173,6 +176,21 @@ pub const KEYS: &[Key] = &[
     k("collectors.logs", Kind::Section),
     k("collectors.logs.enabled", Kind::Bool),
     k("collectors.logs.paths", Kind::StringList),
+    k("collectors.logs.exclude_paths", Kind::StringList),
+    k("collectors.logs.include_patterns", Kind::StringList),
+    k("collectors.logs.exclude_patterns", Kind::StringList),
+    k("collectors.logs.start_at", Kind::Enum(LOG_START_AT)),
+    k("collectors.logs.poll_interval", Kind::Duration),
+    k("collectors.logs.max_line_bytes", Kind::Usize),
+    k("collectors.logs.max_open_files", Kind::Usize),
+    k("collectors.logs.encoding", Kind::Enum(LOG_ENCODINGS)),
+    k("collectors.logs.multiline", Kind::Section),
+    k("collectors.logs.multiline.start_pattern", Kind::OptString),
+    k("collectors.logs.multiline.end_pattern", Kind::OptString),
+    k("collectors.logs.multiline.timeout", Kind::Duration),
+    k("collectors.logs.format", Kind::Enum(LOG_FILE_FORMATS)),
+    k("collectors.logs.attributes", Kind::StringMap),
+    k("collectors.logs.include_file_path", Kind::Bool),
     k("exporter", Kind::Section),
     k("exporter.otlp", Kind::Section),
     k("exporter.otlp.enabled", Kind::Bool),
@@ -365,6 +383,22 @@ pub const DURATION_RANGES: &[DurationRange] = &[
         Some(SECOND),
         |c| c.collectors.process.interval,
         COLLECTOR_NOTE,
+    ),
+    range(
+        "collectors.logs.poll_interval",
+        ms(10),
+        MINUTE,
+        Some(ms(100)),
+        |c| c.collectors.logs.poll_interval,
+        "how often globs are re-read and idle files checked; a busy file is read without waiting",
+    ),
+    range(
+        "collectors.logs.multiline.timeout",
+        ms(10),
+        MINUTE,
+        None,
+        |c| c.collectors.logs.multiline.timeout,
+        "a pending multiline record is sent after this long without a new line",
     ),
     range(
         "exporter.otlp.flush_interval",

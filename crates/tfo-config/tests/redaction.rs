@@ -104,7 +104,7 @@ fn non_default_config_round_trips_without_secrets() {
         .headers
         .insert("X-Tenant".into(), "a: b # c".into());
     c.telemetryflow.retry.initial_interval = std::time::Duration::from_millis(1500);
-    c.collectors.logs.paths = vec!["/var/log/*.log".into(), "'quoted'".into()];
+    c.collectors.logs.paths = vec!["/var/log/*.log".into(), "/var/log/'quoted' #1.log".into()];
     assert!(c.telemetryflow.api_key_secret.is_none());
     let yaml = c.to_yaml_redacted();
     assert_eq!(load_from_str(&yaml, "yaml", &no_env).unwrap(), c, "{yaml}");
