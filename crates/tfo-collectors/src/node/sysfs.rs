@@ -5,29 +5,54 @@
 //! ENODATA or EIO for attributes a device does not support right now (the speed of a
 //! virtual interface, the carrier of one that is down), and node_exporter skips them too.
 //! Content that does not parse is an error.
+//!
+//! Attributes are read through descriptors kept open across cycles ([`super::kept`]),
+//! by path. A kept descriptor not read during a cycle (its device is gone, or no longer
+//! selected) is closed at the end of that cycle, so the map holds at most what one cycle
+//! reads, and never more than the collector's descriptor budget.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::kept::{FdBudget, Kept};
 use crate::CollectReport;
 use crate::parse::{is_not_found, parse_error, parse_i64, trim};
 
 /// Reused across cycles by every sysfs walk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SysScratch {
     path: PathBuf,
     buf: Vec<u8>,
     /// (number, entry name) of the last [`SysScratch::list`].
     pub(crate) entries: Vec<(u64, OsString)>,
+    /// Kept attribute descriptors by path, with the cycle that last read each.
+    kept: HashMap<PathBuf, (Kept, u64)>,
+    cycle: u64,
+    fds: FdBudget,
 }
 
-/// Largest sysfs attribute read: they are one value, a page at most.
-const MAX_ATTR: u64 = 4096;
-
 impl SysScratch {
+    pub(crate) fn new(fds: FdBudget) -> SysScratch {
+        SysScratch {
+            path: PathBuf::new(),
+            buf: Vec::new(),
+            entries: Vec::new(),
+            kept: HashMap::new(),
+            cycle: 0,
+            fds,
+        }
+    }
+
+    /// Closes the descriptors this cycle did not read; call once at the end of a cycle.
+    pub(crate) fn end_cycle(&mut self) {
+        let cycle = self.cycle;
+        self.kept.retain(|_, (_, c)| *c == cycle);
+        self.cycle += 1;
+    }
+
     /// Lists the entries of `dir` named `<prefix><number>`, sorted by number, into
     /// `self.entries`. A missing directory is an empty list; other errors are reported.
     pub(crate) fn list(&mut self, dir: &Path, prefix: &str, report: &mut CollectReport) {
@@ -86,10 +111,21 @@ impl SysScratch {
     /// Reads the attribute `dir/entry/attr`, trimmed; `None` if it cannot be read.
     pub(crate) fn read(&mut self, dir: &Path, entry: &OsString, attr: &str) -> Option<&[u8]> {
         self.set(dir, entry, attr);
-        self.buf.clear();
-        let f = File::open(&self.path).ok()?;
-        f.take(MAX_ATTR).read_to_end(&mut self.buf).ok()?;
-        Some(trim(&self.buf))
+        let ok = match self.kept.get_mut(&self.path) {
+            Some((k, c)) => {
+                *c = self.cycle;
+                k.read_attr(&self.path, &mut self.buf, &self.fds).is_ok()
+            }
+            None => {
+                let mut k = Kept::default();
+                let ok = k.read_attr(&self.path, &mut self.buf, &self.fds).is_ok();
+                if k.is_kept() {
+                    self.kept.insert(self.path.clone(), (k, self.cycle));
+                }
+                ok
+            }
+        };
+        ok.then(|| trim(&self.buf))
     }
 
     /// Reads `dir/entry/attr` as an integer. Unreadable: `None` silently; unparsable:

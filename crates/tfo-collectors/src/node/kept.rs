@@ -1,0 +1,412 @@
+//! Files re-read every cycle through a descriptor kept open between cycles.
+//!
+//! Opening a /proc or /sys file costs a path walk (and, through /sys/class symlinks, a
+//! few), a `struct file` and a seq_file buffer; closing it frees them again. A kept
+//! descriptor is re-read with `pread(fd, .., 0)` instead: procfs seq_files, /proc/sys
+//! handlers and sysfs (kernfs) attributes regenerate their content on every read at
+//! offset 0 (the `kept_descriptor_sees_fresh_content` test checks it on this kernel).
+//!
+//! Staleness: a kept descriptor is dropped and the path opened afresh, in the same read,
+//! whenever reading it fails with anything but an attribute's own answer (EINVAL, ENODATA:
+//! "no value right now", which a fresh open would get too). That covers the ways a kept
+//! file goes stale: a removed sysfs device answers ENODEV (also when a new device took
+//! its name, whose attribute the fresh open then reads), a removed /proc entry (module
+//! unload) EIO, a removed /proc/sys table ENOENT. On any other filesystem (the fixture
+//! trees of the tests) a file can be deleted or replaced by rename while the descriptor
+//! still reads the old inode, so there the link count is checked (`fstat`) before each
+//! read and a descriptor whose file has no name left is reopened; content rewritten in
+//! place is seen as is.
+//!
+//! Bound: one collector keeps at most [`FdBudget::max`] descriptors ([`MAX_KEPT_FDS`], or
+//! half the soft RLIMIT_NOFILE if that is lower); past it files are read with
+//! open/read/close as before. Each kept descriptor of a seq_file also pins its kernel
+//! buffer (a page, more for big files): at most a few MiB of kernel memory in all.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::CollectError;
+use crate::parse::{MAX_FILE_BYTES, parse_error};
+
+/// Most descriptors one collector keeps open across cycles.
+pub const MAX_KEPT_FDS: usize = 512;
+
+/// Largest one-value file read ([`Kept::read_attr`]): sysfs prints an attribute into one
+/// page, and the /proc/sys values read are a few bytes.
+pub(crate) const MAX_ATTR: usize = 4096;
+
+/// The count of descriptors one collector keeps, shared by all its [`Kept`] files.
+#[derive(Debug, Clone)]
+pub(crate) struct FdBudget {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One unit of [`FdBudget`], returned when the descriptor it goes with is closed.
+#[derive(Debug)]
+struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl FdBudget {
+    /// [`MAX_KEPT_FDS`], or half the soft RLIMIT_NOFILE when that is lower, so kept files
+    /// never starve the rest of the process of descriptors.
+    pub(crate) fn for_process() -> FdBudget {
+        // SAFETY: rlimit is plain data; getrlimit only writes it.
+        let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid resource id and a valid, writable rlimit.
+        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
+            usize::try_from(rl.rlim_cur).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        FdBudget::with_max(MAX_KEPT_FDS.min(soft / 2))
+    }
+
+    pub(crate) fn with_max(max: usize) -> FdBudget {
+        FdBudget {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// Descriptors kept right now.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn acquire(&self) -> Option<Permit> {
+        let mut n = self.open.load(Ordering::Relaxed);
+        loop {
+            if n >= self.max {
+                return None;
+            }
+            match self
+                .open
+                .compare_exchange(n, n + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(Permit(Arc::clone(&self.open))),
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Held {
+    file: File,
+    /// Not procfs or sysfs: check that the file still has a name before each read.
+    check_links: bool,
+    _permit: Permit,
+}
+
+/// One file read every cycle, its descriptor kept open when the budget allows.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    held: Option<Held>,
+}
+
+/// Errors that are the attribute's answer rather than a sign of a stale descriptor.
+fn is_answer(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENODATA))
+}
+
+/// procfs or sysfs, whose files cannot be renamed over or unlinked while kept.
+fn is_kernel_fs(file: &File) -> bool {
+    // SAFETY: statfs is plain data; fstatfs only writes it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid open descriptor and a valid, writable statfs.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(
+        st.f_type as i64,
+        v if v == libc::PROC_SUPER_MAGIC as i64 || v == libc::SYSFS_MAGIC as i64
+    )
+}
+
+/// Whether the file still has a name (false only when fstat says 0 links).
+fn has_name(file: &File) -> bool {
+    // SAFETY: stat is plain data; fstat only writes it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid open descriptor and a valid, writable stat.
+    unsafe { libc::fstat(file.as_raw_fd(), &mut st) != 0 || st.st_nlink > 0 }
+}
+
+/// `pread(2)` into the spare capacity of `buf`, retried on EINTR; returns the bytes read.
+fn pread_spare(file: &File, buf: &mut Vec<u8>, want: usize, offset: u64) -> io::Result<usize> {
+    buf.reserve(want);
+    let len = buf.len();
+    let want = want.min(buf.capacity() - len);
+    let offset = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    loop {
+        // SAFETY: the destination is the vector's spare capacity, `want` bytes of it (at
+        // most capacity - len), which pread only writes; the descriptor is open.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().add(len).cast(),
+                want,
+                offset,
+            )
+        };
+        if n >= 0 {
+            let n = n as usize; // n <= want: non-negative and bounded
+            // SAFETY: pread initialised the first n bytes after len, n <= want.
+            unsafe { buf.set_len(len + n) };
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Reads the whole file from offset 0 into `buf` (appending), up to `limit` + 1 bytes.
+fn pread_all(file: &File, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+    let mut off = 0u64;
+    loop {
+        // A seq_file read returns at most its buffer (a page, or one record if bigger),
+        // so ask for the spare capacity, at least a page; grow geometrically.
+        let spare = buf.capacity() - buf.len();
+        let want = if spare >= 4096 {
+            spare
+        } else {
+            buf.capacity().max(4096)
+        };
+        let want = want.min((limit + 1).saturating_sub(buf.len()));
+        if want == 0 {
+            return Ok(());
+        }
+        let n = pread_spare(file, buf, want, off)?;
+        if n == 0 {
+            return Ok(());
+        }
+        off += n as u64;
+    }
+}
+
+impl Kept {
+    /// Runs `read` on the kept descriptor, or on a fresh one (then kept if `budget`
+    /// allows) when there is none or the kept one turned out stale.
+    fn with<T>(
+        &mut self,
+        path: &Path,
+        budget: &FdBudget,
+        mut read: impl FnMut(&File) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if let Some(h) = &self.held {
+            if !h.check_links || has_name(&h.file) {
+                match read(&h.file) {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_answer(&e) => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            self.held = None;
+        }
+        let file = File::open(path)?;
+        let r = read(&file);
+        if (r.is_ok() || r.as_ref().is_err_and(is_answer))
+            && let Some(permit) = budget.acquire()
+        {
+            self.held = Some(Held {
+                check_links: !is_kernel_fs(&file),
+                file,
+                _permit: permit,
+            });
+        }
+        r
+    }
+
+    /// Reads the whole file into `buf` (cleared first), refusing files over
+    /// [`MAX_FILE_BYTES`]: [`crate::parse::read_file`] through a kept descriptor.
+    pub(crate) fn read_all(
+        &mut self,
+        path: &Path,
+        buf: &mut Vec<u8>,
+        budget: &FdBudget,
+    ) -> Result<(), CollectError> {
+        let limit = MAX_FILE_BYTES as usize;
+        let r = self.with(path, budget, |f| {
+            buf.clear();
+            pread_all(f, buf, limit)
+        });
+        if let Err(source) = r {
+            buf.clear();
+            return Err(CollectError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+        if buf.len() > limit {
+            buf.clear();
+            return Err(parse_error(
+                path,
+                format!("larger than {MAX_FILE_BYTES} bytes; not parsed"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a one-value file (a sysfs attribute, a /proc/sys value) into `buf` (cleared
+    /// first) with a single read of at most [`MAX_ATTR`] bytes: sysfs returns an attribute
+    /// whole in one read, and /proc/sys handlers only answer a read at offset 0.
+    pub(crate) fn read_attr(
+        &mut self,
+        path: &Path,
+        buf: &mut Vec<u8>,
+        budget: &FdBudget,
+    ) -> io::Result<()> {
+        self.with(path, budget, |f| {
+            buf.clear();
+            pread_spare(f, buf, MAX_ATTR, 0).map(drop)
+        })
+        .inspect_err(|_| buf.clear())
+    }
+
+    /// Whether a descriptor is kept.
+    pub(crate) fn is_kept(&self) -> bool {
+        self.held.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("tfo-kept-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn kept_descriptor_sees_fresh_content() {
+        // procfs: /proc/uptime changes every 10 ms; a kept descriptor must see it move.
+        let budget = FdBudget::with_max(8);
+        let (mut k, mut buf) = (Kept::default(), Vec::new());
+        let p = Path::new("/proc/uptime");
+        k.read_all(p, &mut buf, &budget).unwrap();
+        assert!(k.is_kept());
+        let first = buf.clone();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        k.read_all(p, &mut buf, &budget).unwrap();
+        assert!(k.is_kept(), "the same descriptor was re-read");
+        assert_ne!(first, buf, "pread at 0 regenerates /proc/uptime");
+        assert!(buf.ends_with(b"\n"));
+
+        // A multi-page, multi-record seq_file (a read returns at most a page of records)
+        // is read whole, the same as a fresh read.
+        let crypto = Path::new("/proc/crypto");
+        if crypto.exists() {
+            let mut k2 = Kept::default();
+            for _ in 0..2 {
+                k2.read_all(crypto, &mut buf, &budget).unwrap();
+                assert_eq!(buf, std::fs::read(crypto).unwrap());
+            }
+            assert!(k2.is_kept() && buf.len() > 4096, "{}", buf.len());
+        }
+
+        // sysfs (kernfs): an attribute read through a kept descriptor twice.
+        let sys = Path::new("/sys/kernel/mm/transparent_hugepage/enabled");
+        let alt = Path::new("/sys/devices/system/cpu/online");
+        let attr = if sys.exists() { sys } else { alt };
+        if attr.exists() {
+            let mut k3 = Kept::default();
+            k3.read_attr(attr, &mut buf, &budget).unwrap();
+            let a = buf.clone();
+            k3.read_attr(attr, &mut buf, &budget).unwrap();
+            assert!(k3.is_kept());
+            assert_eq!(a, buf);
+            assert_eq!(a, std::fs::read(attr).unwrap());
+        }
+        // /proc/sys: a handler that answers only at offset 0.
+        let mut k4 = Kept::default();
+        for _ in 0..3 {
+            k4.read_attr(Path::new("/proc/sys/kernel/pid_max"), &mut buf, &budget)
+                .unwrap();
+            assert_eq!(buf, std::fs::read("/proc/sys/kernel/pid_max").unwrap());
+        }
+        assert!(k4.is_kept());
+        let n = budget.open();
+        assert!(n >= 2, "{n}");
+        drop((k, k4));
+        assert_eq!(budget.open(), n - 2, "closing returns the budget");
+    }
+
+    #[test]
+    fn plain_files_rewritten_replaced_or_removed() {
+        let d = tmp("plain");
+        let p = d.join("f");
+        let budget = FdBudget::with_max(8);
+        let (mut k, mut buf) = (Kept::default(), Vec::new());
+        std::fs::write(&p, b"one\n").unwrap();
+        k.read_all(&p, &mut buf, &budget).unwrap();
+        assert_eq!(buf, b"one\n");
+        std::fs::write(&p, b"two, longer\n").unwrap();
+        k.read_all(&p, &mut buf, &budget).unwrap();
+        assert_eq!(buf, b"two, longer\n", "rewritten in place");
+        std::fs::write(d.join("g"), b"three\n").unwrap();
+        std::fs::rename(d.join("g"), &p).unwrap();
+        k.read_all(&p, &mut buf, &budget).unwrap();
+        assert_eq!(buf, b"three\n", "replaced by rename: reopened");
+        std::fs::remove_file(&p).unwrap();
+        let e = k.read_all(&p, &mut buf, &budget).unwrap_err();
+        assert!(crate::parse::is_not_found(&e), "{e}");
+        assert!(!k.is_kept() && buf.is_empty());
+        assert_eq!(budget.open(), 0);
+        std::fs::write(&p, b"four\n").unwrap();
+        k.read_attr(&p, &mut buf, &budget).unwrap();
+        assert_eq!(buf, b"four\n", "reappeared");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn budget_bounds_the_kept_descriptors() {
+        let d = tmp("budget");
+        let budget = FdBudget::with_max(2);
+        let mut ks: Vec<Kept> = (0..4).map(|_| Kept::default()).collect();
+        let mut buf = Vec::new();
+        for (i, k) in ks.iter_mut().enumerate() {
+            let p = d.join(i.to_string());
+            std::fs::write(&p, format!("{i}\n")).unwrap();
+            k.read_attr(&p, &mut buf, &budget).unwrap();
+            assert_eq!(
+                buf,
+                format!("{i}\n").as_bytes(),
+                "read with or without keeping"
+            );
+        }
+        assert_eq!(ks.iter().filter(|k| k.is_kept()).count(), 2);
+        assert_eq!(budget.open(), 2);
+        ks.truncate(1);
+        assert_eq!(budget.open(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn big_files_are_read_whole_and_oversized_ones_refused() {
+        let d = tmp("big");
+        let p = d.join("big");
+        let content: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&p, &content).unwrap();
+        let budget = FdBudget::with_max(2);
+        let (mut k, mut buf) = (Kept::default(), Vec::with_capacity(100));
+        k.read_all(&p, &mut buf, &budget).unwrap();
+        assert_eq!(buf, content);
+        k.read_attr(&p, &mut buf, &budget).unwrap();
+        assert_eq!(buf.len(), MAX_ATTR, "an attribute read is one page at most");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
