@@ -4,8 +4,8 @@
 //! the collecting thread's (CLOCK_THREAD_CPUTIME_ID); statvfs helper threads only exist for
 //! network filesystems and are not counted. Allocations are counted by a wrapping global
 //! allocator. `NODE_BENCH_CYCLES` sets the number of measured cycles (default 300);
-//! `NODE_BENCH_ONLY` runs only the cases whose name contains it (e.g. `default options`,
-//! for callgrind or perf on one case).
+//! `NODE_BENCH_ONLY` runs only the case of that name (e.g. `default options`, for
+//! callgrind or perf on one case).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,7 +58,7 @@ struct Stats {
 
 fn measure(name: &str, opts: NodeOptions, cycles: usize, render: bool) {
     if let Ok(only) = std::env::var("NODE_BENCH_ONLY")
-        && !name.contains(only.as_str())
+        && name != only
     {
         return;
     }
