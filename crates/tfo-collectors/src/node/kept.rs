@@ -25,6 +25,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -127,10 +128,7 @@ fn is_kernel_fs(file: &File) -> bool {
     if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
         return false;
     }
-    matches!(
-        st.f_type as i64,
-        v if v == libc::PROC_SUPER_MAGIC as i64 || v == libc::SYSFS_MAGIC as i64
-    )
+    st.f_type == libc::PROC_SUPER_MAGIC || st.f_type == libc::SYSFS_MAGIC
 }
 
 /// Whether the file still has a name (false only when fstat says 0 links).
@@ -195,27 +193,96 @@ fn pread_all(file: &File, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
     }
 }
 
+/// Rewinds a directory descriptor and appends all its `linux_dirent64` records to `buf`.
+fn getdents_all(dir: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    // SAFETY: lseek on an open descriptor has no memory effects.
+    if unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    loop {
+        buf.reserve(8192);
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        // SAFETY: getdents64 writes at most `spare` bytes into the vector's spare
+        // capacity; the descriptor is open.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr().add(len),
+                spare,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: the kernel initialised the first n <= spare bytes after len.
+        unsafe { buf.set_len(len + n as usize) };
+        if buf.len() > MAX_FILE_BYTES as usize {
+            return Err(io::Error::other("directory listing too large"));
+        }
+    }
+}
+
+/// The (inode, name) of each record of a [`Kept::list_dir`] listing, without `.` and
+/// `..`. A truncated or malformed record ends the iteration.
+pub(crate) fn dirents(buf: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        loop {
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type;
+            // char d_name[]; } with d_name NUL-terminated within d_reclen.
+            let ino = u64::from_ne_bytes(rest.get(0..8)?.try_into().ok()?);
+            let reclen = usize::from(u16::from_ne_bytes(rest.get(16..18)?.try_into().ok()?));
+            let rec = rest.get(..reclen).filter(|_| reclen > 19)?;
+            rest = &rest[reclen..];
+            let name = &rec[19..];
+            let name = &name[..name.iter().position(|&b| b == 0)?];
+            if name != b"." && name != b".." {
+                return Some((ino, name));
+            }
+        }
+    })
+}
+
 impl Kept {
     /// Runs `read` on the kept descriptor, or on a fresh one (then kept if `budget`
-    /// allows) when there is none or the kept one turned out stale.
-    fn with<T>(
+    /// allows) when there is none or the kept one turned out stale. `read` returns
+    /// whether its result is conclusive; an inconclusive one from a kept descriptor (an
+    /// empty listing: a removed sysfs directory lists nothing) is retried on a fresh one.
+    fn with(
         &mut self,
         path: &Path,
         budget: &FdBudget,
-        mut read: impl FnMut(&File) -> io::Result<T>,
-    ) -> io::Result<T> {
+        dir: bool,
+        mut read: impl FnMut(&File) -> io::Result<bool>,
+    ) -> io::Result<()> {
         if let Some(h) = &self.held {
             if !h.check_links || has_name(&h.file) {
                 match read(&h.file) {
-                    Ok(v) => return Ok(v),
+                    Ok(true) => return Ok(()),
                     Err(e) if is_answer(&e) => return Err(e),
-                    Err(_) => {}
+                    Ok(false) | Err(_) => {}
                 }
             }
             self.held = None;
         }
-        let file = File::open(path)?;
-        let r = read(&file);
+        let file = if dir {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(path)?
+        } else {
+            File::open(path)?
+        };
+        let r = read(&file).map(drop);
         if (r.is_ok() || r.as_ref().is_err_and(is_answer))
             && let Some(permit) = budget.acquire()
         {
@@ -228,6 +295,25 @@ impl Kept {
         r
     }
 
+    /// Lists the directory `path` into `buf` (cleared first) as raw `linux_dirent64`
+    /// records, read with getdents64(2) from offset 0 of a kept directory descriptor
+    /// (sysfs and procfs list their current children after a rewind). Iterate them with
+    /// [`dirents`]. Unlike `std::fs::read_dir` this allocates nothing once `buf` is warm
+    /// (glibc's opendir allocates a 32 KiB buffer per listing).
+    pub(crate) fn list_dir(
+        &mut self,
+        path: &Path,
+        buf: &mut Vec<u8>,
+        budget: &FdBudget,
+    ) -> io::Result<()> {
+        self.with(path, budget, true, |f| {
+            buf.clear();
+            getdents_all(f, buf)?;
+            Ok(dirents(buf).next().is_some())
+        })
+        .inspect_err(|_| buf.clear())
+    }
+
     /// Reads the whole file into `buf` (cleared first), refusing files over
     /// [`MAX_FILE_BYTES`]: [`crate::parse::read_file`] through a kept descriptor.
     pub(crate) fn read_all(
@@ -237,9 +323,9 @@ impl Kept {
         budget: &FdBudget,
     ) -> Result<(), CollectError> {
         let limit = MAX_FILE_BYTES as usize;
-        let r = self.with(path, budget, |f| {
+        let r = self.with(path, budget, false, |f| {
             buf.clear();
-            pread_all(f, buf, limit)
+            pread_all(f, buf, limit).map(|()| true)
         });
         if let Err(source) = r {
             buf.clear();
@@ -267,9 +353,9 @@ impl Kept {
         buf: &mut Vec<u8>,
         budget: &FdBudget,
     ) -> io::Result<()> {
-        self.with(path, budget, |f| {
+        self.with(path, budget, false, |f| {
             buf.clear();
-            pread_spare(f, buf, MAX_ATTR, 0).map(drop)
+            pread_spare(f, buf, MAX_ATTR, 0).map(|_| true)
         })
         .inspect_err(|_| buf.clear())
     }
@@ -369,6 +455,56 @@ mod tests {
         std::fs::write(&p, b"four\n").unwrap();
         k.read_attr(&p, &mut buf, &budget).unwrap();
         assert_eq!(buf, b"four\n", "reappeared");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn directories_are_listed_fresh_through_a_kept_descriptor() {
+        let d = tmp("dir");
+        let budget = FdBudget::with_max(8);
+        let (mut k, mut buf) = (Kept::default(), Vec::new());
+        let names = |buf: &[u8]| {
+            let mut v: Vec<String> = dirents(buf)
+                .map(|(_, n)| String::from_utf8_lossy(n).into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        k.list_dir(&d, &mut buf, &budget).unwrap();
+        assert!(names(&buf).is_empty());
+        for i in 0..300 {
+            std::fs::write(d.join(format!("entry-with-a-longish-name-{i:03}")), b"").unwrap();
+        }
+        k.list_dir(&d, &mut buf, &budget).unwrap();
+        assert!(k.is_kept());
+        let listed = names(&buf);
+        assert_eq!(listed.len(), 300, "several getdents calls");
+        assert_eq!(listed[7], "entry-with-a-longish-name-007");
+        std::fs::remove_file(d.join("entry-with-a-longish-name-007")).unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        k.list_dir(&d, &mut buf, &budget).unwrap();
+        let listed = names(&buf);
+        assert_eq!(listed.len(), 300);
+        assert!(!listed.contains(&"entry-with-a-longish-name-007".to_string()));
+        assert!(listed.contains(&"sub".to_string()));
+        let file = d.join("entry-with-a-longish-name-001");
+        let e = Kept::default().list_dir(&file, &mut buf, &budget);
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::ENOTDIR));
+        // sysfs: the same names as read_dir.
+        let mut k2 = Kept::default();
+        let net = Path::new("/sys/class/net");
+        if net.exists() {
+            for _ in 0..2 {
+                k2.list_dir(net, &mut buf, &budget).unwrap();
+                let mut want: Vec<String> = std::fs::read_dir(net)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                want.sort();
+                assert_eq!(names(&buf), want);
+            }
+            assert!(k2.is_kept());
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 

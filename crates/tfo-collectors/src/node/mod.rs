@@ -366,28 +366,91 @@ pub(crate) const fn gauge_f(
     )
 }
 
-/// The data points of one cycle for each row of a table, pushed in table order.
+/// The data points of one cycle for each row of a table, pushed in any order and appended
+/// as metrics in table order (points of a row in the order they were added).
+///
+/// Points go into one flat scratch vector reused across cycles (per thread, taken for the
+/// batch's lifetime), and each metric's point vector is allocated once at its exact size:
+/// no per-row vectors growing by doubling, no allocation of a page or more (which makes
+/// glibc consolidate its free lists) for a table of single-point rows.
 pub(crate) struct Batch {
-    pts: Vec<Vec<NumberDataPoint>>,
+    rows: usize,
+    s: BatchScratch,
+}
+
+#[derive(Default)]
+struct BatchScratch {
+    pts: Vec<(usize, Option<NumberDataPoint>)>,
+    /// Points per row, then each row's start and end in `order`.
+    counts: Vec<u32>,
+    /// Indices into `pts`, grouped by row.
+    order: Vec<u32>,
+}
+
+/// Largest scratch kept between batches, in points (a few hundred bytes each).
+const BATCH_SCRATCH_MAX: usize = 4096;
+
+thread_local! {
+    static BATCH_SCRATCH: std::cell::Cell<BatchScratch> = const {
+        std::cell::Cell::new(BatchScratch { pts: Vec::new(), counts: Vec::new(), order: Vec::new() })
+    };
 }
 
 impl Batch {
     pub(crate) fn new(rows: usize) -> Batch {
-        Batch {
-            pts: (0..rows).map(|_| Vec::new()).collect(),
-        }
+        let mut s = BATCH_SCRATCH.with(std::cell::Cell::take);
+        s.pts.clear();
+        s.counts.clear();
+        s.counts.resize(rows, 0);
+        Batch { rows, s }
     }
 
     pub(crate) fn add(&mut self, row: usize, p: NumberDataPoint) {
-        if let Some(v) = self.pts.get_mut(row) {
-            v.push(p);
+        if let Some(c) = self.s.counts.get_mut(row) {
+            *c += 1;
+            self.s.pts.push((row, Some(p)));
         }
     }
 
     /// Appends one metric per row that got points.
-    pub(crate) fn flush(self, table: &[MetricDef], out: &mut Vec<Metric>) {
-        for (def, pts) in table.iter().zip(self.pts) {
-            def.push(pts, out);
+    pub(crate) fn flush(mut self, table: &[MetricDef], out: &mut Vec<Metric>) {
+        let s = &mut self.s;
+        // Counting sort of the point indices by row: counts become each row's start...
+        let mut next = 0;
+        for c in &mut s.counts {
+            let n = *c;
+            *c = next;
+            next += n;
+        }
+        s.order.clear();
+        s.order.resize(s.pts.len(), 0);
+        // ...then, once each index is placed, its end.
+        for (i, (row, _)) in s.pts.iter().enumerate() {
+            if let Some(c) = s.counts.get_mut(*row)
+                && let Some(slot) = s.order.get_mut(*c as usize)
+            {
+                *slot = i as u32; // i < points of one table, far below u32::MAX
+                *c += 1;
+            }
+        }
+        let mut start = 0;
+        for (def, &end) in table.iter().zip(&s.counts).take(self.rows) {
+            let range = start..end as usize;
+            start = end as usize;
+            if range.is_empty() {
+                continue;
+            }
+            let mut pts = Vec::with_capacity(range.len());
+            for &i in &s.order[range] {
+                if let Some(p) = s.pts.get_mut(i as usize).and_then(|(_, p)| p.take()) {
+                    pts.push(p);
+                }
+            }
+            out.push(def.build(pts));
+        }
+        s.pts.clear();
+        if s.pts.capacity() <= BATCH_SCRATCH_MAX {
+            BATCH_SCRATCH.with(|c| c.set(std::mem::take(s)));
         }
     }
 }
@@ -559,6 +622,7 @@ pub struct NodeCollector {
     buf: Vec<u8>,
     /// Scratch for sysfs paths and small per-file reads in directory walks.
     sys: sysfs::SysScratch,
+    chips: hwmon::Chips,
     boot_ns: Option<u64>,
     cpu: cpu::CpuCollector,
     mounts: MountScanner,
@@ -566,6 +630,8 @@ pub struct NodeCollector {
     page_size: u64,
     /// Bounds the descriptors kept open across cycles (see [`kept`]).
     fds: FdBudget,
+    /// Metrics appended last cycle: `out` is grown to fit once, not by doubling.
+    last_len: usize,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -590,12 +656,14 @@ impl NodeCollector {
             filters,
             buf: Vec::with_capacity(64 << 10),
             sys: sysfs::SysScratch::new(fds.clone()),
+            chips: hwmon::Chips::default(),
             boot_ns: None,
             cpu: cpu::CpuCollector::new(crate::system::cpu::user_hz()),
             mounts: MountScanner::new(Arc::new(LibcStatFs)),
             timex: Arc::new(LibcAdjtimex),
             page_size: page_size(),
             fds,
+            last_len: 0,
         })
     }
 
@@ -643,6 +711,8 @@ impl NodeCollector {
     /// One collection cycle with the given timestamp (ns since the epoch).
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
         let mut report = CollectReport::default();
+        let start_len = out.len();
+        out.reserve(self.last_len);
         let f = &mut self.files;
         let buf = &mut self.buf;
         let o = &self.opts;
@@ -763,7 +833,7 @@ impl NodeCollector {
             thermal::collect(&f.sys_thermal, &mut self.sys, &ctx, out, r);
         }
         if o.hwmon {
-            hwmon::collect(&f.sys_hwmon, &mut self.sys, &ctx, out, r);
+            hwmon::collect(&f.sys_hwmon, &mut self.chips, &mut self.sys, &ctx, out, r);
         }
         if o.entropy {
             let srcs = [&mut f.entropy_avail, &mut f.poolsize];
@@ -788,6 +858,7 @@ impl NodeCollector {
             timex::collect(self.timex.as_ref(), &ctx, out, r);
         }
         self.sys.end_cycle();
+        self.last_len = out.len() - start_len;
         report
     }
 }
