@@ -180,19 +180,31 @@ pub(crate) struct KeyIndex {
 }
 
 /// Mixes `s` into `h` eight bytes at a time (FxHash's step), its length last, so
-/// (`ab`, `c`) and (`a`, `bc`) differ.
+/// (`ab`, `c`) and (`a`, `bc`) differ. The last partial word is read as two overlapping
+/// halves (or three single bytes): a function of the bytes, without a memcpy call.
+#[inline]
 fn mix(mut h: u64, s: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        h = step(
+            h,
+            u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default()),
+        );
     }
-    let mut tail = [0u8; 8];
     let rem = chunks.remainder();
-    tail[..rem.len()].copy_from_slice(rem);
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    (h.rotate_left(5) ^ s.len() as u64).wrapping_mul(K)
+    let n = rem.len();
+    let tail = if n >= 4 {
+        let lo = u32::from_le_bytes(<[u8; 4]>::try_from(&rem[..4]).unwrap_or_default());
+        let hi = u32::from_le_bytes(<[u8; 4]>::try_from(&rem[n - 4..]).unwrap_or_default());
+        u64::from(lo) | (u64::from(hi) << 32)
+    } else if n > 0 {
+        u64::from(rem[0]) | (u64::from(rem[n / 2]) << 8) | (u64::from(rem[n - 1]) << 16)
+    } else {
+        0
+    };
+    step(step(h, tail), s.len() as u64)
 }
 
 fn len_bit(s: &[u8]) -> u64 {

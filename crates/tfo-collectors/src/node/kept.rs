@@ -360,6 +360,25 @@ impl Kept {
         .inspect_err(|_| buf.clear())
     }
 
+    /// True when this is a kept descriptor of a procfs mount table (`/proc/<pid>/mounts`)
+    /// and the mount namespace has not changed since the last check: poll(2) on a mounts
+    /// file reports POLLPRI (and POLLERR) once per change. False when unsure (no kept
+    /// descriptor, a plain file, a poll error), so the caller reads the file.
+    pub(crate) fn mounts_unchanged(&self) -> bool {
+        let Some(h) = &self.held else { return false };
+        if h.check_links {
+            return false;
+        }
+        let mut p = libc::pollfd {
+            fd: h.file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n >= 0 && p.revents & (libc::POLLPRI | libc::POLLERR | libc::POLLNVAL) == 0
+    }
+
     /// Whether a descriptor is kept.
     pub(crate) fn is_kept(&self) -> bool {
         self.held.is_some()
@@ -429,6 +448,90 @@ mod tests {
         assert!(n >= 2, "{n}");
         drop((k, k4));
         assert_eq!(budget.open(), n - 2, "closing returns the budget");
+    }
+
+    /// In a new mount namespace of this thread: (unchanged before a mount, unchanged
+    /// after it, unchanged after reading again); `None` if it cannot be set up.
+    fn mount_in_private_namespace() -> Option<(bool, bool, bool)> {
+        // SAFETY: unshare and mount take valid flags and NUL-terminated strings; they
+        // only affect this thread's (new, private) mount namespace.
+        unsafe {
+            if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
+                return None;
+            }
+            let root = c"/";
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) != 0
+            {
+                return None; // never mount anything that could propagate out
+            }
+        }
+        let d = tmp("mountpoint");
+        let target = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok()?;
+        let budget = FdBudget::with_max(2);
+        let (mut k, mut buf) = (Kept::default(), Vec::new());
+        k.read_all(Path::new("/proc/thread-self/mounts"), &mut buf, &budget)
+            .ok()?;
+        let before = k.mounts_unchanged();
+        // SAFETY: as above.
+        let mounted = unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if mounted != 0 {
+            return None;
+        }
+        let after = k.mounts_unchanged();
+        k.read_all(Path::new("/proc/thread-self/mounts"), &mut buf, &budget)
+            .ok()?;
+        let reread = k.mounts_unchanged();
+        // SAFETY: as above.
+        unsafe { libc::umount(target.as_ptr()) };
+        let _ = std::fs::remove_dir_all(&d);
+        Some((before, after, reread))
+    }
+
+    #[test]
+    fn a_kept_mount_table_reports_changes_only() {
+        let budget = FdBudget::with_max(4);
+        let (mut k, mut buf) = (Kept::default(), Vec::new());
+        assert!(!k.mounts_unchanged(), "nothing read yet");
+        k.read_all(Path::new("/proc/self/mounts"), &mut buf, &budget)
+            .unwrap();
+        assert!(k.mounts_unchanged() && k.mounts_unchanged());
+        // A mount in a private namespace of a helper thread is seen by a descriptor of
+        // that thread's table (skipped where unshare or mount is not permitted).
+        let seen = std::thread::spawn(mount_in_private_namespace)
+            .join()
+            .unwrap();
+        eprintln!("mount check: {seen:?}");
+        if let Some((before, after, reread)) = seen {
+            assert!(before, "no change before the mount");
+            assert!(!after, "the mount is reported");
+            assert!(reread, "reported once");
+        }
+        let d = tmp("mounts");
+        let mut plain = Kept::default();
+        std::fs::write(d.join("mounts"), b"none / tmpfs rw 0 0\n").unwrap();
+        plain
+            .read_all(&d.join("mounts"), &mut buf, &budget)
+            .unwrap();
+        assert!(
+            !plain.mounts_unchanged(),
+            "plain files are always read again"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

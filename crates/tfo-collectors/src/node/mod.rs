@@ -595,22 +595,63 @@ pub(crate) fn read_pair<'p>(
     fds: &FdBudget,
     report: &mut CollectReport,
 ) -> Option<&'p Path> {
+    let i = read_pair_index(srcs, buf, optional, fds, report)?;
+    Some(&srcs[i].path)
+}
+
+/// [`read_pair`], returning which of the pair was read.
+fn read_pair_index(
+    srcs: &mut [Source; 2],
+    buf: &mut Vec<u8>,
+    optional: bool,
+    fds: &FdBudget,
+    report: &mut CollectReport,
+) -> Option<usize> {
     let [a, b] = srcs;
     let r = match a.file.read_all(&a.path, buf, fds) {
-        Ok(()) => Ok(&a.path),
+        Ok(()) => Ok(0),
         Err(first @ CollectError::Io { .. }) => match b.file.read_all(&b.path, buf, fds) {
-            Ok(()) => Ok(&b.path),
+            Ok(()) => Ok(1),
             Err(_) => Err(first),
         },
         Err(e) => Err(e),
     };
     match r {
-        Ok(p) => Some(p),
+        Ok(i) => Some(i),
         Err(e) => {
             settle(Err(e), optional, report);
             None
         }
     }
+}
+
+/// The mount table as last read, with which of the pair it came from.
+#[derive(Debug, Default)]
+struct MountTable {
+    content: Vec<u8>,
+    from: Option<usize>,
+}
+
+/// The mount table: read as [`read_pair`] does, except that while the kept descriptor it
+/// was read from reports no change of the mount namespace (poll(2), see
+/// [`Kept::mounts_unchanged`]), the last content is used again without reading. The
+/// table rarely changes and is among the larger files generated every cycle.
+fn read_mounts<'p>(
+    srcs: &'p mut [Source; 2],
+    table: &mut MountTable,
+    buf: &mut Vec<u8>,
+    fds: &FdBudget,
+    report: &mut CollectReport,
+) -> Option<&'p Path> {
+    if let Some(i) = table.from.filter(|&i| srcs[i].file.mounts_unchanged()) {
+        return Some(&srcs[i].path);
+    }
+    table.from = None;
+    let i = read_pair_index(srcs, buf, false, fds, report)?;
+    table.from = Some(i);
+    table.content.clear();
+    table.content.extend_from_slice(buf);
+    Some(&srcs[i].path)
 }
 
 /// The `collectors.node_exporter` collector.
@@ -623,6 +664,7 @@ pub struct NodeCollector {
     /// Scratch for sysfs paths and small per-file reads in directory walks.
     sys: sysfs::SysScratch,
     chips: hwmon::Chips,
+    mount_table: MountTable,
     boot_ns: Option<u64>,
     cpu: cpu::CpuCollector,
     mounts: MountScanner,
@@ -657,6 +699,7 @@ impl NodeCollector {
             buf: Vec::with_capacity(64 << 10),
             sys: sysfs::SysScratch::new(fds.clone()),
             chips: hwmon::Chips::default(),
+            mount_table: MountTable::default(),
             boot_ns: None,
             cpu: cpu::CpuCollector::new(crate::system::cpu::user_hz()),
             mounts: MountScanner::new(Arc::new(LibcStatFs)),
@@ -773,11 +816,11 @@ impl NodeCollector {
             diskstats::collect(buf, p, &self.filters.disks, &ctx, out, r);
         }
         if o.filesystem
-            && let Some(p) = read_pair(&mut f.mounts, buf, false, fds, r)
+            && let Some(p) = read_mounts(&mut f.mounts, &mut self.mount_table, buf, fds, r)
         {
             filesystem::collect(
                 &mut self.mounts,
-                buf,
+                &self.mount_table.content,
                 p,
                 &self.paths,
                 &self.filters,
