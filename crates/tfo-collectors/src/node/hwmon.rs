@@ -119,10 +119,10 @@ fn chip_name(dir: &Path, entry: &OsStr, sys: &mut SysScratch) -> String {
 }
 
 /// Per hwmon device, what does not change while it exists: its chip label (a realpath
-/// of its `device` link, resolved once rather than every cycle) and its sensor files
-/// (derived again only when the device's listing, read every cycle, changes). Keyed by
-/// (entry, inode): a device registered again under the same `hwmonN` gets a new inode
-/// and is resolved anew. Holds only the devices of the last listing.
+/// of its `device` link) and its sensor files, derived again only when the device's
+/// listing (read every cycle) changes rather than every cycle. Keyed by (entry, inode):
+/// a device registered again under the same `hwmonN` gets a new inode and is resolved
+/// anew. Holds only the devices of the last listing.
 #[derive(Debug, Default)]
 pub(crate) struct Chips {
     chips: Vec<Chip>,
@@ -200,7 +200,7 @@ pub(crate) fn collect(
             None => Chip {
                 entry: entry.clone(),
                 ino: *ino,
-                label: chip_name(dir, entry, sys),
+                label: String::new(),
                 listing: Vec::new(),
                 sensors: Vec::new(),
             },
@@ -212,6 +212,8 @@ pub(crate) fn collect(
             chip.listing.clear();
             chip.listing.extend_from_slice(listing);
             chip.sensors = sensors_of(listing);
+            // Also when a filesystem reused the inode number of a replaced device.
+            chip.label = chip_name(dir, entry, sys);
         }
         for s in &chip.sensors {
             if let Some(raw) = sys.read_i64(dir, entry, &s.file, report) {

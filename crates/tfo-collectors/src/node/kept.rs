@@ -109,11 +109,31 @@ struct Held {
     _permit: Permit,
 }
 
-/// One file read every cycle, its descriptor kept open when the budget allows.
+/// One file read every cycle, its descriptor kept open when the budget allows. One
+/// `Kept` is for one path.
 #[derive(Debug, Default)]
 pub(crate) struct Kept {
     held: Option<Held>,
+    /// Whether a missing path is looked up again only every [`RECHECK`]th read.
+    recheck_missing: bool,
+    /// Reads left that answer "not found" without looking the path up again.
+    missing: u8,
+    /// Empty listings of the kept descriptor left to trust without a fresh open.
+    empty_trust: u8,
 }
+
+/// A path found missing is looked up again on every [`RECHECK`]th read only (for a
+/// [`Kept::recheck_missing`]: the fixed /proc files and the /sys class directories),
+/// and an empty directory confirmed by a fresh open as often: kernel features (a
+/// module's /proc file, /sys/class/hwmon) rarely appear at run time, and a failed lookup
+/// costs a path walk every cycle (/proc/schedstat on kernels without schedstats, hwmon
+/// on VMs). So such a file or directory that appears later is read at most this many
+/// cycles on. Per-device attributes and directories are looked up every time: a device
+/// may come back at once.
+pub(crate) const RECHECK: u8 = 8;
+
+/// Whether a read was made on a freshly opened descriptor.
+struct Fresh(bool);
 
 /// Errors that are the attribute's answer rather than a sign of a stale descriptor.
 fn is_answer(e: &io::Error) -> bool {
@@ -253,6 +273,15 @@ pub(crate) fn dirents(buf: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
 }
 
 impl Kept {
+    /// A `Kept` that, once its path is found missing, looks it up again only every
+    /// [`RECHECK`]th read.
+    pub(crate) fn recheck_missing() -> Kept {
+        Kept {
+            recheck_missing: true,
+            ..Kept::default()
+        }
+    }
+
     /// Runs `read` on the kept descriptor, or on a fresh one (then kept if `budget`
     /// allows) when there is none or the kept one turned out stale. `read` returns
     /// whether its result is conclusive; an inconclusive one from a kept descriptor (an
@@ -263,26 +292,36 @@ impl Kept {
         budget: &FdBudget,
         dir: bool,
         mut read: impl FnMut(&File) -> io::Result<bool>,
-    ) -> io::Result<()> {
+    ) -> io::Result<Fresh> {
         if let Some(h) = &self.held {
             if !h.check_links || has_name(&h.file) {
                 match read(&h.file) {
-                    Ok(true) => return Ok(()),
+                    Ok(true) => return Ok(Fresh(false)),
                     Err(e) if is_answer(&e) => return Err(e),
                     Ok(false) | Err(_) => {}
                 }
             }
             self.held = None;
         }
-        let file = if dir {
+        if self.missing > 0 {
+            self.missing -= 1;
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        let recheck = self.recheck_missing;
+        let opened = if dir {
             std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY)
-                .open(path)?
+                .open(path)
         } else {
-            File::open(path)?
+            File::open(path)
         };
-        let r = read(&file).map(drop);
+        let file = opened.inspect_err(|e| {
+            if recheck && e.kind() == io::ErrorKind::NotFound {
+                self.missing = RECHECK - 1;
+            }
+        })?;
+        let r = read(&file).map(|_| Fresh(true));
         if (r.is_ok() || r.as_ref().is_err_and(is_answer))
             && let Some(permit) = budget.acquire()
         {
@@ -300,18 +339,38 @@ impl Kept {
     /// (sysfs and procfs list their current children after a rewind). Iterate them with
     /// [`dirents`]. Unlike `std::fs::read_dir` this allocates nothing once `buf` is warm
     /// (glibc's opendir allocates a 32 KiB buffer per listing).
+    ///
+    /// An empty listing from a kept descriptor is what a removed sysfs directory gives,
+    /// so it is confirmed by a fresh open: at once if the last listing was not empty,
+    /// else every [`RECHECK`]th time (an empty class directory on a VM).
     pub(crate) fn list_dir(
         &mut self,
         path: &Path,
         buf: &mut Vec<u8>,
         budget: &FdBudget,
     ) -> io::Result<()> {
-        self.with(path, budget, true, |f| {
+        let trust_empty = self.empty_trust > 0;
+        let mut empty = false;
+        let r = self.with(path, budget, true, |f| {
             buf.clear();
             getdents_all(f, buf)?;
-            Ok(dirents(buf).next().is_some())
-        })
-        .inspect_err(|_| buf.clear())
+            empty = dirents(buf).next().is_none();
+            Ok(!empty || trust_empty)
+        });
+        match r {
+            Ok(Fresh(fresh)) => {
+                self.empty_trust = match (empty, fresh) {
+                    (false, _) => 0,
+                    (true, true) => RECHECK - 1,
+                    (true, false) => self.empty_trust.saturating_sub(1),
+                };
+                Ok(())
+            }
+            Err(e) => {
+                buf.clear();
+                Err(e)
+            }
+        }
     }
 
     /// Reads the whole file into `buf` (cleared first), refusing files over
@@ -323,10 +382,12 @@ impl Kept {
         budget: &FdBudget,
     ) -> Result<(), CollectError> {
         let limit = MAX_FILE_BYTES as usize;
-        let r = self.with(path, budget, false, |f| {
-            buf.clear();
-            pread_all(f, buf, limit).map(|()| true)
-        });
+        let r = self
+            .with(path, budget, false, |f| {
+                buf.clear();
+                pread_all(f, buf, limit).map(|()| true)
+            })
+            .map(drop);
         if let Err(source) = r {
             buf.clear();
             return Err(CollectError::Io {
@@ -357,6 +418,7 @@ impl Kept {
             buf.clear();
             pread_spare(f, buf, MAX_ATTR, 0).map(|_| true)
         })
+        .map(drop)
         .inspect_err(|_| buf.clear())
     }
 
@@ -382,6 +444,12 @@ impl Kept {
     /// Whether a descriptor is kept.
     pub(crate) fn is_kept(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// Whether this has state worth keeping: a descriptor, or a missing path's recheck
+    /// countdown.
+    pub(crate) fn is_worth_keeping(&self) -> bool {
+        self.held.is_some() || self.missing > 0
     }
 }
 
@@ -557,7 +625,7 @@ mod tests {
         assert_eq!(budget.open(), 0);
         std::fs::write(&p, b"four\n").unwrap();
         k.read_attr(&p, &mut buf, &budget).unwrap();
-        assert_eq!(buf, b"four\n", "reappeared");
+        assert_eq!(buf, b"four\n", "reappeared, seen at once");
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -608,6 +676,54 @@ mod tests {
             }
             assert!(k2.is_kept());
         }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn missing_paths_and_empty_directories_are_rechecked_every_few_reads() {
+        let d = tmp("recheck");
+        let budget = FdBudget::with_max(8);
+        let (mut k, mut buf) = (Kept::recheck_missing(), Vec::new());
+        let p = d.join("appears");
+        let mut found_after = None;
+        for i in 0..3 * u32::from(RECHECK) {
+            if i == 1 {
+                std::fs::write(&p, b"1\n").unwrap();
+            }
+            match k.read_all(&p, &mut buf, &budget) {
+                Ok(()) => {
+                    found_after = Some(i);
+                    break;
+                }
+                Err(e) => assert!(crate::parse::is_not_found(&e), "{e}"),
+            }
+        }
+        assert_eq!(
+            found_after,
+            Some(u32::from(RECHECK)),
+            "looked up again after RECHECK reads"
+        );
+
+        // An empty directory: listed through the kept descriptor, reopened every
+        // RECHECK-th time; a directory that had entries and lists none is reopened at once.
+        let dir = d.join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        let mut kd = Kept::default();
+        for _ in 0..2 * RECHECK {
+            kd.list_dir(&dir, &mut buf, &budget).unwrap();
+            assert!(dirents(&buf).next().is_none() && kd.is_kept());
+        }
+        std::fs::write(dir.join("x"), b"").unwrap();
+        kd.list_dir(&dir, &mut buf, &budget).unwrap();
+        assert_eq!(dirents(&buf).count(), 1);
+        // Replace the directory by an empty one, then put an entry in the new one: the
+        // kept descriptor (of the removed directory) lists nothing, so it is reopened.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("y"), b"").unwrap();
+        kd.list_dir(&dir, &mut buf, &budget).unwrap();
+        let names: Vec<&[u8]> = dirents(&buf).map(|(_, n)| n).collect();
+        assert_eq!(names, [&b"y"[..]]);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -5,6 +5,20 @@
 //!
 //! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
 //! A cycle reads each file at most once into one reused buffer and parses it by hand.
+//!
+//! Cost per cycle, and what is kept between cycles to lower it (each bounded):
+//! - every file and sysfs directory is re-read through a descriptor kept open
+//!   (`pread` at offset 0, `getdents64` after a rewind: fresh content, no path walk),
+//!   at most [`MAX_KEPT_FDS`] descriptors (or half the soft RLIMIT_NOFILE); sysfs ones
+//!   not read in a cycle are closed at its end. Listings are fresh every cycle, so a new
+//!   device, interface or sensor appears in the first cycle after it does, as with
+//!   node_exporter. See the `kept` module for staleness handling.
+//! - the mount table is reused while poll(2) on its descriptor reports no change.
+//! - hwmon chip labels and sensor files are kept per device, for as long as the device
+//!   is listed with the same inode.
+//! - points are gathered in one scratch vector per thread (at most 4096 points kept)
+//!   and each metric's points allocated once at their exact size.
+//!
 //! Kernel features a host may lack (PSI, schedstat, conntrack, thermal zones, hwmon,
 //! cpufreq, IPv6) are skipped silently when their files do not exist; every other failure
 //! drops only the metrics of that file (or line) and is returned in the [`CollectReport`].
@@ -466,7 +480,7 @@ impl Source {
     fn new(path: PathBuf) -> Source {
         Source {
             path,
-            file: Kept::default(),
+            file: Kept::recheck_missing(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::kept::{FdBudget, Kept, dirents};
+use super::kept::{FdBudget, Kept, MAX_KEPT_FDS, dirents};
 use crate::CollectReport;
 use crate::parse::{parse_error, parse_i64, parse_u64, trim};
 
@@ -34,20 +34,27 @@ pub(crate) struct Entry {
 }
 
 /// Runs `f` on the kept descriptor of `path` (marked as read this cycle), or on a new
-/// one, stored if it got a descriptor.
+/// one, stored if it got a descriptor or (`recheck_missing`: a class directory) found the
+/// path missing (see [`super::kept::RECHECK`]).
 fn with_kept<R>(
     kept: &mut HashMap<PathBuf, (Kept, u64)>,
     cycle: u64,
     path: &Path,
+    recheck_missing: bool,
     f: impl FnOnce(&mut Kept) -> R,
 ) -> R {
     if let Some((k, c)) = kept.get_mut(path) {
         *c = cycle;
         return f(k);
     }
-    let mut k = Kept::default();
+    let mut k = if recheck_missing {
+        Kept::recheck_missing()
+    } else {
+        Kept::default()
+    };
     let r = f(&mut k);
-    if k.is_kept() {
+    // Bounded: descriptors by their budget, missing paths by as many again.
+    if k.is_kept() || (k.is_worth_keeping() && kept.len() < 2 * MAX_KEPT_FDS) {
         kept.insert(path.to_path_buf(), (k, cycle));
     }
     r
@@ -91,8 +98,9 @@ impl SysScratch {
         self.cycle += 1;
     }
 
-    /// Lists `dir` into `self.dirbuf`, once per cycle per directory.
-    fn list_raw(&mut self, dir: &Path) -> io::Result<()> {
+    /// Lists `dir` into `self.dirbuf`, once per cycle per directory. A missing `class`
+    /// directory is looked up again only every few cycles.
+    fn list_raw(&mut self, dir: &Path, class: bool) -> io::Result<()> {
         if let Some((p, c)) = &self.listed
             && *c == self.cycle
             && p == dir
@@ -100,7 +108,7 @@ impl SysScratch {
             return Ok(());
         }
         self.listed = None;
-        with_kept(&mut self.kept, self.cycle, dir, |k| {
+        with_kept(&mut self.kept, self.cycle, dir, class, |k| {
             k.list_dir(dir, &mut self.dirbuf, &self.fds)
         })?;
         self.listed = Some((dir.to_path_buf(), self.cycle));
@@ -117,7 +125,7 @@ impl SysScratch {
         select: impl Fn(&[u8]) -> Option<u64>,
     ) {
         let mut kept = 0;
-        if let Err(e) = self.list_raw(dir) {
+        if let Err(e) = self.list_raw(dir, true) {
             if e.kind() != io::ErrorKind::NotFound {
                 report.errors.push(crate::CollectError::Io {
                     path: dir.display().to_string(),
@@ -175,7 +183,7 @@ impl SysScratch {
     pub(crate) fn read(&mut self, dir: &Path, entry: &OsStr, attr: &str) -> Option<&[u8]> {
         self.set(dir, entry, attr);
         let path = &self.path;
-        let r = with_kept(&mut self.kept, self.cycle, path, |k| {
+        let r = with_kept(&mut self.kept, self.cycle, path, false, |k| {
             k.read_attr(path, &mut self.buf, &self.fds)
         });
         r.is_ok().then(|| trim(&self.buf))
@@ -220,7 +228,7 @@ impl SysScratch {
     ) -> Option<&[u8]> {
         self.set(dir, entry, "");
         let path = std::mem::take(&mut self.path);
-        let r = self.list_raw(&path);
+        let r = self.list_raw(&path, false);
         if let Err(e) = r {
             if e.kind() != io::ErrorKind::NotFound {
                 report.errors.push(crate::CollectError::Io {
