@@ -17,9 +17,14 @@
 //! read and a descriptor whose file has no name left is reopened; content rewritten in
 //! place is seen as is.
 //!
-//! Bound: one collector keeps at most [`FdBudget::max`] descriptors ([`MAX_KEPT_FDS`], or
-//! half the soft RLIMIT_NOFILE if that is lower); past it files are read with
-//! open/read/close as before. Each kept descriptor of a seq_file also pins its kernel
+//! Directories are listed the same way ([`Kept::list_dir`]: rewind, getdents64), a fresh
+//! listing every time; an empty listing from a kept descriptor (what a removed kernfs
+//! directory gives) is confirmed by a fresh open. Paths found missing may be looked up
+//! again only every [`RECHECK`]th read (see there).
+//!
+//! Bound: one collector keeps at most [`MAX_KEPT_FDS`] descriptors (or half the soft
+//! RLIMIT_NOFILE if that is lower); past it files are read with open/read/close as
+//! before. Each kept descriptor of a seq_file also pins its kernel
 //! buffer (a page, more for big files): at most a few MiB of kernel memory in all.
 
 use std::fs::File;

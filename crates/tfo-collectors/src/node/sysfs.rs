@@ -6,10 +6,11 @@
 //! virtual interface, the carrier of one that is down), and node_exporter skips them too.
 //! Content that does not parse is an error.
 //!
-//! Attributes are read through descriptors kept open across cycles ([`super::kept`]),
-//! by path. A kept descriptor not read during a cycle (its device is gone, or no longer
-//! selected) is closed at the end of that cycle, so the map holds at most what one cycle
-//! reads, and never more than the collector's descriptor budget.
+//! Attributes and directories are read through descriptors kept open across cycles
+//! ([`super::kept`]), by path. A kept descriptor not read during a cycle (its device is
+//! gone, or no longer selected) is closed at the end of that cycle, so the map holds at
+//! most what one cycle reads: never more descriptors than the collector's budget, and
+//! at most 2 x [`MAX_KEPT_FDS`] entries in all (missing class directories included).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
