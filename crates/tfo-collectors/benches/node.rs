@@ -3,7 +3,11 @@
 //! `cargo bench -p tfo-collectors --bench node` (plain `main`, no harness). CPU time is
 //! the collecting thread's (CLOCK_THREAD_CPUTIME_ID); statvfs helper threads only exist for
 //! network filesystems and are not counted. Allocations are counted by a wrapping global
-//! allocator. `NODE_BENCH_CYCLES` sets the number of measured cycles (default 300).
+//! allocator. `NODE_BENCH_CYCLES` sets the number of measured cycles (default 300);
+//! `NODE_BENCH_ONLY` runs only the case of that name (e.g. `default options`, for
+//! callgrind or perf on one case). `NODE_BENCH_GAP_MS` sleeps that long before each
+//! measured cycle: back-to-back cycles run with warm caches, while the agent collects
+//! once per interval, after other work has evicted them.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +59,11 @@ struct Stats {
 }
 
 fn measure(name: &str, opts: NodeOptions, cycles: usize, render: bool) {
+    if let Ok(only) = std::env::var("NODE_BENCH_ONLY")
+        && name != only
+    {
+        return;
+    }
     let mut c = NodeCollector::new(HostPaths::default(), opts).expect("valid options");
     let mut out = Vec::new();
     let mut text = String::new();
@@ -68,8 +77,15 @@ fn measure(name: &str, opts: NodeOptions, cycles: usize, render: bool) {
         bytes: 0,
         series: 0,
     };
+    let gap = std::env::var("NODE_BENCH_GAP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis);
     let wall = Instant::now();
     for _ in 0..cycles {
+        if let Some(gap) = gap {
+            std::thread::sleep(gap);
+        }
         out.clear();
         text.clear();
         let (a0, b0) = (
@@ -98,7 +114,9 @@ fn measure(name: &str, opts: NodeOptions, cycles: usize, render: bool) {
             })
             .sum();
     }
-    let wall_us = wall.elapsed().as_secs_f64() * 1e6 / cycles as f64;
+    // Wall time per cycle, the sleeps left out.
+    let slept = gap.unwrap_or_default().as_secs_f64() * cycles as f64;
+    let wall_us = (wall.elapsed().as_secs_f64() - slept).max(0.0) * 1e6 / cycles as f64;
     st.cpu_us.sort_by(f64::total_cmp);
     let mean = st.cpu_us.iter().sum::<f64>() / cycles as f64;
     let p50 = st.cpu_us[cycles / 2];

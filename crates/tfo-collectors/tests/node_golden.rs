@@ -730,3 +730,93 @@ fn hung_nfs_mount_is_marked_and_skipped_until_it_returns() {
     assert!(recovered, "the mount came back once its statvfs returned");
     assert_eq!(c.stuck_mounts(), 0);
 }
+
+/// Files and directories are kept open between cycles; what changes between two cycles
+/// must still be what the second cycle reports, as if every file were opened afresh.
+#[test]
+fn devices_and_files_that_change_between_cycles() {
+    let tree = TempTree::copy_of("node-edge", "changes");
+    let mut c = node(&tree.root, NodeOptions::default());
+    let cycle = |c: &mut NodeCollector, i: u64| {
+        let mut out = Vec::new();
+        c.collect_at(T0 + i * STEP, &mut out);
+        out
+    };
+    let first = cycle(&mut c, 0);
+    let kept = c.kept_descriptors();
+    assert!(
+        kept > 10 && kept <= tfo_collectors::node::MAX_KEPT_FDS,
+        "{kept}"
+    );
+    let ifaces = label_values(&first, "node.network.mtu", "interface");
+    assert!(
+        ifaces.contains("eth0") && !ifaces.contains("eth9"),
+        "{ifaces:?}"
+    );
+    assert!(find(&first, "node.pressure.memory.waiting.time").is_none());
+
+    // An interface goes, another comes; a value is rewritten in place, another file is
+    // replaced by rename; a hwmon chip is replaced by one with other sensors.
+    let net = tree.root.join("sys/class/net");
+    std::fs::remove_dir_all(net.join("eth0")).unwrap();
+    std::fs::create_dir(net.join("eth9")).unwrap();
+    tree.write("sys/class/net/eth9/operstate", b"up\n");
+    tree.write("sys/class/net/eth9/mtu", b"9000\n");
+    tree.write("sys/class/net/wlan0/mtu", b"1280\n");
+    tree.write("sys/class/net/lo/mtu.new", b"1234\n");
+    std::fs::rename(net.join("lo/mtu.new"), net.join("lo/mtu")).unwrap();
+    let chip = tree.root.join("sys/class/hwmon/hwmon2");
+    std::fs::remove_dir_all(&chip).unwrap();
+    std::fs::create_dir(&chip).unwrap();
+    tree.write("sys/class/hwmon/hwmon2/name", b"newchip\n");
+    tree.write("sys/class/hwmon/hwmon2/temp7_input", b"41000\n");
+    tree.write("proc/pressure/memory", b"some avg10=0.00 avg60=0.00 avg300=0.00 total=7000000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3000000\n");
+
+    let second = cycle(&mut c, 1);
+    let mtu = |ms: &[Metric], dev: &str| {
+        find(ms, "node.network.mtu").and_then(|m| {
+            points(m)
+                .iter()
+                .find(|p| attr(p, "interface") == Some(dev))
+                .map(value)
+        })
+    };
+    assert_eq!(mtu(&second, "eth0"), None, "removed interface");
+    assert_eq!(
+        mtu(&second, "eth9"),
+        Some(9000.0),
+        "new interface, same cycle"
+    );
+    assert_eq!(mtu(&second, "wlan0"), Some(1280.0), "rewritten in place");
+    assert_eq!(mtu(&second, "lo"), Some(1234.0), "replaced by rename");
+    let sensors: BTreeSet<(String, String)> = find(&second, "node.hwmon.temperature")
+        .map(|m| {
+            points(m)
+                .iter()
+                .map(|p| {
+                    let a = |k| attr(p, k).unwrap_or_default().to_string();
+                    (a("chip"), a("sensor"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        sensors.contains(&("newchip".into(), "temp7".into())),
+        "{sensors:?}"
+    );
+    assert!(!sensors.iter().any(|(_, s)| s == "temp3"), "{sensors:?}");
+
+    // A missing optional file (a kernel feature) is looked up again every few cycles.
+    let appeared = (2..12).find(|&i| {
+        let out = cycle(&mut c, i);
+        find(&out, "node.pressure.memory.waiting.time").is_some()
+    });
+    assert!(matches!(appeared, Some(2..=8)), "{appeared:?}");
+
+    // Steady state: the same output from the same files, the same descriptors.
+    let a = cycle(&mut c, 20);
+    let kept = c.kept_descriptors();
+    let b = cycle(&mut c, 20);
+    assert_eq!(a, b);
+    assert_eq!(c.kept_descriptors(), kept);
+}

@@ -6,12 +6,13 @@
 //! hexadecimal counters per CPU; each counter is the sum over CPUs. Columns are found by
 //! name, since their set and order changed across kernels.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::entropy::one_number;
-use super::{Batch, counter_i, gauge_i, read_into, read_pair};
+use super::kept::FdBudget;
+use super::{Batch, Source, counter_i, gauge_i, read_pair, read_value_into};
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_hex_u64};
 use crate::table::{MetricDef, PromKind, Val};
 use crate::{CollectReport, Ctx};
@@ -105,23 +106,25 @@ const COLUMNS: [&str; 8] = [
     "search_restart",
 ];
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn collect(
-    count: &Path,
-    max: &Path,
-    stat: &[PathBuf; 2],
+    count: &mut Source,
+    max: &mut Source,
+    stat: &mut [Source; 2],
     buf: &mut Vec<u8>,
+    fds: &FdBudget,
     ctx: &Ctx,
     out: &mut Vec<Metric>,
     report: &mut CollectReport,
 ) {
-    if !read_into(count, buf, true, report) {
+    if !read_value_into(count, buf, true, fds, report) {
         return; // no conntrack module: nothing else exists either
     }
-    one_number(&METRICS[0], buf, count, ctx, out, report);
-    if read_into(max, buf, true, report) {
-        one_number(&METRICS[1], buf, max, ctx, out, report);
+    one_number(&METRICS[0], buf, &count.path, ctx, out, report);
+    if read_value_into(max, buf, true, fds, report) {
+        one_number(&METRICS[1], buf, &max.path, ctx, out, report);
     }
-    if let Some(path) = read_pair(stat, buf, true, report) {
+    if let Some(path) = read_pair(stat, buf, true, fds, report) {
         parse_stat(buf, path, ctx, out, report);
     }
 }

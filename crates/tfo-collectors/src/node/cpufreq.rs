@@ -9,7 +9,7 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::sysfs::SysScratch;
+use super::sysfs::{Entry, SysScratch};
 use super::{Batch, counter_i, gauge_i};
 use crate::otlp::attr;
 use crate::table::{MetricDef, PromKind, Val};
@@ -83,7 +83,7 @@ pub(crate) fn collect(
     // (package, core) pairs and packages already reported this cycle.
     let mut seen_cores: Vec<(i64, i64)> = Vec::new();
     let mut seen_packages: Vec<i64> = Vec::new();
-    for (n, name) in &entries {
+    for Entry { n, name, .. } in &entries {
         if freq {
             let cpu = n.to_string();
             for (row, file) in FREQ_FILES.iter().enumerate() {

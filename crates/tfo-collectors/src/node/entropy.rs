@@ -5,7 +5,8 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::{gauge_i, read_into};
+use super::kept::FdBudget;
+use super::{Source, gauge_i, read_value_into};
 use crate::parse::{excerpt, parse_error, parse_u64, trim};
 use crate::table::{MetricDef, PromKind, Val};
 use crate::{CollectReport, Ctx};
@@ -29,17 +30,18 @@ pub const METRICS: &[MetricDef] = &[
     .prom("node_entropy_pool_size_bits", PromKind::Gauge),
 ];
 
+/// `srcs`: entropy_avail, poolsize.
 pub(crate) fn collect(
-    avail: &Path,
-    poolsize: &Path,
+    srcs: [&mut Source; 2],
     buf: &mut Vec<u8>,
+    fds: &FdBudget,
     ctx: &Ctx,
     out: &mut Vec<Metric>,
     report: &mut CollectReport,
 ) {
-    for (def, path) in METRICS.iter().zip([avail, poolsize]) {
-        if read_into(path, buf, false, report) {
-            one_number(def, buf, path, ctx, out, report);
+    for (def, src) in METRICS.iter().zip(srcs) {
+        if read_value_into(src, buf, false, fds, report) {
+            one_number(def, buf, &src.path, ctx, out, report);
         }
     }
 }

@@ -7,13 +7,14 @@
 //! stem (`temp1`). Sysfs reports millidegrees and millivolts; they are converted to degrees
 //! Celsius and volts. Sensors of pre-3.x drivers kept under `hwmonN/device/` are not read.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::sysfs::SysScratch;
+use super::kept::dirents;
+use super::sysfs::{Entry, SysScratch};
 use super::{Batch, gauge_f, gauge_i};
 use crate::otlp::attr;
 use crate::parse::{lossy, parse_u64};
@@ -90,7 +91,7 @@ pub(crate) fn clean_name(raw: &[u8]) -> String {
     s.trim_matches('_').to_string()
 }
 
-fn chip_name(dir: &Path, entry: &OsString, sys: &mut SysScratch) -> String {
+fn chip_name(dir: &Path, entry: &OsStr, sys: &mut SysScratch) -> String {
     if let Some(dev) = sys.canonical(dir, entry, "device") {
         let name = dev
             .file_name()
@@ -117,8 +118,67 @@ fn chip_name(dir: &Path, entry: &OsString, sys: &mut SysScratch) -> String {
     clean_name(entry.as_bytes())
 }
 
+/// Per hwmon device, what does not change while it exists: its chip label (a realpath
+/// of its `device` link) and its sensor files, derived again only when the device's
+/// listing (read every cycle) changes rather than every cycle. Keyed by (entry, inode):
+/// a device registered again under the same `hwmonN` gets a new inode and is resolved
+/// anew. Holds only the devices of the last listing.
+#[derive(Debug, Default)]
+pub(crate) struct Chips {
+    chips: Vec<Chip>,
+}
+
+#[derive(Debug)]
+struct Chip {
+    entry: OsString,
+    ino: u64,
+    label: String,
+    /// The raw listing the sensors were derived from.
+    listing: Vec<u8>,
+    sensors: Vec<Sensor>,
+}
+
+#[derive(Debug)]
+struct Sensor {
+    /// The attribute file, e.g. `temp1_input`.
+    file: String,
+    row: usize,
+    /// Sysfs reports millidegrees and millivolts.
+    div: f64,
+    /// The `sensor` label, e.g. `temp1`.
+    label: String,
+}
+
+/// The sensor files of a listing, sorted by file name, each with its row and label.
+fn sensors_of(listing: &[u8]) -> Vec<Sensor> {
+    let mut files: Vec<&[u8]> = dirents(listing).map(|(_, n)| n).collect();
+    files.sort_unstable();
+    let mut sensors = Vec::new();
+    for f in files {
+        for (prefix, suffix, row, div) in SENSORS {
+            let Some(id) = f.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix)) else {
+                continue;
+            };
+            if parse_u64(id).is_none() {
+                continue;
+            }
+            let Ok(file) = std::str::from_utf8(f) else {
+                continue;
+            };
+            sensors.push(Sensor {
+                file: file.to_string(),
+                row,
+                div,
+                label: format!("{}{}", lossy(prefix), lossy(id)),
+            });
+        }
+    }
+    sensors
+}
+
 pub(crate) fn collect(
     dir: &Path,
+    chips: &mut Chips,
     sys: &mut SysScratch,
     ctx: &Ctx,
     out: &mut Vec<Metric>,
@@ -127,40 +187,55 @@ pub(crate) fn collect(
     sys.list(dir, "hwmon", report);
     let entries = std::mem::take(&mut sys.entries);
     let mut b = Batch::new(METRICS.len());
-    let mut files = Vec::new();
-    for (_, entry) in &entries {
-        let chip = chip_name(dir, entry, sys);
-        sys.files(dir, entry, &mut files, report);
-        for file in &files {
-            let f = file.as_bytes();
-            for (prefix, suffix, row, div) in SENSORS {
-                let Some(id) = f.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix)) else {
-                    continue;
+    let mut known = std::mem::take(&mut chips.chips);
+    for Entry {
+        name: entry, ino, ..
+    } in &entries
+    {
+        let mut chip = match known
+            .iter()
+            .position(|c| c.ino == *ino && c.entry == *entry)
+        {
+            Some(i) => known.swap_remove(i),
+            None => Chip {
+                entry: entry.clone(),
+                ino: *ino,
+                label: String::new(),
+                listing: Vec::new(),
+                sensors: Vec::new(),
+            },
+        };
+        let Some(listing) = sys.listing(dir, entry, report) else {
+            continue;
+        };
+        if listing != chip.listing.as_slice() {
+            chip.listing.clear();
+            chip.listing.extend_from_slice(listing);
+            chip.sensors = sensors_of(listing);
+            // Also when a filesystem reused the inode number of a replaced device.
+            chip.label = chip_name(dir, entry, sys);
+        }
+        for s in &chip.sensors {
+            if let Some(raw) = sys.read_i64(dir, entry, &s.file, report) {
+                let v = if s.div == 1.0 {
+                    Val::I(raw)
+                } else {
+                    Val::F(raw as f64 / s.div)
                 };
-                if parse_u64(id).is_none() {
-                    continue;
-                }
-                let Some(path) = std::str::from_utf8(f).ok() else {
-                    continue;
-                };
-                if let Some(raw) = sys.read_i64(dir, entry, path, report) {
-                    let sensor = format!("{}{}", lossy(prefix), lossy(id));
-                    let v = if div == 1.0 {
-                        Val::I(raw)
-                    } else {
-                        Val::F(raw as f64 / div)
-                    };
-                    b.add(
-                        row,
-                        METRICS[row].point(
-                            vec![attr("chip", chip.as_str()), attr("sensor", sensor)],
-                            v,
-                            ctx,
-                        ),
-                    );
-                }
+                b.add(
+                    s.row,
+                    METRICS[s.row].point(
+                        vec![
+                            attr("chip", chip.label.as_str()),
+                            attr("sensor", s.label.as_str()),
+                        ],
+                        v,
+                        ctx,
+                    ),
+                );
             }
         }
+        chips.chips.push(chip);
     }
     sys.entries = entries;
     b.flush(METRICS, out);

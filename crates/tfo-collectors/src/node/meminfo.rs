@@ -7,11 +7,12 @@
 //! Fields a kernel does not print are simply absent.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::{Batch, gauge_i};
-use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
+use crate::parse::{KeyIndex, LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
 use crate::{CollectReport, Ctx};
 
@@ -481,6 +482,9 @@ const N: usize = FIELDS.len();
 
 crate::table::metrics_from_rows!(FIELDS, def);
 
+static INDEX: LazyLock<KeyIndex> =
+    LazyLock::new(|| KeyIndex::new(FIELDS.iter().map(|f| (&b""[..], f.key.as_bytes()))));
+
 pub(crate) fn collect(
     input: &[u8],
     path: &Path,
@@ -496,7 +500,7 @@ pub(crate) fn collect(
             continue;
         };
         let key = &line[..colon];
-        let Some(row) = FIELDS.iter().position(|f| f.key.as_bytes() == key) else {
+        let Some(row) = INDEX.get(key) else {
             continue;
         };
         if std::mem::replace(&mut seen[row], true) {

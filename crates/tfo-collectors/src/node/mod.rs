@@ -5,6 +5,20 @@
 //!
 //! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
 //! A cycle reads each file at most once into one reused buffer and parses it by hand.
+//!
+//! Cost per cycle, and what is kept between cycles to lower it (each bounded):
+//! - every file and sysfs directory is re-read through a descriptor kept open
+//!   (`pread` at offset 0, `getdents64` after a rewind: fresh content, no path walk),
+//!   at most [`MAX_KEPT_FDS`] descriptors (or half the soft RLIMIT_NOFILE); sysfs ones
+//!   not read in a cycle are closed at its end. Listings are fresh every cycle, so a new
+//!   device, interface or sensor appears in the first cycle after it does, as with
+//!   node_exporter. See the `kept` module for staleness handling.
+//! - the mount table is reused while poll(2) on its descriptor reports no change.
+//! - hwmon chip labels and sensor files are kept per device, for as long as the device
+//!   is listed with the same inode.
+//! - points are gathered in one scratch vector per thread (at most 4096 points kept)
+//!   and each metric's points allocated once at their exact size.
+//!
 //! Kernel features a host may lack (PSI, schedstat, conntrack, thermal zones, hwmon,
 //! cpufreq, IPv6) are skipped silently when their files do not exist; every other failure
 //! drops only the metrics of that file (or line) and is returned in the [`CollectReport`].
@@ -47,6 +61,7 @@ pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
+mod kept;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netclass;
@@ -72,9 +87,11 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
 use regex::bytes::Regex;
 
 use crate::mounts::{LibcStatFs, MountScanner, StatFs};
-use crate::parse::{is_not_found, parse_error, read_file};
+use crate::parse::{is_not_found, parse_error};
 use crate::table::{MetricDef, MetricKind, ValueType};
-use crate::{CollectReport, Collector, Ctx, HostPaths};
+use crate::{CollectError, CollectReport, Collector, Ctx, HostPaths};
+pub use kept::MAX_KEPT_FDS;
+use kept::{FdBudget, Kept};
 
 pub use timex::{Adjtimex, LibcAdjtimex, TimexState};
 
@@ -363,55 +380,134 @@ pub(crate) const fn gauge_f(
     )
 }
 
-/// The data points of one cycle for each row of a table, pushed in table order.
+/// The data points of one cycle for each row of a table, pushed in any order and appended
+/// as metrics in table order (points of a row in the order they were added).
+///
+/// Points go into one flat scratch vector reused across cycles (per thread, taken for the
+/// batch's lifetime), and each metric's point vector is allocated once at its exact size:
+/// no per-row vectors growing by doubling, no allocation of a page or more (which makes
+/// glibc consolidate its free lists) for a table of single-point rows.
 pub(crate) struct Batch {
-    pts: Vec<Vec<NumberDataPoint>>,
+    rows: usize,
+    s: BatchScratch,
+}
+
+#[derive(Default)]
+struct BatchScratch {
+    pts: Vec<(usize, Option<NumberDataPoint>)>,
+    /// Points per row, then each row's start and end in `order`.
+    counts: Vec<u32>,
+    /// Indices into `pts`, grouped by row.
+    order: Vec<u32>,
+}
+
+/// Largest scratch kept between batches, in points (a few hundred bytes each).
+const BATCH_SCRATCH_MAX: usize = 4096;
+
+thread_local! {
+    static BATCH_SCRATCH: std::cell::Cell<BatchScratch> = const {
+        std::cell::Cell::new(BatchScratch { pts: Vec::new(), counts: Vec::new(), order: Vec::new() })
+    };
 }
 
 impl Batch {
     pub(crate) fn new(rows: usize) -> Batch {
-        Batch {
-            pts: (0..rows).map(|_| Vec::new()).collect(),
-        }
+        let mut s = BATCH_SCRATCH.with(std::cell::Cell::take);
+        s.pts.clear();
+        s.counts.clear();
+        s.counts.resize(rows, 0);
+        Batch { rows, s }
     }
 
     pub(crate) fn add(&mut self, row: usize, p: NumberDataPoint) {
-        if let Some(v) = self.pts.get_mut(row) {
-            v.push(p);
+        if let Some(c) = self.s.counts.get_mut(row) {
+            *c += 1;
+            self.s.pts.push((row, Some(p)));
         }
     }
 
     /// Appends one metric per row that got points.
-    pub(crate) fn flush(self, table: &[MetricDef], out: &mut Vec<Metric>) {
-        for (def, pts) in table.iter().zip(self.pts) {
-            def.push(pts, out);
+    pub(crate) fn flush(mut self, table: &[MetricDef], out: &mut Vec<Metric>) {
+        let s = &mut self.s;
+        // Counting sort of the point indices by row: counts become each row's start...
+        let mut next = 0;
+        for c in &mut s.counts {
+            let n = *c;
+            *c = next;
+            next += n;
+        }
+        s.order.clear();
+        s.order.resize(s.pts.len(), 0);
+        // ...then, once each index is placed, its end.
+        for (i, (row, _)) in s.pts.iter().enumerate() {
+            if let Some(c) = s.counts.get_mut(*row)
+                && let Some(slot) = s.order.get_mut(*c as usize)
+            {
+                *slot = i as u32; // i < points of one table, far below u32::MAX
+                *c += 1;
+            }
+        }
+        let mut start = 0;
+        for (def, &end) in table.iter().zip(&s.counts).take(self.rows) {
+            let range = start..end as usize;
+            start = end as usize;
+            if range.is_empty() {
+                continue;
+            }
+            let mut pts = Vec::with_capacity(range.len());
+            for &i in &s.order[range] {
+                if let Some(p) = s.pts.get_mut(i as usize).and_then(|(_, p)| p.take()) {
+                    pts.push(p);
+                }
+            }
+            out.push(def.build(pts));
+        }
+        s.pts.clear();
+        if s.pts.capacity() <= BATCH_SCRATCH_MAX {
+            BATCH_SCRATCH.with(|c| c.set(std::mem::take(s)));
         }
     }
 }
 
-/// The files read, resolved once. Pairs are (preferred, fallback) per network namespace.
+/// A file read every cycle: its path, resolved once, and its kept descriptor.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
+    file: Kept,
+}
+
+impl Source {
+    fn new(path: PathBuf) -> Source {
+        Source {
+            path,
+            file: Kept::recheck_missing(),
+        }
+    }
+}
+
+/// The files read. Pairs are (preferred, fallback) per network namespace.
 #[derive(Debug)]
 struct Files {
-    stat: PathBuf,
-    schedstat: PathBuf,
-    meminfo: PathBuf,
-    diskstats: PathBuf,
-    loadavg: PathBuf,
-    vmstat: PathBuf,
-    pressure: [PathBuf; 3],
-    mounts: [PathBuf; 2],
-    net_dev: [PathBuf; 2],
-    netstat: [PathBuf; 2],
-    snmp: [PathBuf; 2],
-    snmp6: [PathBuf; 2],
-    sockstat: [PathBuf; 2],
-    sockstat6: [PathBuf; 2],
-    conntrack_stat: [PathBuf; 2],
-    entropy_avail: PathBuf,
-    poolsize: PathBuf,
-    file_nr: PathBuf,
-    conntrack_count: PathBuf,
-    conntrack_max: PathBuf,
+    stat: Source,
+    schedstat: Source,
+    meminfo: Source,
+    diskstats: Source,
+    loadavg: Source,
+    vmstat: Source,
+    pressure: [Source; 3],
+    mounts: [Source; 2],
+    net_dev: [Source; 2],
+    netstat: [Source; 2],
+    snmp: [Source; 2],
+    snmp6: [Source; 2],
+    sockstat: [Source; 2],
+    sockstat6: [Source; 2],
+    conntrack_stat: [Source; 2],
+    entropy_avail: Source,
+    poolsize: Source,
+    file_nr: Source,
+    conntrack_count: Source,
+    conntrack_max: Source,
     sys_cpu: PathBuf,
     sys_net: PathBuf,
     sys_thermal: PathBuf,
@@ -423,21 +519,22 @@ impl Files {
         // In a container with the host's / mounted elsewhere, our own /proc/self is the
         // container's view: read pid 1's mounts and network namespace instead.
         let on_host = paths.root == Path::new("/");
+        let one = |rel: &str| Source::new(paths.proc(rel));
         let pair = |own: &str, init: &str| {
-            let (own, init) = (paths.proc(own), paths.proc(init));
+            let (own, init) = (one(own), one(init));
             if on_host { [own, init] } else { [init, own] }
         };
         Files {
-            stat: paths.proc("stat"),
-            schedstat: paths.proc("schedstat"),
-            meminfo: paths.proc("meminfo"),
-            diskstats: paths.proc("diskstats"),
-            loadavg: paths.proc("loadavg"),
-            vmstat: paths.proc("vmstat"),
+            stat: one("stat"),
+            schedstat: one("schedstat"),
+            meminfo: one("meminfo"),
+            diskstats: one("diskstats"),
+            loadavg: one("loadavg"),
+            vmstat: one("vmstat"),
             pressure: [
-                paths.proc("pressure/cpu"),
-                paths.proc("pressure/io"),
-                paths.proc("pressure/memory"),
+                one("pressure/cpu"),
+                one("pressure/io"),
+                one("pressure/memory"),
             ],
             mounts: pair("self/mounts", "1/mounts"),
             net_dev: pair("net/dev", "1/net/dev"),
@@ -447,11 +544,11 @@ impl Files {
             sockstat: pair("net/sockstat", "1/net/sockstat"),
             sockstat6: pair("net/sockstat6", "1/net/sockstat6"),
             conntrack_stat: pair("net/stat/nf_conntrack", "1/net/stat/nf_conntrack"),
-            entropy_avail: paths.proc("sys/kernel/random/entropy_avail"),
-            poolsize: paths.proc("sys/kernel/random/poolsize"),
-            file_nr: paths.proc("sys/fs/file-nr"),
-            conntrack_count: paths.proc("sys/net/netfilter/nf_conntrack_count"),
-            conntrack_max: paths.proc("sys/net/netfilter/nf_conntrack_max"),
+            entropy_avail: one("sys/kernel/random/entropy_avail"),
+            poolsize: one("sys/kernel/random/poolsize"),
+            file_nr: one("sys/fs/file-nr"),
+            conntrack_count: one("sys/net/netfilter/nf_conntrack_count"),
+            conntrack_max: one("sys/net/netfilter/nf_conntrack_max"),
             sys_cpu: paths.sys("devices/system/cpu"),
             sys_net: paths.sys("class/net"),
             sys_thermal: paths.sys("class/thermal"),
@@ -460,15 +557,10 @@ impl Files {
     }
 }
 
-/// Reads `path` into `buf`. A missing `optional` file (a kernel feature this host does not
-/// have) is not an error; anything else is reported. Returns whether `buf` holds the file.
-pub(crate) fn read_into(
-    path: &Path,
-    buf: &mut Vec<u8>,
-    optional: bool,
-    report: &mut CollectReport,
-) -> bool {
-    match read_file(path, buf) {
+/// Sorts a read result: a missing `optional` file (a kernel feature this host does not
+/// have) is not an error; anything else is reported. Returns whether the read succeeded.
+fn settle(r: Result<(), CollectError>, optional: bool, report: &mut CollectReport) -> bool {
+    match r {
         Ok(()) => true,
         Err(e) if optional && is_not_found(&e) => false,
         Err(e) => {
@@ -478,21 +570,102 @@ pub(crate) fn read_into(
     }
 }
 
-/// [`read_into`] for a (preferred, fallback) pair; returns the path read.
-fn read_pair<'p>(
-    paths: &'p [PathBuf; 2],
+/// Reads `src` into `buf` (see [`settle`]). Returns whether `buf` holds the file.
+pub(crate) fn read_into(
+    src: &mut Source,
     buf: &mut Vec<u8>,
     optional: bool,
+    fds: &FdBudget,
+    report: &mut CollectReport,
+) -> bool {
+    let r = src.file.read_all(&src.path, buf, fds);
+    settle(r, optional, report)
+}
+
+/// [`read_into`] for a one-value /proc/sys file, read with one small read.
+pub(crate) fn read_value_into(
+    src: &mut Source,
+    buf: &mut Vec<u8>,
+    optional: bool,
+    fds: &FdBudget,
+    report: &mut CollectReport,
+) -> bool {
+    let r = src
+        .file
+        .read_attr(&src.path, buf, fds)
+        .map_err(|source| CollectError::Io {
+            path: src.path.display().to_string(),
+            source,
+        });
+    settle(r, optional, report)
+}
+
+/// [`read_into`] for a (preferred, fallback) pair: the first that can be read; on failure
+/// the first's error. Returns the path read.
+pub(crate) fn read_pair<'p>(
+    srcs: &'p mut [Source; 2],
+    buf: &mut Vec<u8>,
+    optional: bool,
+    fds: &FdBudget,
     report: &mut CollectReport,
 ) -> Option<&'p Path> {
-    match crate::parse::read_first(paths, buf) {
-        Ok(p) => Some(p),
-        Err(e) if optional && is_not_found(&e) => None,
+    let i = read_pair_index(srcs, buf, optional, fds, report)?;
+    Some(&srcs[i].path)
+}
+
+/// [`read_pair`], returning which of the pair was read.
+fn read_pair_index(
+    srcs: &mut [Source; 2],
+    buf: &mut Vec<u8>,
+    optional: bool,
+    fds: &FdBudget,
+    report: &mut CollectReport,
+) -> Option<usize> {
+    let [a, b] = srcs;
+    let r = match a.file.read_all(&a.path, buf, fds) {
+        Ok(()) => Ok(0),
+        Err(first @ CollectError::Io { .. }) => match b.file.read_all(&b.path, buf, fds) {
+            Ok(()) => Ok(1),
+            Err(_) => Err(first),
+        },
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(i) => Some(i),
         Err(e) => {
-            report.errors.push(e);
+            settle(Err(e), optional, report);
             None
         }
     }
+}
+
+/// The mount table as last read, with which of the pair it came from.
+#[derive(Debug, Default)]
+struct MountTable {
+    content: Vec<u8>,
+    from: Option<usize>,
+}
+
+/// The mount table: read as [`read_pair`] does, except that while the kept descriptor it
+/// was read from reports no change of the mount namespace (poll(2), see
+/// [`Kept::mounts_unchanged`]), the last content is used again without reading. The
+/// table rarely changes and is among the larger files generated every cycle.
+fn read_mounts<'p>(
+    srcs: &'p mut [Source; 2],
+    table: &mut MountTable,
+    buf: &mut Vec<u8>,
+    fds: &FdBudget,
+    report: &mut CollectReport,
+) -> Option<&'p Path> {
+    if let Some(i) = table.from.filter(|&i| srcs[i].file.mounts_unchanged()) {
+        return Some(&srcs[i].path);
+    }
+    table.from = None;
+    let i = read_pair_index(srcs, buf, false, fds, report)?;
+    table.from = Some(i);
+    table.content.clear();
+    table.content.extend_from_slice(buf);
+    Some(&srcs[i].path)
 }
 
 /// The `collectors.node_exporter` collector.
@@ -504,11 +677,17 @@ pub struct NodeCollector {
     buf: Vec<u8>,
     /// Scratch for sysfs paths and small per-file reads in directory walks.
     sys: sysfs::SysScratch,
+    chips: hwmon::Chips,
+    mount_table: MountTable,
     boot_ns: Option<u64>,
     cpu: cpu::CpuCollector,
     mounts: MountScanner,
     timex: Arc<dyn Adjtimex>,
     page_size: u64,
+    /// Bounds the descriptors kept open across cycles (see [`kept`]).
+    fds: FdBudget,
+    /// Metrics appended last cycle: `out` is grown to fit once, not by doubling.
+    last_len: usize,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -525,18 +704,23 @@ impl NodeCollector {
     /// A collector reading the host at `paths`; fails only on an invalid filter pattern.
     pub fn new(paths: HostPaths, opts: NodeOptions) -> Result<Self, NodeOptionsError> {
         let filters = Filters::compile(&opts)?;
+        let fds = FdBudget::for_process();
         Ok(NodeCollector {
             files: Files::new(&paths),
             paths,
             opts,
             filters,
             buf: Vec::with_capacity(64 << 10),
-            sys: sysfs::SysScratch::default(),
+            sys: sysfs::SysScratch::new(fds.clone()),
+            chips: hwmon::Chips::default(),
+            mount_table: MountTable::default(),
             boot_ns: None,
             cpu: cpu::CpuCollector::new(crate::system::cpu::user_hz()),
             mounts: MountScanner::new(Arc::new(LibcStatFs)),
             timex: Arc::new(LibcAdjtimex),
             page_size: page_size(),
+            fds,
+            last_len: 0,
         })
     }
 
@@ -570,6 +754,12 @@ impl NodeCollector {
         self
     }
 
+    /// Descriptors kept open across cycles (at most [`MAX_KEPT_FDS`], see the `kept`
+    /// module): the fixed /proc files and the sysfs attributes read last cycle.
+    pub fn kept_descriptors(&self) -> usize {
+        self.fds.open()
+    }
+
     /// Mount points whose statvfs helper thread is still blocked.
     pub fn stuck_mounts(&self) -> usize {
         self.mounts.stuck_count()
@@ -578,19 +768,23 @@ impl NodeCollector {
     /// One collection cycle with the given timestamp (ns since the epoch).
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
         let mut report = CollectReport::default();
-        let f = &self.files;
+        let start_len = out.len();
+        out.reserve(self.last_len);
+        let f = &mut self.files;
         let buf = &mut self.buf;
         let o = &self.opts;
+        let fds = &self.fds;
+        let r = &mut report;
 
         // /proc/stat is read every cycle: boot time, forks and procs are always reported.
         let mut stat_lines = None;
-        if read_into(&f.stat, buf, false, &mut report) {
-            let parsed = self.cpu.parse(buf, &f.stat, &mut report);
+        if read_into(&mut f.stat, buf, false, fds, r) {
+            let parsed = self.cpu.parse(buf, &f.stat.path, r);
             if self.boot_ns.is_none() {
                 match parsed.btime {
                     Some(b) => self.boot_ns = b.checked_mul(1_000_000_000),
-                    None => report.errors.push(parse_error(
-                        &f.stat,
+                    None => r.errors.push(parse_error(
+                        &f.stat.path,
                         "no btime line: counters carry no start time",
                     )),
                 }
@@ -608,8 +802,8 @@ impl NodeCollector {
             }
         }
 
-        if o.cpu && read_into(&f.schedstat, buf, true, &mut report) {
-            schedstat::collect(buf, &f.schedstat, &ctx, out, &mut report);
+        if o.cpu && read_into(&mut f.schedstat, buf, true, fds, r) {
+            schedstat::collect(buf, &f.schedstat.path, &ctx, out, r);
         }
         if o.cpu_frequency || o.cpu_throttles {
             cpufreq::collect(
@@ -619,45 +813,39 @@ impl NodeCollector {
                 &mut self.sys,
                 &ctx,
                 out,
-                &mut report,
+                r,
             );
         }
-        if o.load_avg && read_into(&f.loadavg, buf, false, &mut report) {
-            loadavg::collect(buf, &f.loadavg, &ctx, out, &mut report);
+        if o.load_avg && read_into(&mut f.loadavg, buf, false, fds, r) {
+            loadavg::collect(buf, &f.loadavg.path, &ctx, out, r);
         }
-        if o.memory && read_into(&f.meminfo, buf, false, &mut report) {
-            meminfo::collect(buf, &f.meminfo, &ctx, out, &mut report);
+        if o.memory && read_into(&mut f.meminfo, buf, false, fds, r) {
+            meminfo::collect(buf, &f.meminfo.path, &ctx, out, r);
         }
-        if o.vmstat && read_into(&f.vmstat, buf, false, &mut report) {
-            vmstat::collect(buf, &f.vmstat, &ctx, out, &mut report);
+        if o.vmstat && read_into(&mut f.vmstat, buf, false, fds, r) {
+            vmstat::collect(buf, &f.vmstat.path, &ctx, out, r);
         }
-        if o.disk_io && read_into(&f.diskstats, buf, false, &mut report) {
-            diskstats::collect(
-                buf,
-                &f.diskstats,
-                &self.filters.disks,
-                &ctx,
-                out,
-                &mut report,
-            );
+        if o.disk_io && read_into(&mut f.diskstats, buf, false, fds, r) {
+            let p = &f.diskstats.path;
+            diskstats::collect(buf, p, &self.filters.disks, &ctx, out, r);
         }
         if o.filesystem
-            && let Some(p) = read_pair(&f.mounts, buf, false, &mut report)
+            && let Some(p) = read_mounts(&mut f.mounts, &mut self.mount_table, buf, fds, r)
         {
             filesystem::collect(
                 &mut self.mounts,
-                buf,
+                &self.mount_table.content,
                 p,
                 &self.paths,
                 &self.filters,
                 &ctx,
                 out,
-                &mut report,
+                r,
             );
         }
         if o.network {
-            if let Some(p) = read_pair(&f.net_dev, buf, false, &mut report) {
-                netdev::collect(buf, p, &self.filters.interfaces, &ctx, out, &mut report);
+            if let Some(p) = read_pair(&mut f.net_dev, buf, false, fds, r) {
+                netdev::collect(buf, p, &self.filters.interfaces, &ctx, out, r);
             }
             netclass::collect(
                 &f.sys_net,
@@ -665,65 +853,69 @@ impl NodeCollector {
                 &mut self.sys,
                 &ctx,
                 out,
-                &mut report,
+                r,
             );
         }
         if o.netstat {
             let mut ns = netstat::Values::default();
-            if let Some(p) = read_pair(&f.netstat, buf, false, &mut report) {
-                ns.parse_pairs(buf, p, &mut report);
+            if let Some(p) = read_pair(&mut f.netstat, buf, false, fds, r) {
+                ns.parse_pairs(buf, p, r);
             }
-            if let Some(p) = read_pair(&f.snmp, buf, false, &mut report) {
-                ns.parse_pairs(buf, p, &mut report);
+            if let Some(p) = read_pair(&mut f.snmp, buf, false, fds, r) {
+                ns.parse_pairs(buf, p, r);
             }
-            if let Some(p) = read_pair(&f.snmp6, buf, true, &mut report) {
-                ns.parse_snmp6(buf, p, &mut report);
+            if let Some(p) = read_pair(&mut f.snmp6, buf, true, fds, r) {
+                ns.parse_snmp6(buf, p, r);
             }
             ns.emit(&ctx, out);
         }
         if o.sockstat {
             let mut ss = sockstat::Values::default();
-            if let Some(p) = read_pair(&f.sockstat, buf, false, &mut report) {
-                ss.parse(buf, p, &mut report);
+            if let Some(p) = read_pair(&mut f.sockstat, buf, false, fds, r) {
+                ss.parse(buf, p, r);
             }
-            if let Some(p) = read_pair(&f.sockstat6, buf, true, &mut report) {
-                ss.parse(buf, p, &mut report);
+            if let Some(p) = read_pair(&mut f.sockstat6, buf, true, fds, r) {
+                ss.parse(buf, p, r);
             }
             ss.emit(self.page_size, &ctx, out);
         }
         if o.pressure {
-            for (i, path) in f.pressure.iter().enumerate() {
-                if read_into(path, buf, true, &mut report) {
-                    pressure::collect(i, buf, path, &ctx, out, &mut report);
+            for (i, src) in f.pressure.iter_mut().enumerate() {
+                if read_into(src, buf, true, fds, r) {
+                    pressure::collect(i, buf, &src.path, &ctx, out, r);
                 }
             }
         }
         if o.thermal {
-            thermal::collect(&f.sys_thermal, &mut self.sys, &ctx, out, &mut report);
+            thermal::collect(&f.sys_thermal, &mut self.sys, &ctx, out, r);
         }
         if o.hwmon {
-            hwmon::collect(&f.sys_hwmon, &mut self.sys, &ctx, out, &mut report);
+            hwmon::collect(&f.sys_hwmon, &mut self.chips, &mut self.sys, &ctx, out, r);
         }
         if o.entropy {
-            entropy::collect(&f.entropy_avail, &f.poolsize, buf, &ctx, out, &mut report);
+            let srcs = [&mut f.entropy_avail, &mut f.poolsize];
+            entropy::collect(srcs, buf, fds, &ctx, out, r);
         }
-        if o.filefd && read_into(&f.file_nr, buf, false, &mut report) {
-            filefd::collect(buf, &f.file_nr, &ctx, out, &mut report);
+        if o.filefd && read_value_into(&mut f.file_nr, buf, false, fds, r) {
+            filefd::collect(buf, &f.file_nr.path, &ctx, out, r);
         }
         if o.conntrack {
             conntrack::collect(
-                &f.conntrack_count,
-                &f.conntrack_max,
-                &f.conntrack_stat,
+                &mut f.conntrack_count,
+                &mut f.conntrack_max,
+                &mut f.conntrack_stat,
                 buf,
+                fds,
                 &ctx,
                 out,
-                &mut report,
+                r,
             );
         }
         if o.timex {
-            timex::collect(self.timex.as_ref(), &ctx, out, &mut report);
+            timex::collect(self.timex.as_ref(), &ctx, out, r);
         }
+        self.sys.end_cycle();
+        self.last_len = out.len() - start_len;
         report
     }
 }

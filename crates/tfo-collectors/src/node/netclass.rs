@@ -11,7 +11,7 @@ use std::path::Path;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::netdev::LABELS;
-use super::sysfs::SysScratch;
+use super::sysfs::{Entry, SysScratch};
 use super::{Batch, NameFilter, gauge_i};
 use crate::otlp::attr;
 use crate::parse::lossy;
@@ -58,7 +58,7 @@ pub(crate) fn collect(
     sys.list_names(dir, report);
     let entries = std::mem::take(&mut sys.entries);
     let mut b = Batch::new(METRICS.len());
-    for (_, name) in &entries {
+    for Entry { name, .. } in &entries {
         if !filter.allows(name.as_bytes()) {
             continue;
         }

@@ -9,11 +9,12 @@
 //! when IPv6 is disabled, which is not an error.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::{Batch, counter_i, gauge_i};
-use crate::parse::{LineErrors, excerpt, fields, lines, parse_i64};
+use crate::parse::{KeyIndex, LineErrors, excerpt, fields, lines, parse_i64};
 use crate::table::{MetricDef, PromKind, Val};
 use crate::{CollectReport, Ctx};
 
@@ -512,10 +513,16 @@ const N: usize = FIELDS.len();
 
 crate::table::metrics_from_rows!(FIELDS, def);
 
+static INDEX: LazyLock<KeyIndex> = LazyLock::new(|| {
+    KeyIndex::new(
+        FIELDS
+            .iter()
+            .map(|f| (f.section.as_bytes(), f.field.as_bytes())),
+    )
+});
+
 fn row_of(section: &[u8], field: &[u8]) -> Option<usize> {
-    FIELDS
-        .iter()
-        .position(|f| f.section.as_bytes() == section && f.field.as_bytes() == field)
+    INDEX.get2(section, field)
 }
 
 /// The values of one cycle, filled from the three files.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::sysfs::SysScratch;
+use super::sysfs::{Entry, SysScratch};
 use super::{Batch, gauge_f, gauge_i};
 use crate::otlp::attr;
 use crate::parse::lossy;
@@ -62,7 +62,7 @@ pub(crate) fn collect(
 
     sys.list(dir, "thermal_zone", report);
     let entries = std::mem::take(&mut sys.entries);
-    for (n, name) in &entries {
+    for Entry { n, name, .. } in &entries {
         let Some(kind) = sys.read(dir, name, "type").map(lossy) else {
             continue;
         };
@@ -80,7 +80,7 @@ pub(crate) fn collect(
 
     sys.list(dir, "cooling_device", report);
     let cooling = std::mem::replace(&mut sys.entries, entries);
-    for (n, name) in &cooling {
+    for Entry { n, name, .. } in &cooling {
         let Some(kind) = sys.read(dir, name, "type").map(lossy) else {
             continue;
         };

@@ -3,11 +3,12 @@
 //! (`^(oom_kill|pgpg|pswp|pg.*fault).*`), which it types `untyped` and names after the key.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 use super::{Batch, counter_i};
-use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
+use crate::parse::{KeyIndex, LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
 use crate::{CollectReport, Ctx};
 
@@ -96,6 +97,9 @@ const N: usize = FIELDS.len();
 
 crate::table::metrics_from_rows!(FIELDS, 1);
 
+static INDEX: LazyLock<KeyIndex> =
+    LazyLock::new(|| KeyIndex::new(FIELDS.iter().map(|(k, _)| (&b""[..], k.as_bytes()))));
+
 pub(crate) fn collect(
     input: &[u8],
     path: &Path,
@@ -109,7 +113,7 @@ pub(crate) fn collect(
     for (no, line) in lines(input).enumerate() {
         let mut f = fields(line);
         let Some(key) = f.next() else { continue };
-        let Some(row) = FIELDS.iter().position(|(k, _)| k.as_bytes() == key) else {
+        let Some(row) = INDEX.get(key) else {
             continue;
         };
         if std::mem::replace(&mut seen[row], true) {
