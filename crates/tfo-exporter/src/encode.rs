@@ -1,16 +1,26 @@
-//! The encoder: wraps collected metrics with the agent's resource and scope and serialises
-//! them into `ExportMetricsServiceRequest` records of at most `batch_size` metrics (an OTLP
-//! `Metric` with all its data points, as the seed's "batch of 100 metrics") and at most
-//! [`MAX_RECORD_BYTES`].
+//! The encoders: one per signal, each serialising its OTLP items into records of at most
+//! `batch_size` units and at most [`MAX_RECORD_BYTES`].
+//!
+//! - [`MetricsEncoder`] wraps collected metrics with the agent's resource and scope into
+//!   `ExportMetricsServiceRequest` records of at most `batch_size` metrics (an OTLP `Metric`
+//!   with all its data points, as the seed's "batch of 100 metrics"). A metric is split
+//!   across records (by data points, each part keeping its descriptor) only when it alone is
+//!   larger than the byte bound.
+//! - [`LogsEncoder`] wraps log records, each with its own resource, into
+//!   `ExportLogsServiceRequest` records of at most `batch_size` log records, with one
+//!   `ResourceLogs` per distinct resource in a record. A log record is never split: one
+//!   larger than the byte bound travels alone.
 //!
 //! Records are cut at the encoder, not at send time, so that a record is the unit of
-//! buffering, acknowledgement and retry, and a replayed backlog keeps to `batch_size`. A
-//! metric is split across records (by data points, each part keeping its descriptor) only
-//! when it alone is larger than the byte bound.
+//! buffering, acknowledgement and retry, and a replayed backlog keeps to `batch_size`.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
     metric,
@@ -133,6 +143,110 @@ impl MetricsEncoder {
             body: Bytes::from(req.encode_to_vec()),
         }
     }
+}
+
+/// Encodes log records into `ExportLogsServiceRequest` records (see the module docs).
+///
+/// Input order is kept within each resource: a record takes a contiguous run of the input,
+/// and its `items` say how many, so a caller can tell which inputs a stored record holds
+/// (the log collector commits file positions by that).
+pub struct LogsEncoder {
+    scope: InstrumentationScope,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl LogsEncoder {
+    pub fn new(scope_version: &str, max_records: usize) -> Self {
+        LogsEncoder {
+            scope: InstrumentationScope {
+                name: "tfo-agent".to_string(),
+                version: scope_version.to_string(),
+                ..Default::default()
+            },
+            max_records: max_records.max(1),
+            max_bytes: MAX_RECORD_BYTES,
+        }
+    }
+
+    /// A smaller byte bound than [`MAX_RECORD_BYTES`] (for a small buffer, or tests).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
+    /// Encodes `logs`, each log record with its resource, into records appended to `out`;
+    /// returns the log records encoded (all of them: none is skipped). Log records whose
+    /// resources are equal share one `ResourceLogs` within a record; comparing `Arc`s by
+    /// pointer first makes the common case (one resource per file) cheap.
+    pub fn encode(
+        &self,
+        logs: impl IntoIterator<Item = (Arc<Resource>, LogRecord)>,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let mut total = 0;
+        let mut chunk = LogChunk::default();
+        for (resource, rec) in logs {
+            // field key + length prefix of the LogRecord inside ScopeLogs
+            let size = rec.encoded_len() + 6;
+            if chunk.records > 0
+                && (chunk.records >= self.max_records || chunk.bytes + size > self.max_bytes)
+            {
+                self.flush_logs(&mut chunk, out);
+            }
+            let group = match chunk.groups.iter().position(|(r, _)| {
+                Arc::ptr_eq(r, &resource) || **r == *resource
+            }) {
+                Some(i) => i,
+                None => {
+                    chunk.bytes += resource.encoded_len() + self.scope.encoded_len() + 16;
+                    chunk.groups.push((resource, Vec::new()));
+                    chunk.groups.len() - 1
+                }
+            };
+            chunk.groups[group].1.push(rec);
+            chunk.records += 1;
+            chunk.bytes += size;
+            total += 1;
+        }
+        self.flush_logs(&mut chunk, out);
+        total
+    }
+
+    fn flush_logs(&self, chunk: &mut LogChunk, out: &mut Vec<Record>) {
+        if chunk.records == 0 {
+            return;
+        }
+        let c = std::mem::take(chunk);
+        let req = ExportLogsServiceRequest {
+            resource_logs: c
+                .groups
+                .into_iter()
+                .map(|(resource, log_records)| ResourceLogs {
+                    resource: Some(Arc::unwrap_or_clone(resource)),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Some(self.scope.clone()),
+                        log_records,
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                })
+                .collect(),
+        };
+        out.push(Record {
+            signal: Signal::Logs,
+            items: c.records as u32,
+            units: c.records as u32,
+            body: Bytes::from(req.encode_to_vec()),
+        });
+    }
+}
+
+#[derive(Default)]
+struct LogChunk {
+    groups: Vec<(Arc<Resource>, Vec<LogRecord>)>,
+    records: usize,
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -403,8 +517,131 @@ mod tests {
         assert_eq!(req.resource_metrics.len(), 3);
     }
 
+    fn log(body: &str) -> LogRecord {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        LogRecord {
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(body.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resource(name: &str) -> Arc<Resource> {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        Arc::new(Resource {
+            attributes: vec![KeyValue {
+                key: "k8s.pod.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(name.into())),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+
+    /// (resource name, bodies) per ResourceLogs of a record.
+    fn decode_logs(r: &Record) -> Vec<(String, Vec<String>)> {
+        use opentelemetry_proto::tonic::common::v1::any_value;
+        let req = ExportLogsServiceRequest::decode(r.body.clone()).unwrap();
+        req.resource_logs
+            .into_iter()
+            .map(|rl| {
+                let res = rl.resource.unwrap();
+                let name = match &res.attributes[0].value.as_ref().unwrap().value {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    _ => panic!("attribute"),
+                };
+                assert_eq!(rl.scope_logs.len(), 1);
+                let sl = &rl.scope_logs[0];
+                assert_eq!(sl.scope.as_ref().unwrap().name, "tfo-agent");
+                let bodies = sl
+                    .log_records
+                    .iter()
+                    .map(|l| match &l.body.as_ref().unwrap().value {
+                        Some(any_value::Value::StringValue(s)) => s.clone(),
+                        _ => panic!("body"),
+                    })
+                    .collect();
+                (name, bodies)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_records_are_cut_by_count_and_grouped_by_resource_in_order() {
+        let enc = LogsEncoder::new("1", 3);
+        let (a, b) = (resource("a"), resource("b"));
+        // `b2` is equal to `b` but another allocation: still one group.
+        let b2 = resource("b");
+        let input = vec![
+            (a.clone(), log("a1")),
+            (b.clone(), log("b1")),
+            (a.clone(), log("a2")),
+            (b2.clone(), log("b2")),
+            (a.clone(), log("a3")),
+            (b2, log("b3")),
+            (a, log("a4")),
+        ];
+        let mut out = Vec::new();
+        assert_eq!(enc.encode(input, &mut out), 7);
+        assert_eq!(
+            out.iter().map(|r| (r.items, r.units)).collect::<Vec<_>>(),
+            vec![(3, 3), (3, 3), (1, 1)]
+        );
+        assert!(out.iter().all(|r| r.signal == Signal::Logs));
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            decode_logs(&out[0]),
+            vec![("a".into(), s(&["a1", "a2"])), ("b".into(), s(&["b1"]))]
+        );
+        assert_eq!(
+            decode_logs(&out[1]),
+            vec![("b".into(), s(&["b2", "b3"])), ("a".into(), s(&["a3"]))]
+        );
+        assert_eq!(decode_logs(&out[2]), vec![("a".into(), s(&["a4"]))]);
+        for r in &out {
+            assert_eq!(count_units(&r.body), r.units);
+        }
+        // Records concatenate into one valid request, as the exporter sends them.
+        let joined: Vec<u8> = out.iter().flat_map(|r| r.body.iter().copied()).collect();
+        let req = ExportLogsServiceRequest::decode(&joined[..]).unwrap();
+        assert_eq!(count_units(&joined), 7);
+        assert_eq!(req.resource_logs.len(), 5);
+    }
+
+    #[test]
+    fn log_records_are_cut_by_bytes_and_a_large_one_travels_alone() {
+        let enc = LogsEncoder::new("1", 1000).with_max_bytes(4000);
+        let r = resource("a");
+        let mut input: Vec<_> = (0..30)
+            .map(|i| (r.clone(), log(&format!("{i:0>300}"))))
+            .collect();
+        input.insert(10, (r.clone(), log(&"x".repeat(10_000))));
+        let mut out = Vec::new();
+        assert_eq!(enc.encode(input, &mut out), 31);
+        let alone = out.iter().find(|r| r.body.len() > 10_000).unwrap();
+        assert_eq!(alone.items, 1);
+        for rec in out.iter().filter(|r| r.body.len() <= 10_000) {
+            assert!(rec.body.len() <= 4000, "{}", rec.body.len());
+        }
+        let bodies: Vec<String> = out
+            .iter()
+            .flat_map(decode_logs)
+            .flat_map(|(_, b)| b)
+            .collect();
+        assert_eq!(bodies.len(), 31);
+        assert_eq!(bodies[10], "x".repeat(10_000));
+        assert_eq!(bodies[11], format!("{:0>300}", 10));
+        assert_eq!(out.iter().map(|r| r.items).sum::<u32>(), 31);
+    }
+
     #[test]
     fn empty_input_makes_no_record() {
+        let mut out = Vec::new();
+        assert_eq!(LogsEncoder::new("1", 10).encode(vec![], &mut out), 0);
+        assert!(out.is_empty());
         let enc = MetricsEncoder::new(vec![], "1", 10);
         let mut out = Vec::new();
         assert_eq!(enc.encode(vec![sum_metric("a", 0)], &mut out), 0);
