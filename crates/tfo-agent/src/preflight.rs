@@ -87,7 +87,7 @@ fn key_in(message: &str, default: &str) -> String {
 
 /// Warnings said once at start (and by `config validate`).
 pub fn warnings(cfg: &Config) -> Vec<String> {
-    let mut w = registry::build_collectors(cfg).1;
+    let mut w = registry::warnings(cfg);
     let tf = &cfg.telemetryflow;
     if cfg.heartbeat.enabled {
         match tf.api_endpoint.as_deref() {

@@ -194,9 +194,11 @@ impl LogsEncoder {
             {
                 self.flush_logs(&mut chunk, out);
             }
-            let group = match chunk.groups.iter().position(|(r, _)| {
-                Arc::ptr_eq(r, &resource) || **r == *resource
-            }) {
+            let group = match chunk
+                .groups
+                .iter()
+                .position(|(r, _)| Arc::ptr_eq(r, &resource) || **r == *resource)
+            {
                 Some(i) => i,
                 None => {
                     chunk.bytes += resource.encoded_len() + self.scope.encoded_len() + 16;

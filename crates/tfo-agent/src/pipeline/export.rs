@@ -33,7 +33,8 @@ pub struct RetryPolicy {
 }
 
 pub struct ExportLoop {
-    pub exporter: Exporter,
+    /// Shared by the export loops of every signal (one connection pool).
+    pub exporter: Arc<Exporter>,
     pub buffer: Arc<Buffer>,
     pub stats: Arc<Stats>,
     /// Most metrics (or log records) per request.
