@@ -256,7 +256,7 @@ fn collect_logs(loaded: &Loaded, files: &[std::path::PathBuf], format: OutputFor
         }
         OutputFormat::Table => {
             println!(
-                "{:<30}  {:<8}  {:<40}  BODY",
+                "{:<30}  {:<10}  {:<40}  BODY",
                 "TIME", "SEVERITY", "ATTRIBUTES"
             );
             for (res, r) in &records {
@@ -287,7 +287,7 @@ fn collect_logs(loaded: &Loaded, files: &[std::path::PathBuf], format: OutputFor
                     })
                     .collect();
                 println!(
-                    "{:<30}  {:<8}  {:<40}  {}",
+                    "{:<30}  {:<10}  {:<40}  {}",
                     format_unix_nanos(t),
                     sev,
                     attrs.join(","),

@@ -62,6 +62,8 @@ pub struct DiskSettings {
     pub fsync: FsyncMode,
     pub block_when_full: bool,
     pub max_age: Duration,
+    /// How often acknowledgements are written to the ledger (what a crash may send again).
+    pub ledger_interval: Duration,
 }
 
 pub struct DiskBuffer {
@@ -148,6 +150,7 @@ impl DiskBuffer {
             } else {
                 WhenFull::DropOldest
             },
+            ledger_interval: s.ledger_interval,
             ..Options::default()
         };
         DiskBuffer {
@@ -929,6 +932,7 @@ mod tests {
             fsync: FsyncMode::Never,
             block_when_full: block,
             max_age: Duration::from_secs(24 * 3600),
+            ledger_interval: Duration::from_secs(1),
         }
     }
 
