@@ -592,3 +592,170 @@ fn a_full_logs_buffer_stops_reading_and_drops_nothing() {
     );
     assert_eq!(agent.logs_with("tfo-agent stopped")[0]["dropped"], 0);
 }
+
+fn wait_log(agent: &Agent, message: &str, n: usize) {
+    let end = Instant::now() + Duration::from_secs(15);
+    while agent.logs_with(message).len() < n {
+        assert!(
+            Instant::now() < end,
+            "no {n}× `{message}`:\n{}",
+            agent.raw_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_reload_restarts_the_log_collector_only_when_its_settings_change() {
+    let rx = Receiver::start(None);
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("app.log");
+    numbered(&file, 0, 100);
+    let paths = vec![format!("{}/*.log", logs.path().display())];
+    let cfg = logs_config("grpc", rx.grpc_port, &paths, "", "");
+    let mut agent = Agent::start(&cfg);
+    rx.wait_until(Duration::from_secs(20), "100 lines", |r| {
+        line_numbers(&log_records(r)).len() >= 100
+    });
+    let path = agent.dir.path().join("tfo-agent.yaml");
+    // Only the resource changes: the collector keeps running, its records get the new tag.
+    let tagged = cfg.replace(
+        "  name: \"logs-agent\"\n",
+        "  name: \"logs-agent\"\n  tags:\n    team: blue\n",
+    );
+    std::fs::write(&path, &tagged).unwrap();
+    agent.signal(libc::SIGHUP);
+    wait_log(&agent, "configuration reloaded", 1);
+    numbered(&file, 100, 200);
+    rx.wait_until(Duration::from_secs(20), "200 lines", |r| {
+        line_numbers(&log_records(r)).len() >= 200
+    });
+    assert!(
+        agent
+            .logs_with("settings changed; restarting the collector")
+            .is_empty()
+    );
+    assert_eq!(agent.logs_with("log collector started").len(), 1);
+    // Its own settings change: it is restarted, resumes from its checkpoints.
+    let attributed = tagged.replace(
+        "    start_at: beginning\n",
+        "    start_at: beginning\n    attributes:\n      pipeline: b\n",
+    );
+    std::fs::write(&path, &attributed).unwrap();
+    agent.signal(libc::SIGHUP);
+    wait_log(&agent, "configuration reloaded", 2);
+    wait_log(&agent, "log collector started", 2);
+    numbered(&file, 200, 300);
+    let reqs = rx.wait_until(Duration::from_secs(20), "300 lines", |r| {
+        line_numbers(&log_records(r)).len() >= 300
+    });
+    assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
+    assert_eq!(
+        agent
+            .logs_with("settings changed; restarting the collector")
+            .len(),
+        1
+    );
+    let recs = log_records(&reqs);
+    assert_eq!(
+        line_numbers(&recs),
+        (0..300).collect::<Vec<_>>(),
+        "each line once"
+    );
+    for r in &recs {
+        let n = line_numbers(std::slice::from_ref(r))[0];
+        assert_eq!(
+            r.resource.get("team").map(String::as_str),
+            (n >= 100).then_some("blue")
+        );
+        assert_eq!(
+            r.attrs.get("pipeline").map(String::as_str),
+            (n >= 200).then_some("b")
+        );
+    }
+}
+
+#[test]
+fn a_panicking_log_collector_is_restarted_and_loses_nothing() {
+    let rx = Receiver::start(None);
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("app.log");
+    numbered(&file, 0, 500);
+    let paths = vec![format!("{}/*.log", logs.path().display())];
+    let mut agent = Agent::start_with_env(
+        &logs_config("http", rx.http_port, &paths, "", ""),
+        &[("TFO_AGENT_FAILPOINTS", "logs_panic")],
+    );
+    let reqs = rx.wait_until(Duration::from_secs(20), "500 lines", |r| {
+        line_numbers(&log_records(r)).len() >= 500
+    });
+    let page = metrics_page(&agent);
+    assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
+    assert_eq!(
+        line_numbers(&log_records(&reqs)),
+        (0..500).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "tfo_agent_task_restarts_total{task=\"collector/logs\"}"
+        ),
+        Some(1.0),
+        "{page}"
+    );
+}
+
+#[test]
+fn collect_logs_prints_what_would_be_sent_and_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cri, _) = fixtures(tmp.path());
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("tfo-agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent:\n  data_dir: {}\ncollectors:\n  logs:\n    attributes:\n      cluster: c1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["collect", "--format", "json", "--logs"])
+        .arg(&cri)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recs = v.as_array().unwrap();
+    assert_eq!(recs.len(), 3, "{v:#}");
+    assert_eq!(recs[0]["body"], "starting server");
+    assert_eq!(recs[0]["time_unix_nano"], 1_714_557_600_123_456_789u64);
+    assert_eq!(recs[0]["attributes"]["log.iostream"], "stdout");
+    assert_eq!(recs[0]["attributes"]["cluster"], "c1");
+    assert_eq!(recs[0]["resource"]["k8s.pod.name"], "cart-7d9f5");
+    assert_eq!(recs[2]["severity_text"], "warn");
+    assert!(!data.exists(), "nothing written to agent.data_dir");
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["collect", "--logs"])
+        .arg(&cri)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("2024-05-01T10:00:00.123456789Z"), "{text}");
+    assert!(text.contains("k8s.container.name=server"), "{text}");
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_tfo-agent"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["collect", "--logs", "/nonexistent/x.log"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}

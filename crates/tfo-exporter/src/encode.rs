@@ -17,10 +17,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
     metric,
@@ -150,20 +149,26 @@ impl MetricsEncoder {
 /// Input order is kept within each resource: a record takes a contiguous run of the input,
 /// and its `items` say how many, so a caller can tell which inputs a stored record holds
 /// (the log collector commits file positions by that).
+///
+/// Log records come as structs ([`LogsEncoder::encode`]) or already serialised
+/// ([`LogsEncoder::encode_serialized`]: a producer that writes the `LogRecord` wire format
+/// itself saves building and freeing the structs, a few allocations per log line). The
+/// request framing around them is written here, without copying them more than once.
 pub struct LogsEncoder {
-    scope: InstrumentationScope,
+    scope: Vec<u8>,
     max_records: usize,
     max_bytes: usize,
 }
 
 impl LogsEncoder {
     pub fn new(scope_version: &str, max_records: usize) -> Self {
+        let scope = InstrumentationScope {
+            name: "tfo-agent".to_string(),
+            version: scope_version.to_string(),
+            ..Default::default()
+        };
         LogsEncoder {
-            scope: InstrumentationScope {
-                name: "tfo-agent".to_string(),
-                version: scope_version.to_string(),
-                ..Default::default()
-            },
+            scope: scope.encode_to_vec(),
             max_records: max_records.max(1),
             max_bytes: MAX_RECORD_BYTES,
         }
@@ -184,11 +189,27 @@ impl LogsEncoder {
         logs: impl IntoIterator<Item = (Arc<Resource>, LogRecord)>,
         out: &mut Vec<Record>,
     ) -> usize {
+        let mut arena = Vec::new();
+        let mut spans = Vec::new();
+        for (resource, rec) in logs {
+            let start = arena.len();
+            rec.encode_raw(&mut arena);
+            spans.push((resource, start..arena.len()));
+        }
+        self.encode_serialized(spans.into_iter().map(|(r, range)| (r, &arena[range])), out)
+    }
+
+    /// Like [`LogsEncoder::encode`], with each log record given as the encoding of an OTLP
+    /// `LogRecord` message (its fields, without a length prefix). The bytes are not checked.
+    pub fn encode_serialized<'a>(
+        &self,
+        logs: impl IntoIterator<Item = (Arc<Resource>, &'a [u8])>,
+        out: &mut Vec<Record>,
+    ) -> usize {
         let mut total = 0;
         let mut chunk = LogChunk::default();
         for (resource, rec) in logs {
-            // field key + length prefix of the LogRecord inside ScopeLogs
-            let size = rec.encoded_len() + 6;
+            let size = framed_len(rec.len());
             if chunk.records > 0
                 && (chunk.records >= self.max_records || chunk.bytes + size > self.max_bytes)
             {
@@ -197,16 +218,21 @@ impl LogsEncoder {
             let group = match chunk
                 .groups
                 .iter()
-                .position(|(r, _)| Arc::ptr_eq(r, &resource) || **r == *resource)
+                .position(|g| Arc::ptr_eq(&g.resource, &resource) || *g.resource == *resource)
             {
                 Some(i) => i,
                 None => {
-                    chunk.bytes += resource.encoded_len() + self.scope.encoded_len() + 16;
-                    chunk.groups.push((resource, Vec::new()));
+                    let encoded = resource.encode_to_vec();
+                    chunk.bytes += framed_len(encoded.len()) + framed_len(self.scope.len()) + 16;
+                    chunk.groups.push(LogGroup {
+                        resource,
+                        encoded,
+                        records: Vec::new(),
+                    });
                     chunk.groups.len() - 1
                 }
             };
-            chunk.groups[group].1.push(rec);
+            chunk.groups[group].records.push(rec);
             chunk.records += 1;
             chunk.bytes += size;
             total += 1;
@@ -215,38 +241,72 @@ impl LogsEncoder {
         total
     }
 
-    fn flush_logs(&self, chunk: &mut LogChunk, out: &mut Vec<Record>) {
+    /// Writes `ExportLogsServiceRequest { resource_logs: [ResourceLogs { resource,
+    /// scope_logs: [ScopeLogs { scope, log_records }] }] }` with exact lengths.
+    fn flush_logs(&self, chunk: &mut LogChunk<'_>, out: &mut Vec<Record>) {
         if chunk.records == 0 {
             return;
         }
         let c = std::mem::take(chunk);
-        let req = ExportLogsServiceRequest {
-            resource_logs: c
-                .groups
-                .into_iter()
-                .map(|(resource, log_records)| ResourceLogs {
-                    resource: Some(Arc::unwrap_or_clone(resource)),
-                    scope_logs: vec![ScopeLogs {
-                        scope: Some(self.scope.clone()),
-                        log_records,
-                        schema_url: String::new(),
-                    }],
-                    schema_url: String::new(),
-                })
-                .collect(),
-        };
+        let sizes: Vec<(usize, usize)> = c
+            .groups
+            .iter()
+            .map(|g| {
+                let scope_logs = framed_len(self.scope.len())
+                    + g.records.iter().map(|r| framed_len(r.len())).sum::<usize>();
+                (
+                    scope_logs,
+                    framed_len(g.encoded.len()) + framed_len(scope_logs),
+                )
+            })
+            .collect();
+        let total: usize = sizes.iter().map(|(_, rl)| framed_len(*rl)).sum();
+        let mut buf = Vec::with_capacity(total);
+        for (g, (scope_logs, resource_logs)) in c.groups.iter().zip(sizes) {
+            // ExportLogsServiceRequest.resource_logs = 1
+            put_len_field(&mut buf, 1, resource_logs);
+            // ResourceLogs.resource = 1, ResourceLogs.scope_logs = 2
+            put_len_field(&mut buf, 1, g.encoded.len());
+            buf.extend_from_slice(&g.encoded);
+            put_len_field(&mut buf, 2, scope_logs);
+            // ScopeLogs.scope = 1, ScopeLogs.log_records = 2
+            put_len_field(&mut buf, 1, self.scope.len());
+            buf.extend_from_slice(&self.scope);
+            for r in &g.records {
+                put_len_field(&mut buf, 2, r.len());
+                buf.extend_from_slice(r);
+            }
+        }
+        debug_assert_eq!(buf.len(), total);
         out.push(Record {
             signal: Signal::Logs,
             items: c.records as u32,
             units: c.records as u32,
-            body: Bytes::from(req.encode_to_vec()),
+            body: Bytes::from(buf),
         });
     }
 }
 
+/// Bytes of a length-delimited field with a one-byte key and `len` bytes of payload.
+fn framed_len(len: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Key (field `field`, wire type 2) and length of a length-delimited field.
+fn put_len_field(buf: &mut Vec<u8>, field: u32, len: usize) {
+    prost::encoding::encode_key(field, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(len as u64, buf);
+}
+
+struct LogGroup<'a> {
+    resource: Arc<Resource>,
+    encoded: Vec<u8>,
+    records: Vec<&'a [u8]>,
+}
+
 #[derive(Default)]
-struct LogChunk {
-    groups: Vec<(Arc<Resource>, Vec<LogRecord>)>,
+struct LogChunk<'a> {
+    groups: Vec<LogGroup<'a>>,
     records: usize,
     bytes: usize,
 }
@@ -388,6 +448,7 @@ fn split_off_front(m: &mut Metric, k: usize) -> Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, NumberDataPoint};
 
     fn sum_metric(name: &str, n: usize) -> Metric {
@@ -611,6 +672,41 @@ mod tests {
         let req = ExportLogsServiceRequest::decode(&joined[..]).unwrap();
         assert_eq!(count_units(&joined), 7);
         assert_eq!(req.resource_logs.len(), 5);
+    }
+
+    #[test]
+    fn the_request_framing_is_what_prost_writes() {
+        use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+        let enc = LogsEncoder::new("9.9", 100);
+        let (a, b) = (resource("a"), resource("b"));
+        let recs = vec![
+            (a.clone(), log("x")),
+            (b.clone(), log(&"y".repeat(300))),
+            (a.clone(), log("")),
+        ];
+        let mut out = Vec::new();
+        enc.encode(recs.clone(), &mut out);
+        let scope = InstrumentationScope {
+            name: "tfo-agent".into(),
+            version: "9.9".into(),
+            ..Default::default()
+        };
+        let group = |r: &Arc<Resource>, l: Vec<LogRecord>| ResourceLogs {
+            resource: Some((**r).clone()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope.clone()),
+                log_records: l,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        };
+        let want = ExportLogsServiceRequest {
+            resource_logs: vec![
+                group(&a, vec![recs[0].1.clone(), recs[2].1.clone()]),
+                group(&b, vec![recs[1].1.clone()]),
+            ],
+        };
+        assert_eq!(out[0].body.to_vec(), want.encode_to_vec());
     }
 
     #[test]

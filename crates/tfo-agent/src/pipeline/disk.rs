@@ -584,7 +584,7 @@ impl DiskBuffer {
                     break;
                 }
                 let Some(front) = h.front() else { break };
-                let units = front.payload.get(4..).map(count_units).unwrap_or(0) as usize;
+                let units = self.units_of(&front.payload) as usize;
                 if !batch.records.is_empty()
                     && (n + units > max_units || bytes + front.payload.len() > MAX_REQUEST_BYTES)
                 {
@@ -614,8 +614,8 @@ impl DiskBuffer {
             let items =
                 u32::from_le_bytes([e.payload[0], e.payload[1], e.payload[2], e.payload[3]]);
             self.lock_items().insert(e.seq, items);
+            let units = self.units_of(&e.payload);
             let body = e.payload.slice(4..);
-            let units = count_units(&body);
             n += units as usize;
             bytes += e.payload.len();
             batch.records.push(Record {
@@ -627,6 +627,16 @@ impl DiskBuffer {
         }
         self.pending_units.store(0, Ordering::Relaxed);
         batch
+    }
+
+    /// What `batch_size` counts in a stored record (`items ++ request`): for logs, its log
+    /// records, which are its items; for metrics, its OTLP metrics, read from the framing.
+    fn units_of(&self, payload: &[u8]) -> u32 {
+        match (self.signal, payload.get(..4)) {
+            (_, None) => 0,
+            (Signal::Logs, Some(p)) => u32::from_le_bytes([p[0], p[1], p[2], p[3]]).max(1),
+            (Signal::Metrics, Some(_)) => count_units(&payload[4..]),
+        }
     }
 
     /// The batch was delivered or dropped: acknowledge it in the log (no I/O).

@@ -77,12 +77,26 @@ impl ConvertOptions {
 /// LogLine → OTLP LogRecord, with the resource of the file it came from: the agent's
 /// resource, plus `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid` and
 /// `k8s.container.name` for files under `/var/log/pods/<ns>_<pod>_<uid>/<container>/`.
+///
+/// Two outputs with the same content: [`Converter::convert`] builds the prost struct,
+/// [`Converter::write`] appends its wire encoding directly (what the collector's loop uses:
+/// no allocation per line; the file's attributes are encoded once per file). A test keeps
+/// the two byte-identical.
 pub struct Converter {
     agent: Arc<Resource>,
     opts: ConvertOptions,
     pods: HashMap<[String; 4], Arc<Resource>>,
-    /// The file of the previous line, its resource and attributes (lines come in runs).
-    last: Option<(Arc<FileInfo>, Arc<Resource>, Vec<KeyValue>)>,
+    /// The file of the previous line (lines come in runs).
+    last: Option<FileCache>,
+}
+
+/// What is the same for every line of a file.
+struct FileCache {
+    file: Arc<FileInfo>,
+    resource: Arc<Resource>,
+    attrs: Vec<KeyValue>,
+    /// `attrs` as encoded `LogRecord.attributes` fields.
+    encoded_attrs: Vec<u8>,
 }
 
 impl Converter {
@@ -98,19 +112,33 @@ impl Converter {
         }
     }
 
-    pub fn convert(&mut self, line: LogLine) -> (Arc<Resource>, LogRecord) {
+    fn file(&mut self, file: &Arc<FileInfo>) -> &FileCache {
         let same = self
             .last
             .as_ref()
-            .is_some_and(|(f, _, _)| Arc::ptr_eq(f, &line.file));
+            .is_some_and(|c| Arc::ptr_eq(&c.file, file));
         if !same {
-            let resource = self.resource_of(&line.file);
-            let attrs = self.file_attributes(&line.file);
-            self.last = Some((line.file.clone(), resource, attrs));
+            let resource = self.resource_of(file);
+            let attrs = self.file_attributes(file);
+            let mut encoded_attrs = Vec::new();
+            for kv in &attrs {
+                put_attribute(&mut encoded_attrs, &kv.key, &string_of(kv));
+            }
+            self.last = Some(FileCache {
+                file: file.clone(),
+                resource,
+                attrs,
+                encoded_attrs,
+            });
         }
-        let (_, resource, file_attrs) = self.last.as_ref().expect("set above");
-        let mut attributes = Vec::with_capacity(file_attrs.len() + 1);
-        attributes.extend_from_slice(file_attrs);
+        self.last.as_ref().expect("set above")
+    }
+
+    pub fn convert(&mut self, line: LogLine) -> (Arc<Resource>, LogRecord) {
+        let f = self.file(&line.file);
+        let mut attributes = Vec::with_capacity(f.attrs.len() + 1);
+        attributes.extend_from_slice(&f.attrs);
+        let resource = f.resource.clone();
         if let Some(stream) = line.iostream {
             attributes.push(attr("log.iostream", stream));
         }
@@ -129,7 +157,43 @@ impl Converter {
             attributes,
             ..Default::default()
         };
-        (resource.clone(), record)
+        (resource, record)
+    }
+
+    /// Appends the encoding of `convert(line)`'s record (an OTLP `LogRecord` message, fields
+    /// in tag order as prost writes them) to `out`; returns its resource.
+    pub fn write(&mut self, line: &LogLine, out: &mut Vec<u8>) -> Arc<Resource> {
+        // LogRecord: time_unix_nano = 1 (fixed64), severity_number = 2 (varint),
+        // severity_text = 3, body = 5 (AnyValue), attributes = 6 (KeyValue),
+        // observed_time_unix_nano = 11 (fixed64). Zero and empty values are left out.
+        if let Some(t) = line.time_unix_nano.filter(|t| *t != 0) {
+            out.push(0x09);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        if let Some((n, text)) = &line.severity {
+            if *n != 0 {
+                out.push(0x10);
+                put_varint(out, u64::from(*n));
+            }
+            if !text.is_empty() {
+                put_bytes(out, 3, text.as_bytes());
+            }
+        }
+        // body = AnyValue { string_value = 1 }: a oneof, written even when empty.
+        let body = line.body.as_bytes();
+        put_key_len(out, 5, framed_len(body.len()));
+        put_bytes(out, 1, body);
+        let f = self.file(&line.file);
+        out.extend_from_slice(&f.encoded_attrs);
+        let resource = f.resource.clone();
+        if let Some(stream) = line.iostream {
+            put_attribute(out, "log.iostream", stream);
+        }
+        if line.observed_unix_nano != 0 {
+            out.push(0x59);
+            out.extend_from_slice(&line.observed_unix_nano.to_le_bytes());
+        }
+        resource
     }
 
     /// `log.file.name`, `log.file.path` (when asked for), then the static attributes.
@@ -184,10 +248,61 @@ impl Converter {
     }
 }
 
-/// The last position per stream of `marks[..n]` (what to commit once they are durable).
-fn positions(marks: &[Checkpoint]) -> Vec<Checkpoint> {
+fn string_of(kv: &KeyValue) -> String {
+    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes of a length-delimited field (one-byte key) with `len` bytes of payload.
+fn framed_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// Key of length-delimited field `field` (< 16) and the length.
+fn put_key_len(out: &mut Vec<u8>, field: u8, len: usize) {
+    out.push((field << 3) | 2);
+    put_varint(out, len as u64);
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
+    put_key_len(out, field, b.len());
+    out.extend_from_slice(b);
+}
+
+/// `LogRecord.attributes` (6) = KeyValue { key = 1, value = 2: AnyValue { string_value = 1 } }.
+fn put_attribute(out: &mut Vec<u8>, key: &str, value: &str) {
+    let any = framed_len(value.len());
+    let kv = if key.is_empty() {
+        0
+    } else {
+        framed_len(key.len())
+    } + framed_len(any);
+    put_key_len(out, 6, kv);
+    if !key.is_empty() {
+        put_bytes(out, 1, key.as_bytes());
+    }
+    put_key_len(out, 2, any);
+    put_bytes(out, 1, value.as_bytes());
+}
+
+/// The last position per stream of `lines` (what to commit once they are durable).
+fn positions(lines: &[LogLine]) -> Vec<Checkpoint> {
     let mut out: Vec<Checkpoint> = Vec::new();
-    merge(&mut out, marks.iter().copied());
+    merge(&mut out, lines.iter().map(|l| l.position));
     out
 }
 
@@ -200,16 +315,34 @@ fn merge(into: &mut Vec<Checkpoint>, more: impl IntoIterator<Item = Checkpoint>)
     }
 }
 
-/// Lines → records (in order; each record holds a contiguous run of `lines`).
+/// Lines → records (in order; each record holds a contiguous run of `lines`). `arena` and
+/// `spans` are scratch space kept by the caller between calls.
 pub fn encode(
     conv: &mut Converter,
-    lines: Vec<LogLine>,
-    batch_size: usize,
-    record_bytes: usize,
+    lines: &[LogLine],
+    enc: &LogsEncoder,
+    scratch: &mut Scratch,
     out: &mut Vec<tfo_exporter::Record>,
 ) -> usize {
-    let enc = LogsEncoder::new(VERSION, batch_size).with_max_bytes(record_bytes);
-    enc.encode(lines.into_iter().map(|l| conv.convert(l)), out)
+    scratch.arena.clear();
+    scratch.spans.clear();
+    for line in lines {
+        let start = scratch.arena.len();
+        let resource = conv.write(line, &mut scratch.arena);
+        scratch.spans.push((resource, start..scratch.arena.len()));
+    }
+    let arena = &scratch.arena;
+    enc.encode_serialized(
+        scratch.spans.drain(..).map(|(r, range)| (r, &arena[range])),
+        out,
+    )
+}
+
+/// Reused buffers of [`encode`].
+#[derive(Default)]
+pub struct Scratch {
+    arena: Vec<u8>,
+    spans: Vec<(Arc<Resource>, std::ops::Range<usize>)>,
 }
 
 /// Most bytes of one logs record for a logs buffer of `share` bytes: at most a quarter of
@@ -280,7 +413,8 @@ impl Source for LogSource {
         let Some(mut tailer) = self.start_tailer(&ctx) else {
             return;
         };
-        let mut conv_for: Option<(Arc<super::stream::Encoding>, Converter)> = None;
+        let mut conv_for: Option<(Arc<super::stream::Encoding>, Converter, LogsEncoder)> = None;
+        let mut scratch = Scratch::default();
         let mut publisher = Publisher::new();
         // Positions of records that are not durable yet (held in memory by the buffer).
         let mut held: Vec<Checkpoint> = Vec::new();
@@ -301,25 +435,20 @@ impl Source for LogSource {
                 });
             }
             let more = poll.more;
-            let marks: Vec<Checkpoint> = poll.lines.iter().map(|l| l.position).collect();
             // The converter is rebuilt when a reload changed the resource or the bounds.
             let encoding = ctx.encoding.get();
             if conv_for
                 .as_ref()
-                .is_none_or(|(e, _)| !Arc::ptr_eq(e, &encoding))
+                .is_none_or(|(e, _, _)| !Arc::ptr_eq(e, &encoding))
             {
                 let c = Converter::new(encoding.resource.clone(), self.opts.clone());
-                conv_for = Some((encoding.clone(), c));
+                let enc = LogsEncoder::new(VERSION, encoding.batch_size)
+                    .with_max_bytes(encoding.record_bytes);
+                conv_for = Some((encoding.clone(), c, enc));
             }
-            let (_, conv) = conv_for.as_mut().expect("set above");
+            let (_, conv, enc) = conv_for.as_mut().expect("set above");
             records.clear();
-            encode(
-                conv,
-                poll.lines,
-                encoding.batch_size,
-                encoding.record_bytes,
-                &mut records,
-            );
+            encode(conv, &poll.lines, enc, &mut scratch, &mut records);
             let mut stored = 0usize;
             let mut in_memory = false;
             let mut interrupted = false;
@@ -337,7 +466,7 @@ impl Source for LogSource {
                 }
                 stored += n;
             }
-            let done = positions(&marks[..stored]);
+            let done = positions(&poll.lines[..stored]);
             if in_memory || !held.is_empty() {
                 merge(&mut held, done);
             } else if !done.is_empty() {
@@ -664,7 +793,9 @@ mod tests {
             },
         );
         let mut out = Vec::new();
-        assert_eq!(encode(&mut conv, lines, 100, MAX_RECORD_BYTES, &mut out), 2);
+        let enc = LogsEncoder::new("1", 100);
+        let mut scratch = Scratch::default();
+        assert_eq!(encode(&mut conv, &lines, &enc, &mut scratch, &mut out), 2);
         assert_eq!(out.len(), 1);
         let req = ExportLogsServiceRequest::decode(out[0].body.clone()).unwrap();
         assert_eq!(req.resource_logs.len(), 1);
@@ -688,9 +819,50 @@ mod tests {
     }
 
     #[test]
+    fn the_direct_encoding_is_byte_identical_to_prost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut lines = tail(
+            tmp.path(),
+            "var/log/pods/ns_pod_uid/c/0.log",
+            "2024-05-01T10:00:00.123456789Z stderr F level=error msg=x\n\
+             2024-05-01T10:00:01Z stdout F \n\
+             2024-05-01T10:00:02Z stdout F plain ünïcödé\n",
+        );
+        lines.extend(tail(
+            tmp.path(),
+            "app.log",
+            &format!(
+                "{{\"level\":\"warn\",\"ts\":1714557604.5}}\nno level here\n{}\n\n",
+                "x".repeat(70_000)
+            ),
+        ));
+        assert_eq!(lines.len(), 7);
+        let mut odd = lines[4].clone();
+        odd.time_unix_nano = Some(0);
+        odd.observed_unix_nano = 0;
+        odd.severity = Some((0, String::new()));
+        lines.push(odd);
+        for include_file_path in [false, true] {
+            let opts = ConvertOptions {
+                attributes: vec![attr("team", "sre"), attr("", "empty key")],
+                include_file_path,
+            };
+            let mut conv = Converter::new(vec![attr("host.name", "h")], opts);
+            for line in &lines {
+                let mut direct = Vec::new();
+                let r1 = conv.write(line, &mut direct);
+                let (r2, rec) = conv.convert(line.clone());
+                assert_eq!(direct, rec.encode_to_vec(), "{line:?}");
+                assert_eq!(r1, r2);
+            }
+        }
+    }
+
+    #[test]
     fn positions_keep_the_furthest_per_stream() {
         let c = |stream, offset| Checkpoint { stream, offset };
-        let mut p = positions(&[c(1, 10), c(2, 5), c(1, 30), c(2, 7)]);
+        let mut p = Vec::new();
+        merge(&mut p, [c(1, 10), c(2, 5), c(1, 30), c(2, 7)]);
         assert_eq!(p, vec![c(1, 30), c(2, 7)]);
         merge(&mut p, [c(3, 1), c(1, 40)]);
         assert_eq!(p, vec![c(1, 40), c(2, 7), c(3, 1)]);
