@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Stats;
 use crate::identity::{Identity, VERSION};
-use crate::pipeline::export::ExportLoop;
+use crate::pipeline::export::{ExportLoop, ExportRuntime};
 use crate::pipeline::stream::{self, Encoding, Shared};
 use crate::pipeline::{self, Buffers, collect};
 use crate::platform::{self, Control};
@@ -60,12 +60,25 @@ const SOURCE_STOP: Duration = Duration::from_secs(5);
 struct Prepared {
     identity: Identity,
     exporter: Option<Exporter>,
+    /// The logs' own exporter, built on the logs export runtime (when there is one).
+    logs_exporter: Option<Exporter>,
 }
 
-fn prepare(cfg: &Config) -> Result<Prepared, RunError> {
+fn prepare(cfg: &Config, logs_rt: Option<&ExportRuntime>) -> Result<Prepared, RunError> {
     let identity = Identity::resolve(cfg, &settings::host_paths(cfg));
     let exporter = preflight::build_exporter(cfg, &identity).map_err(RunError)?;
-    Ok(Prepared { identity, exporter })
+    let logs_exporter = match (logs_rt, &exporter) {
+        (Some(rt), Some(_)) => Some(
+            rt.enter(|| preflight::build_transport(cfg, &identity))
+                .map_err(RunError)?,
+        ),
+        _ => None,
+    };
+    Ok(Prepared {
+        identity,
+        exporter,
+        logs_exporter,
+    })
 }
 
 /// What the collectors depend on: when it is unchanged by a reload, they keep running.
@@ -100,6 +113,8 @@ struct Collection {
 /// stays buffered, up to the buffer's bound, until export is enabled again).
 struct Export {
     signal: Signal,
+    /// The runtime the task runs on (the shared workers, or the logs export runtime).
+    runtime: tokio::runtime::Handle,
     cancel: CancellationToken,
     task: JoinHandle<ExportLoop>,
 }
@@ -111,6 +126,8 @@ struct Env {
     node_view: NodeSnapshot,
     /// What streaming sources encode with (resource, bounds); a reload updates it in place.
     encoding: Arc<Shared<Encoding>>,
+    /// Where the logs' export task runs (with a logs buffer).
+    logs_runtime: Option<ExportRuntime>,
 }
 
 /// The running pipeline: collection, sources and export, replaced part by part on reload.
@@ -215,13 +232,12 @@ impl Env {
             .collect()
     }
 
-    fn start_export(
-        &self,
-        cfg: &Config,
-        signal: Signal,
-        exporter: Arc<Exporter>,
-    ) -> Option<Export> {
+    fn start_export(&self, cfg: &Config, signal: Signal, exporter: Exporter) -> Option<Export> {
         let buffer = self.buffers.get(signal)?.clone();
+        let runtime = match (signal, &self.logs_runtime) {
+            (Signal::Logs, Some(rt)) => rt.handle().clone(),
+            _ => tokio::runtime::Handle::current(),
+        };
         let otlp = &cfg.exporter.otlp;
         let lp = ExportLoop {
             exporter,
@@ -232,32 +248,37 @@ impl Env {
             retry: settings::retry_policy(cfg),
         };
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(lp.run(cancel.clone()));
+        let task = runtime.spawn(lp.run(cancel.clone()));
         Some(Export {
             signal,
+            runtime,
             cancel,
             task,
         })
     }
 
-    /// One export task per signal that has a buffer, all on one exporter.
-    fn start_exports(&self, cfg: &Config, exporter: Option<Exporter>) -> Vec<Export> {
-        let Some(exporter) = exporter else {
+    /// One export task per signal that has a buffer: metrics on the shared workers, logs on
+    /// their own runtime with their own exporter.
+    fn start_exports(&self, cfg: &Config, p: &mut Prepared) -> Vec<Export> {
+        let Some(exporter) = p.exporter.take() else {
             self.stats.set_exporter_state("disabled", None);
             return Vec::new();
         };
-        let exporter = Arc::new(exporter);
-        Signal::ALL
+        let mut out: Vec<Export> = self
+            .start_export(cfg, Signal::Metrics, exporter)
             .into_iter()
-            .filter_map(|s| self.start_export(cfg, s, exporter.clone()))
-            .collect()
+            .collect();
+        if let Some(e) = p.logs_exporter.take() {
+            out.extend(self.start_export(cfg, Signal::Logs, e));
+        }
+        out
     }
 
-    fn start(&self, cfg: &Config, p: Prepared) -> Pipeline {
+    fn start(&self, cfg: &Config, mut p: Prepared) -> Pipeline {
         self.encoding.set(self.encoding(cfg, &p.identity));
         let collection = self.start_collection(cfg, &p.identity);
         let sources = self.start_sources(cfg);
-        let exports = self.start_exports(cfg, p.exporter);
+        let exports = self.start_exports(cfg, &mut p);
         tracing::info!(agent_id = %p.identity.agent_id, agent_name = %p.identity.agent_name, "agent running");
         Pipeline {
             cfg: cfg.clone(),
@@ -281,7 +302,7 @@ impl Pipeline {
     /// Applies a new configuration without draining: the exporter is replaced at once, the
     /// collectors and sources only when their own inputs changed (a replaced collector's
     /// current cycle still lands in the buffer; a replaced source saves its checkpoints).
-    async fn swap(&mut self, env: &Env, cfg: &Config, p: Prepared) {
+    async fn swap(&mut self, env: &Env, cfg: &Config, mut p: Prepared) {
         for old in std::mem::take(&mut self.exports) {
             old.stop().await;
         }
@@ -317,7 +338,7 @@ impl Pipeline {
                 self.sources.push(h);
             }
         }
-        self.exports = env.start_exports(cfg, p.exporter);
+        self.exports = env.start_exports(cfg, &mut p);
         self.cfg = cfg.clone();
     }
 
@@ -380,15 +401,19 @@ impl Pipeline {
                 continue;
             };
             buffer.rewind_reader();
-            let p = prepare(cfg).map_err(|e| {
+            let p = prepare(cfg, env.logs_runtime.as_ref()).map_err(|e| {
                 env.stats.task_dead("export");
                 RunError(format!(
                     "the export task died and cannot be rebuilt: {}",
                     e.0
                 ))
             })?;
-            if let Some(exporter) = p.exporter
-                && let Some(e) = env.start_export(cfg, signal, Arc::new(exporter))
+            let exporter = match signal {
+                Signal::Metrics => p.exporter,
+                Signal::Logs => p.logs_exporter,
+            };
+            if let Some(exporter) = exporter
+                && let Some(e) = env.start_export(cfg, signal, exporter)
             {
                 self.exports.push(e);
             }
@@ -415,8 +440,9 @@ impl Pipeline {
         }
         let mut loops = Vec::new();
         for export in self.exports {
+            let runtime = export.runtime.clone();
             if let Some(lp) = export.stop().await {
-                loops.push(lp);
+                loops.push((runtime, lp));
             }
         }
         if loops.is_empty() {
@@ -431,10 +457,10 @@ impl Pipeline {
             );
             return;
         }
-        // Every signal flushes at once, each until the deadline.
+        // Every signal flushes at once, each on its runtime, until the deadline.
         let flushes: Vec<_> = loops
             .into_iter()
-            .map(|lp| tokio::spawn(async move { lp.final_flush(deadline).await }))
+            .map(|(rt, lp)| rt.spawn(async move { lp.final_flush(deadline).await }))
             .collect();
         for f in flushes {
             let _ = f.await;
@@ -459,8 +485,16 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         tracing::warn!("{w}");
     }
     let stats = Arc::new(Stats::default());
+    let buffers = pipeline::open_buffers(&cfg, &stats);
+    let logs_runtime = match &buffers.logs {
+        None => None,
+        Some(_) => Some(
+            ExportRuntime::start("tfo-logs-export")
+                .map_err(|e| RunError(format!("cannot start the logs export thread: {e}")))?,
+        ),
+    };
     let env = Env {
-        buffers: pipeline::open_buffers(&cfg, &stats),
+        buffers,
         stats: stats.clone(),
         node_view: Arc::default(),
         encoding: Arc::new(Shared::new(Encoding {
@@ -468,6 +502,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
             batch_size: cfg.exporter.otlp.batch_size,
             record_bytes: tfo_exporter::encode::MAX_RECORD_BYTES,
         })),
+        logs_runtime,
     };
     let sig = |k| signal(k).map_err(|e| RunError(format!("signal handler: {e}")));
     let (mut term, mut int, mut hup) = (
@@ -478,7 +513,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let endpoints = CancellationToken::new();
     serve_endpoints(&cfg, &stats, &env.node_view, &endpoints).await?;
     let upkeep = spawn_upkeep(&env, &endpoints);
-    let mut pipeline = env.start(&cfg, prepare(&cfg)?);
+    let mut pipeline = env.start(&cfg, prepare(&cfg, env.logs_runtime.as_ref())?);
     let reload_path = config_path.or(loaded.source);
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<Control>(4);
     let (interval_tx, interval_rx) = tokio::sync::watch::channel(cfg.heartbeat.interval);
@@ -529,7 +564,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 continue;
             }
         };
-        let prepared = match prepare(&new_cfg) {
+        let prepared = match prepare(&new_cfg, env.logs_runtime.as_ref()) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e.0, "{what}: cannot be applied; the running configuration stays");
@@ -620,7 +655,15 @@ async fn shutdown(
         let b = b.clone();
         let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
     }
-    let stats = &env.stats;
+    let Env {
+        stats,
+        logs_runtime,
+        ..
+    } = env;
+    if let Some(rt) = logs_runtime {
+        rt.shutdown(Duration::from_secs(2)).await;
+    }
+    let stats = &stats;
     tracing::info!(
         exported = stats.counter(self_metrics::EXPORTED_ITEMS, "signal=\"metrics\""),
         exported_logs = stats.counter(self_metrics::EXPORTED_ITEMS, "signal=\"logs\""),
