@@ -430,7 +430,7 @@ fn cri_under_a_kubelet_path_and_json_severity_over_http() {
     assert_eq!(db.raw["severity_text"], "error");
     assert_eq!(db.raw["time_unix_nano"], "1714557603000000000");
     assert_eq!(db.attrs["log.file.path"], json.display().to_string());
-    assert!(db.attrs.get("log.iostream").is_none());
+    assert!(!db.attrs.contains_key("log.iostream"));
     assert!(
         !db.resource.contains_key("k8s.pod.name"),
         "a file outside /var/log/pods has the agent's resource only"

@@ -614,6 +614,9 @@ fn publish(was: &tfo_logs::Stats, now: &tfo_logs::Stats, stats: &Stats) {
     }
 }
 
+/// What `collect --logs` found: the records with their resources, and file errors.
+pub type Collected = (Vec<(Arc<Resource>, LogRecord)>, Vec<tfo_logs::FileError>);
+
 /// `tfo-agent collect --logs FILE…`: what the log collector would send for these files,
 /// read from their beginning with the configured format, multiline and filters, with
 /// throw-away checkpoints (nothing is committed to `agent.data_dir`). A last line without
@@ -622,7 +625,7 @@ pub fn collect_files(
     cfg: &Config,
     resource: Vec<KeyValue>,
     files: &[std::path::PathBuf],
-) -> Result<(Vec<(Arc<Resource>, LogRecord)>, Vec<tfo_logs::FileError>), String> {
+) -> Result<Collected, String> {
     let l = &cfg.collectors.logs;
     let mut tc = settings::tailer_config(l);
     tc.paths = Vec::new();
