@@ -1,17 +1,23 @@
 //! The agent's lifecycle: start the pipeline from a config, keep its tasks alive, swap
 //! them on reload, and stop within `agent.shutdown_timeout`.
 //!
+//! The pipeline has, per signal, one buffer and one export task; interval collectors feed
+//! the metrics buffer from async tasks, streaming sources (the log collector) feed their
+//! signal's buffer from threads of their own.
+//!
 //! Three rules shape this module:
 //! - **Signals stay responsive.** Nothing in the main loop waits on the network or on a
-//!   backlog: a reload builds the new exporter first, stops the old export task (which gives
-//!   its in-flight batch back at once) and starts the new one; collectors keep their
-//!   schedule unless their own settings changed.
-//! - **Stopping is bounded.** SIGTERM stops collection, flushes for at most
+//!   backlog: a reload builds the new exporter first, stops the old export tasks (which give
+//!   their in-flight batches back at once) and starts new ones; collectors keep their
+//!   schedule and sources keep running unless their own settings changed (a source being
+//!   replaced is waited for at most [`SOURCE_STOP`]).
+//! - **Stopping is bounded.** SIGTERM stops collection (a source waiting for room in a full
+//!   buffer is released and saves its checkpoints), flushes for at most
 //!   `agent.shutdown_timeout` while the collector answers (not at all while it is
 //!   unreachable) and leaves the rest in the disk log for the next start.
-//! - **A dead task is restarted.** A collector or export task that ends without being asked
-//!   to (a panic) is rebuilt within a second, counted in `tfo_agent_task_restarts_total`;
-//!   `/healthz` fails while one cannot be restarted.
+//! - **A dead task is restarted.** A collector, source or export task that ends without
+//!   being asked to (a panic) is rebuilt within a second, counted in
+//!   `tfo_agent_task_restarts_total`; `/healthz` fails while one cannot be restarted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +26,8 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use tfo_collectors::Metric;
 use tfo_config::{Config, Loaded};
-use tfo_exporter::Exporter;
 use tfo_exporter::encode::MetricsEncoder;
+use tfo_exporter::{Exporter, Signal};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -29,9 +35,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Stats;
 use crate::identity::{Identity, VERSION};
-use crate::pipeline::buffer::Buffer;
-use crate::pipeline::export::ExportLoop;
-use crate::pipeline::{self, collect};
+use crate::pipeline::export::{ExportLoop, ExportRuntime};
+use crate::pipeline::stream::{self, Encoding, Shared};
+use crate::pipeline::{self, Buffers, collect};
 use crate::platform::{self, Control};
 use crate::{preflight, registry, self_metrics, serve, settings};
 
@@ -45,17 +51,34 @@ pub type NodeSnapshot = Arc<std::sync::Mutex<Vec<Metric>>>;
 /// How often dead tasks are looked for.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a reload waits for a replaced source's thread to stop (it is released from a
+/// full buffer at once; only a hung file system call can hold it).
+const SOURCE_STOP: Duration = Duration::from_secs(5);
+
 /// What a config needs that can fail: built before anything running is touched, so a
 /// reload with a bad endpoint or TLS file keeps the old pipeline.
 struct Prepared {
     identity: Identity,
     exporter: Option<Exporter>,
+    /// The logs' own exporter, built on the logs export runtime (when there is one).
+    logs_exporter: Option<Exporter>,
 }
 
-fn prepare(cfg: &Config) -> Result<Prepared, RunError> {
+fn prepare(cfg: &Config, logs_rt: Option<&ExportRuntime>) -> Result<Prepared, RunError> {
     let identity = Identity::resolve(cfg, &settings::host_paths(cfg));
     let exporter = preflight::build_exporter(cfg, &identity).map_err(RunError)?;
-    Ok(Prepared { identity, exporter })
+    let logs_exporter = match (logs_rt, &exporter) {
+        (Some(rt), Some(_)) => Some(
+            rt.enter(|| preflight::build_transport(cfg, &identity))
+                .map_err(RunError)?,
+        ),
+        _ => None,
+    };
+    Ok(Prepared {
+        identity,
+        exporter,
+        logs_exporter,
+    })
 }
 
 /// What the collectors depend on: when it is unchanged by a reload, they keep running.
@@ -78,7 +101,7 @@ impl CollectorInputs {
     }
 }
 
-/// The collection tasks of one configuration.
+/// The interval collection tasks of one configuration.
 struct Collection {
     inputs: CollectorInputs,
     encoder: Arc<MetricsEncoder>,
@@ -86,24 +109,34 @@ struct Collection {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
-/// The export task of one configuration (`None` when `exporter.otlp.enabled` is false:
-/// data then stays buffered, up to the buffer's bound, until export is enabled again).
+/// The export task of one signal (none when `exporter.otlp.enabled` is false: data then
+/// stays buffered, up to the buffer's bound, until export is enabled again).
 struct Export {
+    signal: Signal,
+    /// The runtime the task runs on (the shared workers, or the logs export runtime).
+    runtime: tokio::runtime::Handle,
     cancel: CancellationToken,
     task: JoinHandle<ExportLoop>,
 }
 
 /// Shared handles every generation of the pipeline uses.
 struct Env {
-    buffer: Arc<Buffer>,
+    buffers: Buffers,
     stats: Arc<Stats>,
     node_view: NodeSnapshot,
+    /// What streaming sources encode with (resource, bounds); a reload updates it in place.
+    encoding: Arc<Shared<Encoding>>,
+    /// Where the logs' export task runs (with a logs buffer).
+    logs_runtime: Option<ExportRuntime>,
 }
 
-/// The running pipeline: collection and export, replaced part by part on reload.
+/// The running pipeline: collection, sources and export, replaced part by part on reload.
 struct Pipeline {
+    /// The configuration the running parts were built from.
+    cfg: Config,
     collection: Collection,
-    export: Option<Export>,
+    sources: Vec<stream::Handle>,
+    exports: Vec<Export>,
 }
 
 impl Env {
@@ -123,7 +156,7 @@ impl Env {
             interval,
             keep,
             encoder.clone(),
-            self.buffer.clone(),
+            self.buffers.metrics.clone(),
             self.stats.clone(),
             cancel.clone(),
         );
@@ -132,7 +165,9 @@ impl Env {
 
     fn start_collection(&self, cfg: &Config, identity: &Identity) -> Collection {
         let inputs = CollectorInputs::of(cfg, identity);
-        self.buffer.set_batch_units(inputs.batch_size);
+        for (_, b) in self.buffers.all() {
+            b.set_batch_units(inputs.batch_size);
+        }
         let encoder = Arc::new(MetricsEncoder::new(
             inputs.resource.clone(),
             VERSION,
@@ -140,7 +175,7 @@ impl Env {
         ));
         let cancel = CancellationToken::new();
         let (collectors, _) = registry::build_collectors(cfg);
-        if collectors.is_empty() {
+        if collectors.is_empty() && registry::build_sources(cfg).0.is_empty() {
             tracing::warn!("no collector is enabled: nothing will be collected");
         }
         let tasks = collectors
@@ -155,30 +190,102 @@ impl Env {
         }
     }
 
-    fn start_export(&self, cfg: &Config, exporter: Option<Exporter>) -> Option<Export> {
-        let Some(exporter) = exporter else {
-            self.stats.set_exporter_state("disabled", None);
+    fn encoding(&self, cfg: &Config, identity: &Identity) -> Encoding {
+        Encoding {
+            resource: identity.resource_attributes(cfg),
+            batch_size: cfg.exporter.otlp.batch_size,
+            record_bytes: self.buffers.logs_record_bytes,
+        }
+    }
+
+    /// Starts a streaming source on its thread, if its signal has a buffer.
+    fn spawn_source(&self, s: registry::Streamed) -> Option<stream::Handle> {
+        let Some(buffer) = self.buffers.get(s.signal) else {
+            tracing::warn!(
+                collector = s.name,
+                "collectors.{} was enabled after start; it starts at the next restart (the buffer is split between signals when the agent starts)",
+                s.name
+            );
             return None;
+        };
+        match stream::spawn(
+            s.name,
+            s.source,
+            buffer.clone(),
+            self.stats.clone(),
+            self.encoding.clone(),
+        ) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!(collector = s.name, error = %e, "cannot start the collector's thread");
+                self.stats.task_dead(&format!("collector/{}", s.name));
+                None
+            }
+        }
+    }
+
+    fn start_sources(&self, cfg: &Config) -> Vec<stream::Handle> {
+        let (sources, _) = registry::build_sources(cfg);
+        sources
+            .into_iter()
+            .filter_map(|s| self.spawn_source(s))
+            .collect()
+    }
+
+    fn start_export(&self, cfg: &Config, signal: Signal, exporter: Exporter) -> Option<Export> {
+        let buffer = self.buffers.get(signal)?.clone();
+        let runtime = match (signal, &self.logs_runtime) {
+            (Signal::Logs, Some(rt)) => rt.handle().clone(),
+            _ => tokio::runtime::Handle::current(),
         };
         let otlp = &cfg.exporter.otlp;
         let lp = ExportLoop {
             exporter,
-            buffer: self.buffer.clone(),
+            buffer,
             stats: self.stats.clone(),
             batch_size: otlp.batch_size,
             flush_interval: otlp.flush_interval,
             retry: settings::retry_policy(cfg),
         };
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(lp.run(cancel.clone()));
-        Some(Export { cancel, task })
+        let task = runtime.spawn(lp.run(cancel.clone()));
+        Some(Export {
+            signal,
+            runtime,
+            cancel,
+            task,
+        })
     }
 
-    fn start(&self, cfg: &Config, p: Prepared) -> Pipeline {
+    /// One export task per signal that has a buffer: metrics on the shared workers, logs on
+    /// their own runtime with their own exporter.
+    fn start_exports(&self, cfg: &Config, p: &mut Prepared) -> Vec<Export> {
+        let Some(exporter) = p.exporter.take() else {
+            self.stats.set_exporter_state("disabled", None);
+            return Vec::new();
+        };
+        let mut out: Vec<Export> = self
+            .start_export(cfg, Signal::Metrics, exporter)
+            .into_iter()
+            .collect();
+        if let Some(e) = p.logs_exporter.take() {
+            out.extend(self.start_export(cfg, Signal::Logs, e));
+        }
+        out
+    }
+
+    fn start(&self, cfg: &Config, mut p: Prepared) -> Pipeline {
+        self.encoding.set(self.encoding(cfg, &p.identity));
         let collection = self.start_collection(cfg, &p.identity);
-        let export = self.start_export(cfg, p.exporter);
+        let sources = self.start_sources(cfg);
+        let exports = self.start_exports(cfg, &mut p);
         tracing::info!(agent_id = %p.identity.agent_id, agent_name = %p.identity.agent_name, "agent running");
-        Pipeline { collection, export }
+        Pipeline {
+            cfg: cfg.clone(),
+            collection,
+            sources,
+            exports,
+        }
     }
 }
 
@@ -193,27 +300,51 @@ impl Export {
 
 impl Pipeline {
     /// Applies a new configuration without draining: the exporter is replaced at once, the
-    /// collectors only when their own inputs changed (a replaced collector's current cycle
-    /// still lands in the buffer).
-    async fn swap(&mut self, env: &Env, cfg: &Config, p: Prepared) {
-        if let Some(old) = self.export.take() {
+    /// collectors and sources only when their own inputs changed (a replaced collector's
+    /// current cycle still lands in the buffer; a replaced source saves its checkpoints).
+    async fn swap(&mut self, env: &Env, cfg: &Config, mut p: Prepared) {
+        for old in std::mem::take(&mut self.exports) {
             old.stop().await;
         }
         let inputs = CollectorInputs::of(cfg, &p.identity);
         if inputs != self.collection.inputs {
             // A producer of the old generation waiting for room (`when_full: block`)
             // returns with its record kept, instead of outliving its generation.
-            env.buffer.close_producers();
+            env.buffers.metrics.close_producers();
             self.collection.cancel.cancel();
             self.collection = env.start_collection(cfg, &p.identity);
-            env.buffer.open_producers();
+            env.buffers.metrics.open_producers();
         }
-        self.export = env.start_export(cfg, p.exporter);
+        // Resource and bounds reach running sources without a restart.
+        let encoding = env.encoding(cfg, &p.identity);
+        if *env.encoding.get() != encoding {
+            env.encoding.set(encoding);
+        }
+        for name in registry::source_names() {
+            if !registry::source_changed(name, &self.cfg, cfg) {
+                continue;
+            }
+            if let Some(i) = self.sources.iter().position(|h| h.name == name) {
+                let old = self.sources.remove(i);
+                tracing::info!(
+                    collector = name,
+                    "settings changed; restarting the collector"
+                );
+                old.join(SOURCE_STOP, true).await;
+            }
+            if let Some(s) = registry::rebuild_source(cfg, name)
+                && let Some(h) = env.spawn_source(s)
+            {
+                self.sources.push(h);
+            }
+        }
+        self.exports = env.start_exports(cfg, &mut p);
+        self.cfg = cfg.clone();
     }
 
     /// Restarts tasks that ended without being cancelled (a panic). Returns an error only
-    /// when the export task cannot be rebuilt.
-    fn supervise(&mut self, env: &Env, cfg: &Config) -> Result<(), RunError> {
+    /// when an export task cannot be rebuilt.
+    async fn supervise(&mut self, env: &Env, cfg: &Config) -> Result<(), RunError> {
         let mut i = 0;
         while i < self.collection.tasks.len() {
             let (name, task) = &self.collection.tasks[i];
@@ -237,21 +368,55 @@ impl Pipeline {
                 }
             }
         }
-        let export_died = self
-            .export
-            .as_ref()
-            .is_some_and(|e| e.task.is_finished() && !e.cancel.is_cancelled());
-        if export_died {
+        let mut i = 0;
+        while i < self.sources.len() {
+            if !self.sources[i].died() {
+                i += 1;
+                continue;
+            }
+            let dead = self.sources.remove(i);
+            let name = dead.name;
+            let label = format!("collector/{name}");
+            // Finished already: this only collects the thread and reopens the buffer.
+            dead.join(SOURCE_STOP, true).await;
+            match registry::rebuild_source(cfg, name).and_then(|s| env.spawn_source(s)) {
+                Some(h) => {
+                    env.stats.task_restarted(&label);
+                    self.sources.insert(i, h);
+                    i += 1;
+                }
+                None => env.stats.task_dead(&label),
+            }
+        }
+        let died: Vec<Signal> = self
+            .exports
+            .iter()
+            .filter(|e| e.task.is_finished() && !e.cancel.is_cancelled())
+            .map(|e| e.signal)
+            .collect();
+        for signal in died {
             env.stats.task_restarted("export");
-            env.buffer.rewind_reader();
-            let p = prepare(cfg).map_err(|e| {
+            self.exports.retain(|e| e.signal != signal);
+            let Some(buffer) = env.buffers.get(signal) else {
+                continue;
+            };
+            buffer.rewind_reader();
+            let p = prepare(cfg, env.logs_runtime.as_ref()).map_err(|e| {
                 env.stats.task_dead("export");
                 RunError(format!(
                     "the export task died and cannot be rebuilt: {}",
                     e.0
                 ))
             })?;
-            self.export = env.start_export(cfg, p.exporter);
+            let exporter = match signal {
+                Signal::Metrics => p.exporter,
+                Signal::Logs => p.logs_exporter,
+            };
+            if let Some(exporter) = exporter
+                && let Some(e) = env.start_export(cfg, signal, exporter)
+            {
+                self.exports.push(e);
+            }
         }
         Ok(())
     }
@@ -259,15 +424,30 @@ impl Pipeline {
     /// Stops collecting, then flushes what the collector will take until `deadline`.
     async fn stop(self, env: &Env, deadline: Instant) {
         self.collection.cancel.cancel();
-        env.buffer.close_producers();
+        env.buffers.metrics.close_producers();
+        // Sources waiting for room in a full buffer are released now; each saves its
+        // checkpoints (positions of records not in the disk log are read again next time).
+        for h in &self.sources {
+            h.request_stop();
+        }
         // A cycle already running finishes into the buffer (bounded by the deadline).
         for (_, t) in self.collection.tasks {
             let _ = tokio::time::timeout_at(deadline, t).await;
         }
-        let Some(export) = self.export else { return };
-        let Some(lp) = export.stop().await else {
+        for h in self.sources {
+            let left = deadline.saturating_duration_since(Instant::now());
+            h.join(left.max(Duration::from_millis(100)), false).await;
+        }
+        let mut loops = Vec::new();
+        for export in self.exports {
+            let runtime = export.runtime.clone();
+            if let Some(lp) = export.stop().await {
+                loops.push((runtime, lp));
+            }
+        }
+        if loops.is_empty() {
             return;
-        };
+        }
         let state = env.stats.readiness().exporter.state;
         if matches!(state, "outage" | "refused") {
             // Retrying an unreachable collector until the deadline only delays the exit.
@@ -277,7 +457,14 @@ impl Pipeline {
             );
             return;
         }
-        lp.final_flush(deadline).await;
+        // Every signal flushes at once, each on its runtime, until the deadline.
+        let flushes: Vec<_> = loops
+            .into_iter()
+            .map(|(rt, lp)| rt.spawn(async move { lp.final_flush(deadline).await }))
+            .collect();
+        for f in flushes {
+            let _ = f.await;
+        }
     }
 }
 
@@ -298,10 +485,24 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         tracing::warn!("{w}");
     }
     let stats = Arc::new(Stats::default());
+    let buffers = pipeline::open_buffers(&cfg, &stats);
+    let logs_runtime = match &buffers.logs {
+        None => None,
+        Some(_) => Some(
+            ExportRuntime::start("tfo-logs-export")
+                .map_err(|e| RunError(format!("cannot start the logs export thread: {e}")))?,
+        ),
+    };
     let env = Env {
-        buffer: Arc::new(pipeline::open_buffer(&cfg, &stats)),
+        buffers,
         stats: stats.clone(),
         node_view: Arc::default(),
+        encoding: Arc::new(Shared::new(Encoding {
+            resource: Vec::new(),
+            batch_size: cfg.exporter.otlp.batch_size,
+            record_bytes: tfo_exporter::encode::MAX_RECORD_BYTES,
+        })),
+        logs_runtime,
     };
     let sig = |k| signal(k).map_err(|e| RunError(format!("signal handler: {e}")));
     let (mut term, mut int, mut hup) = (
@@ -312,7 +513,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let endpoints = CancellationToken::new();
     serve_endpoints(&cfg, &stats, &env.node_view, &endpoints).await?;
     let upkeep = spawn_upkeep(&env, &endpoints);
-    let mut pipeline = env.start(&cfg, prepare(&cfg)?);
+    let mut pipeline = env.start(&cfg, prepare(&cfg, env.logs_runtime.as_ref())?);
     let reload_path = config_path.or(loaded.source);
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<Control>(4);
     let (interval_tx, interval_rx) = tokio::sync::watch::channel(cfg.heartbeat.interval);
@@ -358,12 +559,12 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 (new_cfg, "configuration reloaded")
             }
             _ = supervise.tick() => {
-                pipeline.supervise(&env, &cfg)?;
+                pipeline.supervise(&env, &cfg).await?;
                 platform.supervise(&cfg, &stats, &shared, &control_tx, &interval_rx)?;
                 continue;
             }
         };
-        let prepared = match prepare(&new_cfg) {
+        let prepared = match prepare(&new_cfg, env.logs_runtime.as_ref()) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e.0, "{what}: cannot be applied; the running configuration stays");
@@ -450,11 +651,22 @@ async fn shutdown(
     pipeline.stop(&env, deadline).await;
     endpoints.cancel();
     let _ = upkeep.await;
-    let b = env.buffer.clone();
-    let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
-    let stats = &env.stats;
+    for (_, b) in env.buffers.all() {
+        let b = b.clone();
+        let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
+    }
+    let Env {
+        stats,
+        logs_runtime,
+        ..
+    } = env;
+    if let Some(rt) = logs_runtime {
+        rt.shutdown(Duration::from_secs(2)).await;
+    }
+    let stats = &stats;
     tracing::info!(
         exported = stats.counter(self_metrics::EXPORTED_ITEMS, "signal=\"metrics\""),
+        exported_logs = stats.counter(self_metrics::EXPORTED_ITEMS, "signal=\"logs\""),
         dropped = stats.dropped_total(),
         last_export_unix = stats.last_export_unix(),
         "tfo-agent stopped"
@@ -464,15 +676,18 @@ async fn shutdown(
 /// Buffer upkeep (max_age, corruption found while reading, gauges), independent of
 /// reloads; it runs on the blocking pool because it touches the disk.
 fn spawn_upkeep(env: &Env, cancel: &CancellationToken) -> JoinHandle<()> {
-    let (b, s, c) = (env.buffer.clone(), env.stats.clone(), cancel.clone());
+    let buffers: Vec<_> = env.buffers.all().map(|(_, b)| b.clone()).collect();
+    let (s, c) = (env.stats.clone(), cancel.clone());
     tokio::spawn(async move {
         let mut t = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! { _ = c.cancelled() => return, _ = t.tick() => {} }
-            let (b2, s2) = (b.clone(), s.clone());
+            let (bs, s2) = (buffers.clone(), s.clone());
             let _ = tokio::task::spawn_blocking(move || {
-                b2.maintain();
-                b2.publish(&s2);
+                for b in bs {
+                    b.maintain();
+                    b.publish(&s2);
+                }
             })
             .await;
         }

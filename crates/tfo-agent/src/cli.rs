@@ -10,6 +10,7 @@ Examples:
   tfo-agent config validate                      check the config the search finds
   tfo-agent -c configs/development.yaml run      run with a given config (Ctrl-C stops)
   tfo-agent collect                              collect once and print; nothing is sent
+  tfo-agent collect --logs /var/log/syslog       the log records the agent would send for a file
   tfo-agent buffer status                        what waits in the disk buffer
   tfo-agent version --json
 
@@ -63,6 +64,11 @@ pub enum Command {
         /// Accepted for compatibility; collecting once is the only mode
         #[arg(long, hide = true)]
         once: bool,
+        /// Instead of metrics, print the log records the log collector would send for these
+        /// files (read from the beginning with the collectors.logs settings; no checkpoint
+        /// is written)
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        logs: Vec<PathBuf>,
         /// Output format
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,

@@ -64,7 +64,16 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Collect { once: _, format } => collect_once(&loaded, format),
+        Command::Collect {
+            once: _,
+            logs,
+            format,
+        } if !logs.is_empty() => collect_logs(&loaded, &logs, format),
+        Command::Collect {
+            once: _,
+            logs: _,
+            format,
+        } => collect_once(&loaded, format),
         Command::Status { format } => status(&loaded, format),
         Command::Buffer {
             action: BufferAction::Status { path, format },
@@ -199,6 +208,106 @@ fn collect_once(loaded: &Loaded, format: OutputFormat) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `collect --logs FILE…`: the records, with their resource, as they would be sent.
+fn collect_logs(loaded: &Loaded, files: &[std::path::PathBuf], format: OutputFormat) -> ExitCode {
+    let cfg = &loaded.config;
+    let identity = crate::identity::Identity::resolve(cfg, &settings::host_paths(cfg));
+    let resource = identity.resource_attributes(cfg);
+    let (records, errors) = match crate::pipeline::logs::collect_files(cfg, resource.clone(), files)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    for e in &errors {
+        tracing::warn!(path = %e.path.display(), kind = e.kind.as_str(), error = %e.message, "log collector error");
+    }
+    let agent_keys: std::collections::BTreeSet<&str> =
+        resource.iter().map(|a| a.key.as_str()).collect();
+    let body_of = |r: &opentelemetry_proto::tonic::logs::v1::LogRecord| match r
+        .body
+        .as_ref()
+        .and_then(|b| b.value.as_ref())
+    {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        _ => String::new(),
+    };
+    match format {
+        OutputFormat::Json => {
+            let v: Vec<_> = records
+                .iter()
+                .map(|(res, r)| {
+                    json!({
+                        "resource": res.attributes.iter().map(attr_json).collect::<serde_json::Map<_, _>>(),
+                        "time_unix_nano": r.time_unix_nano,
+                        "observed_time_unix_nano": r.observed_time_unix_nano,
+                        "severity_number": r.severity_number,
+                        "severity_text": r.severity_text,
+                        "attributes": r.attributes.iter().map(attr_json).collect::<serde_json::Map<_, _>>(),
+                        "body": body_of(r),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        OutputFormat::Table => {
+            println!(
+                "{:<30}  {:<10}  {:<40}  BODY",
+                "TIME", "SEVERITY", "ATTRIBUTES"
+            );
+            for (res, r) in &records {
+                let t = if r.time_unix_nano > 0 {
+                    r.time_unix_nano
+                } else {
+                    r.observed_time_unix_nano
+                };
+                let sev = if r.severity_number > 0 {
+                    format!("{}({})", r.severity_text, r.severity_number)
+                } else {
+                    "-".into()
+                };
+                // The agent's own resource is the same on every line; show what differs.
+                let attrs: Vec<String> = res
+                    .attributes
+                    .iter()
+                    .filter(|a| !agent_keys.contains(a.key.as_str()))
+                    .chain(&r.attributes)
+                    .map(|a| {
+                        let (k, v) = attr_json(a);
+                        format!(
+                            "{k}={}",
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<30}  {:<10}  {:<40}  {}",
+                    format_unix_nanos(t),
+                    sev,
+                    attrs.join(","),
+                    body_of(r).replace('\n', "\\n")
+                );
+            }
+            eprintln!("{} log records", records.len());
+        }
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    }
+}
+
+/// `2024-05-01T10:00:00.123456789Z` (UTC) from unix nanoseconds.
+fn format_unix_nanos(ns: u64) -> String {
+    let secs = rfc3339_utc(ns / 1_000_000_000);
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), ns % 1_000_000_000)
 }
 
 struct Row {
@@ -577,6 +686,10 @@ mod tests {
         assert_eq!(rfc3339_utc(1_709_251_199), "2024-02-29T23:59:59Z");
         assert_eq!(rfc3339_utc(1_735_689_600), "2025-01-01T00:00:00Z");
         assert_eq!(rfc3339_utc(4_107_542_400), "2100-03-01T00:00:00Z");
+        assert_eq!(
+            format_unix_nanos(1_714_557_600_123_456_789),
+            "2024-05-01T10:00:00.123456789Z"
+        );
     }
 
     #[test]

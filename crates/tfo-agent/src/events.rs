@@ -81,6 +81,27 @@ pub enum Event<'a> {
         reason: &'a str,
         retry_in: Option<Duration>,
     },
+    /// The log collector could not list, open or read a path, or keep its checkpoints
+    /// (`kind`: a `tfo_logs::ErrorKind` label, or `start`).
+    LogsError {
+        kind: &'a str,
+        path: &'a std::path::Path,
+        error: &'a str,
+    },
+    /// Log records the log collector did not send on purpose (`excluded` by the filters).
+    LogsRecordsDropped {
+        reason: &'static str,
+        records: u64,
+    },
+    /// Log file bytes lost before they were read (`truncated`).
+    LogsBytesLost {
+        reason: &'static str,
+        bytes: u64,
+    },
+    /// Lines longer than `max_line_bytes` were cut (nothing is lost: each piece is sent).
+    LogsLinesSplit {
+        cuts: u64,
+    },
 }
 
 /// Counters and gauges behind `/metrics`, the readiness report and the shutdown summary.
@@ -361,7 +382,7 @@ impl Stats {
                     .counters_of(m.name)
                     .into_iter()
                     .map(|(l, v)| {
-                        let v = if m.name == self_metrics::PROCESS_CPU {
+                        let v = if self_metrics::MICROSECOND_COUNTERS.contains(&m.name) {
                             v as f64 / 1e6
                         } else {
                             v as f64
@@ -410,6 +431,51 @@ impl Stats {
                     format!("collector=\"{}\"", self_metrics::escape(collector)),
                     1,
                 );
+            }
+            Event::LogsError { kind, path, error } => {
+                tracing::warn!(
+                    collector = "logs",
+                    kind,
+                    path = %path.display(),
+                    error,
+                    "log collector error; the path is retried at every poll"
+                );
+                self.add(self_metrics::LOGS_ERRORS, format!("kind=\"{kind}\""), 1);
+            }
+            Event::LogsRecordsDropped { reason, records } => {
+                // A filter the operator configured: not worth a warning per poll.
+                tracing::debug!(
+                    collector = "logs",
+                    reason,
+                    records,
+                    "log records not sent (filtered)"
+                );
+                self.add(
+                    self_metrics::LOGS_RECORDS_DROPPED,
+                    format!("reason=\"{reason}\""),
+                    records,
+                );
+            }
+            Event::LogsBytesLost { reason, bytes } => {
+                tracing::warn!(
+                    collector = "logs",
+                    reason,
+                    bytes,
+                    "log data lost before it was read: a file was truncated before the agent reached that part and no copy of it was found"
+                );
+                self.add(
+                    self_metrics::LOGS_BYTES_LOST,
+                    format!("reason=\"{reason}\""),
+                    bytes,
+                );
+            }
+            Event::LogsLinesSplit { cuts } => {
+                tracing::debug!(
+                    collector = "logs",
+                    cuts,
+                    "lines longer than collectors.logs.max_line_bytes split into pieces"
+                );
+                self.add(self_metrics::LOGS_LINES_SPLIT, String::new(), cuts);
             }
             Event::Dropped {
                 signal,

@@ -34,6 +34,17 @@ pub fn build_exporter(cfg: &Config, identity: &Identity) -> Result<Option<Export
     Ok(Some(exp))
 }
 
+/// The transport alone (no log lines): for a second exporter of the same configuration,
+/// e.g. the logs' own, built on their export runtime.
+pub fn build_transport(cfg: &Config, identity: &Identity) -> Result<Exporter, String> {
+    let s = settings::exporter_settings(cfg, identity);
+    match cfg.telemetryflow.protocol {
+        tfo_config::Protocol::Grpc => Exporter::grpc(&s),
+        tfo_config::Protocol::Http => Exporter::http(&s),
+    }
+    .map_err(|e| e.0)
+}
+
 /// Everything `run` would refuse about this configuration that the config loader cannot
 /// see, as `(key, message)`.
 pub fn errors(cfg: &Config) -> Vec<(String, String)> {
@@ -87,7 +98,7 @@ fn key_in(message: &str, default: &str) -> String {
 
 /// Warnings said once at start (and by `config validate`).
 pub fn warnings(cfg: &Config) -> Vec<String> {
-    let mut w = registry::build_collectors(cfg).1;
+    let mut w = registry::warnings(cfg);
     let tf = &cfg.telemetryflow;
     if cfg.heartbeat.enabled {
         match tf.api_endpoint.as_deref() {

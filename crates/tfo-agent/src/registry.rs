@@ -1,13 +1,18 @@
 //! The collector registry: one table entry per collector the config knows, so adding a
 //! collector is one row here plus its module. The table says how to read a collector's
-//! `enabled` flag and interval from the config and how to build it; a collector the config
-//! accepts but this build does not contain has no constructor and is warned about once.
+//! `enabled` flag from the config and how it runs: on an interval (built as a
+//! [`Collector`] the scheduler calls), or as a streaming source on a thread of its own
+//! (built as a [`Source`] that pushes to its signal's buffer as data arrives). A collector
+//! the config accepts but this build does not contain is warned about once.
 
 use std::time::Duration;
 
 use tfo_collectors::{Collector, HostPaths, NodeCollector, SystemCollector, SystemOptions};
 use tfo_config::{Collectors, Config};
+use tfo_exporter::Signal;
 
+use crate::pipeline::logs::LogSource;
+use crate::pipeline::stream::Source;
 use crate::settings;
 
 /// A collector and its interval.
@@ -15,72 +20,106 @@ pub type Scheduled = (Box<dyn Collector>, Duration);
 
 type Build = fn(&Config, &HostPaths) -> Result<Box<dyn Collector>, String>;
 
+/// Builds a streaming source from the config. Must not do I/O (it also runs for
+/// `config validate`): the source opens its files on its own thread.
+type BuildSource = fn(&Config) -> Result<Box<dyn Source>, String>;
+
+/// How a collector runs.
+pub enum Run {
+    /// Collected every `interval` by a task of the scheduler.
+    Interval {
+        interval: fn(&Collectors) -> Duration,
+        build: Build,
+    },
+    /// Produces as data arrives, on a thread of its own, into the buffer of `signal`. A
+    /// reload restarts it only when `changed` says its settings did.
+    Stream {
+        signal: Signal,
+        changed: fn(&Config, &Config) -> bool,
+        build: BuildSource,
+    },
+    /// Accepted by the config but not part of this build.
+    Missing,
+}
+
 /// One collector of the config's `collectors` section.
 pub struct Entry {
     /// The key under `collectors.`.
     pub name: &'static str,
     pub enabled: fn(&Collectors) -> bool,
-    pub interval: fn(&Collectors) -> Duration,
-    /// `None`: accepted by the config but not part of this build.
-    pub build: Option<Build>,
+    pub run: Run,
 }
 
 pub const COLLECTORS: &[Entry] = &[
     Entry {
         name: "system",
         enabled: |c| c.system.enabled,
-        interval: |c| c.system.interval,
-        build: Some(|cfg, paths| {
-            let s = &cfg.collectors.system;
-            let opts = SystemOptions {
-                cpu: s.cpu,
-                memory: s.memory,
-                disk: s.disk,
-                network: s.network,
-            };
-            Ok(Box::new(SystemCollector::new(paths.clone(), opts)))
-        }),
+        run: Run::Interval {
+            interval: |c| c.system.interval,
+            build: |cfg, paths| {
+                let s = &cfg.collectors.system;
+                let opts = SystemOptions {
+                    cpu: s.cpu,
+                    memory: s.memory,
+                    disk: s.disk,
+                    network: s.network,
+                };
+                Ok(Box::new(SystemCollector::new(paths.clone(), opts)))
+            },
+        },
     },
     Entry {
         name: "node_exporter",
         enabled: |c| c.node_exporter.enabled,
-        interval: |c| c.node_exporter.interval,
-        build: Some(|cfg, paths| {
-            let opts = settings::node_options(&cfg.collectors.node_exporter);
-            // Patterns are checked by config validation; this is a second line of defence.
-            NodeCollector::new(paths.clone(), opts)
-                .map(|n| Box::new(n) as Box<dyn Collector>)
-                .map_err(|e| e.to_string())
-        }),
+        run: Run::Interval {
+            interval: |c| c.node_exporter.interval,
+            build: |cfg, paths| {
+                let opts = settings::node_options(&cfg.collectors.node_exporter);
+                // Patterns are checked by config validation; this is a second line of defence.
+                NodeCollector::new(paths.clone(), opts)
+                    .map(|n| Box::new(n) as Box<dyn Collector>)
+                    .map_err(|e| e.to_string())
+            },
+        },
     },
     Entry {
         name: "kubernetes",
         enabled: |c| c.kubernetes.enabled,
-        interval: |c| c.kubernetes.interval,
-        build: None,
+        run: Run::Missing,
     },
     Entry {
         name: "ebpf",
         enabled: |c| c.ebpf.enabled,
-        interval: |c| c.ebpf.interval,
-        build: None,
+        run: Run::Missing,
     },
     Entry {
         name: "process",
         enabled: |c| c.process.enabled,
-        interval: |c| c.process.interval,
-        build: None,
+        run: Run::Missing,
     },
     Entry {
         name: "logs",
         enabled: |c| c.logs.enabled,
-        interval: |_| Duration::ZERO,
-        build: None,
+        run: Run::Stream {
+            signal: Signal::Logs,
+            // The checkpoints live in agent.data_dir; the resource and batch size are
+            // applied to a running collector without restarting it.
+            changed: |a, b| {
+                a.collectors.logs != b.collectors.logs
+                    || settings::logs_checkpoint_dir(a) != settings::logs_checkpoint_dir(b)
+            },
+            build: |cfg| LogSource::from_config(cfg).map(|s| Box::new(s) as Box<dyn Source>),
+        },
     },
 ];
 
-/// The enabled collectors this build can run, with their intervals, and one warning per
-/// enabled collector that cannot run (not in this build, or its constructor refused).
+fn missing(name: &str) -> String {
+    format!("collectors.{name} is enabled but not available in this build; it will not run")
+}
+
+/// The enabled interval collectors this build can run, with their intervals, and one
+/// warning per enabled collector that cannot run (not in this build, or its constructor
+/// refused). Streaming sources are in [`build_sources`].
 pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
     let paths = settings::host_paths(cfg);
     let mut out = Vec::new();
@@ -89,13 +128,11 @@ pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
         if !(e.enabled)(&cfg.collectors) {
             continue;
         }
-        match e.build {
-            None => warnings.push(format!(
-                "collectors.{} is enabled but not available in this build; it will not run",
-                e.name
-            )),
-            Some(build) => match build(cfg, &paths) {
-                Ok(c) => out.push((c, (e.interval)(&cfg.collectors))),
+        match &e.run {
+            Run::Missing => warnings.push(missing(e.name)),
+            Run::Stream { .. } => {}
+            Run::Interval { interval, build } => match build(cfg, &paths) {
+                Ok(c) => out.push((c, interval(&cfg.collectors))),
                 Err(err) => warnings.push(format!("collectors.{} is not started: {err}", e.name)),
             },
         }
@@ -103,14 +140,77 @@ pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
     (out, warnings)
 }
 
-/// Rebuilds one collector by name (after its task died), if it is still enabled.
+/// A streaming source ready to start.
+pub struct Streamed {
+    pub name: &'static str,
+    pub signal: Signal,
+    pub source: Box<dyn Source>,
+}
+
+/// The enabled streaming sources, and one warning per enabled source that cannot run.
+pub fn build_sources(cfg: &Config) -> (Vec<Streamed>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    for e in COLLECTORS {
+        let Run::Stream { signal, build, .. } = &e.run else {
+            continue;
+        };
+        if !(e.enabled)(&cfg.collectors) {
+            continue;
+        }
+        match build(cfg) {
+            Ok(source) => out.push(Streamed {
+                name: e.name,
+                signal: *signal,
+                source,
+            }),
+            Err(err) => warnings.push(format!("collectors.{} is not started: {err}", e.name)),
+        }
+    }
+    (out, warnings)
+}
+
+/// Every warning about collectors that are enabled but will not run.
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    let mut w = build_collectors(cfg).1;
+    w.extend(build_sources(cfg).1);
+    w
+}
+
+/// Rebuilds one interval collector by name (after its task died), if it is still enabled.
 pub fn rebuild(cfg: &Config, name: &str) -> Option<Scheduled> {
     let e = COLLECTORS.iter().find(|e| e.name == name)?;
     if !(e.enabled)(&cfg.collectors) {
         return None;
     }
-    let c = (e.build?)(cfg, &settings::host_paths(cfg)).ok()?;
-    Some((c, (e.interval)(&cfg.collectors)))
+    let Run::Interval { interval, build } = &e.run else {
+        return None;
+    };
+    let c = build(cfg, &settings::host_paths(cfg)).ok()?;
+    Some((c, interval(&cfg.collectors)))
+}
+
+/// Rebuilds one streaming source by name (after its thread died), if it is still enabled.
+pub fn rebuild_source(cfg: &Config, name: &str) -> Option<Streamed> {
+    build_sources(cfg).0.into_iter().find(|s| s.name == name)
+}
+
+/// Whether a reload from `old` to `new` must restart streaming source `name`.
+pub fn source_changed(name: &str, old: &Config, new: &Config) -> bool {
+    COLLECTORS.iter().any(|e| match &e.run {
+        Run::Stream { changed, .. } if e.name == name => {
+            (e.enabled)(&old.collectors) != (e.enabled)(&new.collectors) || changed(old, new)
+        }
+        _ => false,
+    })
+}
+
+/// Names of every streaming source in the table.
+pub fn source_names() -> impl Iterator<Item = &'static str> {
+    COLLECTORS
+        .iter()
+        .filter(|e| matches!(e.run, Run::Stream { .. }))
+        .map(|e| e.name)
 }
 
 #[cfg(test)]
@@ -123,6 +223,35 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), COLLECTORS.len());
+    }
+
+    #[test]
+    fn logs_is_a_streaming_source_built_without_io() {
+        let mut cfg = Config::default();
+        let tmp = tempfile::tempdir().unwrap();
+        cfg.agent.data_dir = tmp.path().join("data");
+        cfg.collectors.logs.enabled = true;
+        cfg.collectors.logs.paths = vec!["/var/log/*.log".into()];
+        let (sources, warn) = build_sources(&cfg);
+        assert!(warn.is_empty(), "{warn:?}");
+        assert_eq!(sources.len(), 1);
+        assert_eq!((sources[0].name, sources[0].signal), ("logs", Signal::Logs));
+        assert!(!cfg.agent.data_dir.exists(), "building does no I/O");
+        assert!(warnings(&cfg).iter().all(|w| !w.contains("logs")));
+        assert!(
+            build_collectors(&cfg)
+                .0
+                .iter()
+                .all(|(c, _)| c.name() != "logs")
+        );
+        let mut other = cfg.clone();
+        other.agent.tags.insert("team".into(), "x".into());
+        assert!(!source_changed("logs", &cfg, &other), "resource only: kept");
+        other.collectors.logs.include_file_path = true;
+        assert!(source_changed("logs", &cfg, &other));
+        assert!(rebuild_source(&cfg, "logs").is_some());
+        cfg.collectors.logs.enabled = false;
+        assert!(rebuild_source(&cfg, "logs").is_none());
     }
 
     #[test]

@@ -66,6 +66,23 @@ pub const BUFFER_OLDEST_AGE: &str = "tfo_agent_buffer_oldest_record_age_seconds"
 pub const BUFFER_DROPPED_RECORDS: &str = "tfo_agent_buffer_dropped_records_total";
 pub const BUFFER_REPLAYED: &str = "tfo_agent_buffer_replayed_records_total";
 pub const BUFFER_DEGRADED: &str = "tfo_agent_buffer_degraded";
+pub const BUFFER_BACKPRESSURE: &str = "tfo_agent_buffer_backpressure_seconds_total";
+pub const LOGS_FILES_WATCHED: &str = "tfo_agent_logs_files_watched";
+pub const LOGS_FILES_OPEN: &str = "tfo_agent_logs_files_open";
+pub const LOGS_FILES_IGNORED: &str = "tfo_agent_logs_files_ignored";
+pub const LOGS_READ_BYTES: &str = "tfo_agent_logs_read_bytes_total";
+pub const LOGS_READ_LINES: &str = "tfo_agent_logs_read_lines_total";
+pub const LOGS_RECORDS: &str = "tfo_agent_logs_records_total";
+pub const LOGS_RECORDS_DROPPED: &str = "tfo_agent_logs_records_dropped_total";
+pub const LOGS_BYTES_LOST: &str = "tfo_agent_logs_bytes_lost_total";
+pub const LOGS_LINES_SPLIT: &str = "tfo_agent_logs_lines_split_total";
+pub const LOGS_DECODE: &str = "tfo_agent_logs_decode_events_total";
+pub const LOGS_FILE_EVENTS: &str = "tfo_agent_logs_file_events_total";
+pub const LOGS_ERRORS: &str = "tfo_agent_logs_errors_total";
+pub const LOGS_CHECKPOINT_LAG: &str = "tfo_agent_logs_checkpoint_lag_bytes";
+
+/// Counters kept in microseconds (so they stay integers) and rendered in seconds.
+pub const MICROSECOND_COUNTERS: &[&str] = &[PROCESS_CPU, BUFFER_BACKPRESSURE];
 pub const HEARTBEATS: &str = "tfo_agent_heartbeat_requests_total";
 pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_seconds";
 pub const PROCESS_CPU: &str = "tfo_agent_process_cpu_seconds_total";
@@ -164,6 +181,72 @@ pub const TABLE: &[SelfMetric] = &[
         BUFFER_DEGRADED,
         &["signal"],
         "1 while the disk buffer cannot be written (full or read-only file system, I/O error) and new data waits in the memory fallback; 0 otherwise.",
+    ),
+    counter(
+        BUFFER_BACKPRESSURE,
+        &["signal"],
+        "Seconds producers spent waiting for room in a full buffer (when_full: block; always for logs): the log collector stops reading meanwhile, nothing is dropped.",
+    ),
+    gauge(
+        LOGS_FILES_WATCHED,
+        &[],
+        "Log files followed (matched by collectors.logs.paths, or rotated away and still being read).",
+    ),
+    gauge(
+        LOGS_FILES_OPEN,
+        &[],
+        "File descriptors the log collector holds (at most collectors.logs.max_open_files).",
+    ),
+    gauge(
+        LOGS_FILES_IGNORED,
+        &[],
+        "Matching log files ignored in the last glob round because 100,000 files were already followed.",
+    ),
+    counter(LOGS_READ_BYTES, &[], "Bytes read from log files."),
+    counter(
+        LOGS_READ_LINES,
+        &[],
+        "Lines read from log files (before multiline and partial-line joins and filters).",
+    ),
+    counter(
+        LOGS_RECORDS,
+        &[],
+        "Log records produced by the log collector (after joins and filters), handed to the buffer.",
+    ),
+    counter(
+        LOGS_RECORDS_DROPPED,
+        &["reason"],
+        "Log records not sent on purpose, by reason: excluded (collectors.logs.include_patterns / exclude_patterns).",
+    ),
+    counter(
+        LOGS_BYTES_LOST,
+        &["reason"],
+        "Log file bytes lost before they could be read, by reason: truncated (a file was truncated before the agent read that part, and no copy of it was found).",
+    ),
+    counter(
+        LOGS_LINES_SPLIT,
+        &[],
+        "Cuts made in lines (or joined records) longer than collectors.logs.max_line_bytes; each piece is sent as its own record.",
+    ),
+    counter(
+        LOGS_DECODE,
+        &["kind"],
+        "Log records altered while decoding, by kind: invalid_utf8 (bytes replaced by U+FFFD), parse_error (not in the file's format, sent raw), multiline_timeout (a multiline record sent after collectors.logs.multiline.timeout).",
+    ),
+    counter(
+        LOGS_FILE_EVENTS,
+        &["kind"],
+        "Log file changes followed, by kind: rotation (renamed or deleted while read), truncation, copy (recognised as a copy of a file being read, not read twice).",
+    ),
+    counter(
+        LOGS_ERRORS,
+        &["kind"],
+        "Log collector errors, by kind: permission_denied, not_a_directory, too_many_open_files, io, checkpoint, start. A path that keeps failing counts once until it works again.",
+    ),
+    gauge(
+        LOGS_CHECKPOINT_LAG,
+        &[],
+        "Bytes read from log files whose records are not yet durable in the buffer (not yet committed to the checkpoint): what a crash would read again.",
     ),
     counter(
         HEARTBEATS,

@@ -3,11 +3,12 @@
 //! retry policy. Pure mapping, no I/O beyond checking whether a directory is writable.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tfo_collectors::{HostPaths, NodeOptions, PatternFilter};
 use tfo_config::Config;
-use tfo_exporter::ExporterSettings;
 use tfo_exporter::tls::TlsSettings;
+use tfo_exporter::{ExporterSettings, Signal};
 
 use crate::identity::Identity;
 use crate::pipeline::disk::DiskSettings;
@@ -192,19 +193,130 @@ pub fn retry_policy(cfg: &Config) -> RetryPolicy {
     }
 }
 
-pub fn disk_settings(cfg: &Config) -> DiskSettings {
+/// How often the log collector's state is written: its checkpoint file, and the logs
+/// buffer's ledger (acknowledgements). What a `kill -9` makes the agent read or send again
+/// is what was committed or acknowledged during this interval, plus the batch in flight.
+/// A checkpoint write is two fsyncs on a small file, a ledger write a 20-byte overwrite.
+pub const LOGS_STATE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Which part of `buffer.max_size_mb` and `buffer.memory_limit_mb` a signal's buffer gets.
+///
+/// The bounds are totals across signals, split when the agent starts: while only metrics
+/// are buffered they get everything; when the log collector is enabled (or an earlier run
+/// left logs in `buffer.path/logs`), metrics and logs get fixed halves, so a log flood can
+/// never push metrics out and metrics can never stall the log collector.
+pub fn buffer_share(total_bytes: u64, signal: Signal, logs_active: bool) -> u64 {
+    let metrics = if logs_active {
+        total_bytes / 2
+    } else {
+        total_bytes
+    };
+    match signal {
+        Signal::Metrics => metrics,
+        Signal::Logs => total_bytes - metrics,
+    }
+}
+
+/// Whether the logs buffer is opened: the log collector is enabled, or an earlier run left
+/// logs in `buffer.path/logs` that must still be delivered.
+pub fn logs_active(cfg: &Config) -> bool {
+    if cfg.collectors.logs.enabled {
+        return true;
+    }
+    if !cfg.buffer.enabled {
+        return false;
+    }
+    let dir = buffer_dir(cfg).join(Signal::Logs.as_str());
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path().extension().is_some_and(|x| x == "seg")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    })
+}
+
+/// The disk buffer settings of one signal: its share of the bounds (see [`buffer_share`]);
+/// metrics follow `buffer.when_full`, logs always block (backpressure: the log collector
+/// stops reading, nothing is dropped).
+pub fn disk_settings(cfg: &Config, signal: Signal, logs_active: bool) -> DiskSettings {
     let b = &cfg.buffer;
     DiskSettings {
         dir: buffer_dir(cfg),
-        max_bytes: b.max_size_mb.saturating_mul(1 << 20),
-        memory_bytes: b.memory_limit_mb.saturating_mul(1 << 20),
+        max_bytes: buffer_share(b.max_size_mb.saturating_mul(1 << 20), signal, logs_active),
+        memory_bytes: buffer_share(
+            b.memory_limit_mb.saturating_mul(1 << 20),
+            signal,
+            logs_active,
+        ),
         fsync: match b.fsync {
             tfo_config::FsyncMode::Always => tfo_buffer::FsyncMode::Always,
             tfo_config::FsyncMode::Interval => tfo_buffer::FsyncMode::Interval(b.fsync_interval),
             tfo_config::FsyncMode::Never => tfo_buffer::FsyncMode::Never,
         },
         // Metrics: drop the oldest unless `block` is asked for explicitly.
-        block_when_full: b.when_full == tfo_config::WhenFull::Block,
+        block_when_full: signal == Signal::Logs || b.when_full == tfo_config::WhenFull::Block,
         max_age: b.max_age,
+        ledger_interval: match signal {
+            Signal::Metrics => Duration::from_secs(1),
+            Signal::Logs => LOGS_STATE_INTERVAL,
+        },
+    }
+}
+
+/// The log collector's tailer settings from `collectors.logs` (the keys have the same
+/// names; `encoding`, `attributes` and `include_file_path` belong to the record conversion).
+pub fn tailer_config(l: &tfo_config::LogsCollector) -> tfo_logs::TailerConfig {
+    tfo_logs::TailerConfig {
+        paths: l.paths.clone(),
+        exclude_paths: l.exclude_paths.clone(),
+        include_patterns: l.include_patterns.clone(),
+        exclude_patterns: l.exclude_patterns.clone(),
+        start_at: match l.start_at {
+            tfo_config::LogStartAt::End => tfo_logs::StartAt::End,
+            tfo_config::LogStartAt::Beginning => tfo_logs::StartAt::Beginning,
+        },
+        poll_interval: l.poll_interval,
+        max_line_bytes: l.max_line_bytes,
+        max_open_files: l.max_open_files,
+        multiline: tfo_logs::Multiline {
+            start_pattern: l.multiline.start_pattern.clone(),
+            end_pattern: l.multiline.end_pattern.clone(),
+            timeout: l.multiline.timeout,
+        },
+        format: match l.format {
+            tfo_config::LogFileFormat::Auto => tfo_logs::Format::Auto,
+            tfo_config::LogFileFormat::Raw => tfo_logs::Format::Raw,
+            tfo_config::LogFileFormat::Json => tfo_logs::Format::Json,
+            tfo_config::LogFileFormat::Cri => tfo_logs::Format::Cri,
+            tfo_config::LogFileFormat::Docker => tfo_logs::Format::Docker,
+        },
+        checkpoint_interval: LOGS_STATE_INTERVAL,
+        ..tfo_logs::TailerConfig::default()
+    }
+}
+
+/// Where the log collector keeps its checkpoints: `agent.data_dir/logs`.
+pub fn logs_checkpoint_dir(cfg: &Config) -> PathBuf {
+    data_dir(cfg).join("logs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_shares_add_up_to_the_total() {
+        let mib = 1u64 << 20;
+        assert_eq!(buffer_share(500 * mib, Signal::Metrics, false), 500 * mib);
+        assert_eq!(buffer_share(500 * mib, Signal::Logs, false), 0);
+        for total in [1, 2, 3, 500, 501] {
+            let t = total * mib;
+            let (m, l) = (
+                buffer_share(t, Signal::Metrics, true),
+                buffer_share(t, Signal::Logs, true),
+            );
+            assert_eq!(m + l, t, "{total}");
+            assert!(m.abs_diff(l) <= 1);
+        }
     }
 }

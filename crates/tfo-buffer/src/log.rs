@@ -1255,11 +1255,16 @@ impl Log {
     /// call from an async task. With a zero `ledger_interval` it writes and fsyncs the ledger
     /// before returning (and returns the error if that fails; the ack itself holds).
     pub fn ack(&self, seq: u64) -> Result<()> {
-        let (deletable, zero) = {
+        let (deletable, zero, newly_due) = {
             let mut s = self.shared.lock();
-            (s.ack(seq)?, s.opts.ledger_interval.is_zero())
+            let clean = s.head == s.ledger_written && !s.ledger_stale;
+            let deletable = s.ack(seq)?;
+            // The background thread may be in a long wait (nothing was pending when it
+            // began): wake it so the ledger is written within `ledger_interval`.
+            let newly_due = clean && s.head != s.ledger_written;
+            (deletable, s.opts.ledger_interval.is_zero(), newly_due)
         };
-        if deletable {
+        if deletable || (newly_due && !zero) {
             self.shared.wake.notify_all();
         }
         if zero {

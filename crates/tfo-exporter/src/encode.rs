@@ -1,16 +1,25 @@
-//! The encoder: wraps collected metrics with the agent's resource and scope and serialises
-//! them into `ExportMetricsServiceRequest` records of at most `batch_size` metrics (an OTLP
-//! `Metric` with all its data points, as the seed's "batch of 100 metrics") and at most
-//! [`MAX_RECORD_BYTES`].
+//! The encoders: one per signal, each serialising its OTLP items into records of at most
+//! `batch_size` units and at most [`MAX_RECORD_BYTES`].
+//!
+//! - [`MetricsEncoder`] wraps collected metrics with the agent's resource and scope into
+//!   `ExportMetricsServiceRequest` records of at most `batch_size` metrics (an OTLP `Metric`
+//!   with all its data points, as the seed's "batch of 100 metrics"). A metric is split
+//!   across records (by data points, each part keeping its descriptor) only when it alone is
+//!   larger than the byte bound.
+//! - [`LogsEncoder`] wraps log records, each with its own resource, into
+//!   `ExportLogsServiceRequest` records of at most `batch_size` log records, with one
+//!   `ResourceLogs` per distinct resource in a record. A log record is never split: one
+//!   larger than the byte bound travels alone.
 //!
 //! Records are cut at the encoder, not at send time, so that a record is the unit of
-//! buffering, acknowledgement and retry, and a replayed backlog keeps to `batch_size`. A
-//! metric is split across records (by data points, each part keeping its descriptor) only
-//! when it alone is larger than the byte bound.
+//! buffering, acknowledgement and retry, and a replayed backlog keeps to `batch_size`.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
     metric,
@@ -133,6 +142,173 @@ impl MetricsEncoder {
             body: Bytes::from(req.encode_to_vec()),
         }
     }
+}
+
+/// Encodes log records into `ExportLogsServiceRequest` records (see the module docs).
+///
+/// Input order is kept within each resource: a record takes a contiguous run of the input,
+/// and its `items` say how many, so a caller can tell which inputs a stored record holds
+/// (the log collector commits file positions by that).
+///
+/// Log records come as structs ([`LogsEncoder::encode`]) or already serialised
+/// ([`LogsEncoder::encode_serialized`]: a producer that writes the `LogRecord` wire format
+/// itself saves building and freeing the structs, a few allocations per log line). The
+/// request framing around them is written here, without copying them more than once.
+pub struct LogsEncoder {
+    scope: Vec<u8>,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl LogsEncoder {
+    pub fn new(scope_version: &str, max_records: usize) -> Self {
+        let scope = InstrumentationScope {
+            name: "tfo-agent".to_string(),
+            version: scope_version.to_string(),
+            ..Default::default()
+        };
+        LogsEncoder {
+            scope: scope.encode_to_vec(),
+            max_records: max_records.max(1),
+            max_bytes: MAX_RECORD_BYTES,
+        }
+    }
+
+    /// A smaller byte bound than [`MAX_RECORD_BYTES`] (for a small buffer, or tests).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
+    /// Encodes `logs`, each log record with its resource, into records appended to `out`;
+    /// returns the log records encoded (all of them: none is skipped). Log records whose
+    /// resources are equal share one `ResourceLogs` within a record; comparing `Arc`s by
+    /// pointer first makes the common case (one resource per file) cheap.
+    pub fn encode(
+        &self,
+        logs: impl IntoIterator<Item = (Arc<Resource>, LogRecord)>,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let mut arena = Vec::new();
+        let mut spans = Vec::new();
+        for (resource, rec) in logs {
+            let start = arena.len();
+            rec.encode_raw(&mut arena);
+            spans.push((resource, start..arena.len()));
+        }
+        self.encode_serialized(spans.into_iter().map(|(r, range)| (r, &arena[range])), out)
+    }
+
+    /// Like [`LogsEncoder::encode`], with each log record given as the encoding of an OTLP
+    /// `LogRecord` message (its fields, without a length prefix). The bytes are not checked.
+    pub fn encode_serialized<'a>(
+        &self,
+        logs: impl IntoIterator<Item = (Arc<Resource>, &'a [u8])>,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let mut total = 0;
+        let mut chunk = LogChunk::default();
+        for (resource, rec) in logs {
+            let size = framed_len(rec.len());
+            if chunk.records > 0
+                && (chunk.records >= self.max_records || chunk.bytes + size > self.max_bytes)
+            {
+                self.flush_logs(&mut chunk, out);
+            }
+            let group = match chunk
+                .groups
+                .iter()
+                .position(|g| Arc::ptr_eq(&g.resource, &resource) || *g.resource == *resource)
+            {
+                Some(i) => i,
+                None => {
+                    let encoded = resource.encode_to_vec();
+                    chunk.bytes += framed_len(encoded.len()) + framed_len(self.scope.len()) + 16;
+                    chunk.groups.push(LogGroup {
+                        resource,
+                        encoded,
+                        records: Vec::new(),
+                    });
+                    chunk.groups.len() - 1
+                }
+            };
+            chunk.groups[group].records.push(rec);
+            chunk.records += 1;
+            chunk.bytes += size;
+            total += 1;
+        }
+        self.flush_logs(&mut chunk, out);
+        total
+    }
+
+    /// Writes `ExportLogsServiceRequest { resource_logs: [ResourceLogs { resource,
+    /// scope_logs: [ScopeLogs { scope, log_records }] }] }` with exact lengths.
+    fn flush_logs(&self, chunk: &mut LogChunk<'_>, out: &mut Vec<Record>) {
+        if chunk.records == 0 {
+            return;
+        }
+        let c = std::mem::take(chunk);
+        let sizes: Vec<(usize, usize)> = c
+            .groups
+            .iter()
+            .map(|g| {
+                let scope_logs = framed_len(self.scope.len())
+                    + g.records.iter().map(|r| framed_len(r.len())).sum::<usize>();
+                (
+                    scope_logs,
+                    framed_len(g.encoded.len()) + framed_len(scope_logs),
+                )
+            })
+            .collect();
+        let total: usize = sizes.iter().map(|(_, rl)| framed_len(*rl)).sum();
+        let mut buf = Vec::with_capacity(total);
+        for (g, (scope_logs, resource_logs)) in c.groups.iter().zip(sizes) {
+            // ExportLogsServiceRequest.resource_logs = 1
+            put_len_field(&mut buf, 1, resource_logs);
+            // ResourceLogs.resource = 1, ResourceLogs.scope_logs = 2
+            put_len_field(&mut buf, 1, g.encoded.len());
+            buf.extend_from_slice(&g.encoded);
+            put_len_field(&mut buf, 2, scope_logs);
+            // ScopeLogs.scope = 1, ScopeLogs.log_records = 2
+            put_len_field(&mut buf, 1, self.scope.len());
+            buf.extend_from_slice(&self.scope);
+            for r in &g.records {
+                put_len_field(&mut buf, 2, r.len());
+                buf.extend_from_slice(r);
+            }
+        }
+        debug_assert_eq!(buf.len(), total);
+        out.push(Record {
+            signal: Signal::Logs,
+            items: c.records as u32,
+            units: c.records as u32,
+            body: Bytes::from(buf),
+        });
+    }
+}
+
+/// Bytes of a length-delimited field with a one-byte key and `len` bytes of payload.
+fn framed_len(len: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Key (field `field`, wire type 2) and length of a length-delimited field.
+fn put_len_field(buf: &mut Vec<u8>, field: u32, len: usize) {
+    prost::encoding::encode_key(field, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(len as u64, buf);
+}
+
+struct LogGroup<'a> {
+    resource: Arc<Resource>,
+    encoded: Vec<u8>,
+    records: Vec<&'a [u8]>,
+}
+
+#[derive(Default)]
+struct LogChunk<'a> {
+    groups: Vec<LogGroup<'a>>,
+    records: usize,
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -272,6 +448,7 @@ fn split_off_front(m: &mut Metric, k: usize) -> Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, NumberDataPoint};
 
     fn sum_metric(name: &str, n: usize) -> Metric {
@@ -403,8 +580,166 @@ mod tests {
         assert_eq!(req.resource_metrics.len(), 3);
     }
 
+    fn log(body: &str) -> LogRecord {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        LogRecord {
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(body.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resource(name: &str) -> Arc<Resource> {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        Arc::new(Resource {
+            attributes: vec![KeyValue {
+                key: "k8s.pod.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(name.into())),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+
+    /// (resource name, bodies) per ResourceLogs of a record.
+    fn decode_logs(r: &Record) -> Vec<(String, Vec<String>)> {
+        use opentelemetry_proto::tonic::common::v1::any_value;
+        let req = ExportLogsServiceRequest::decode(r.body.clone()).unwrap();
+        req.resource_logs
+            .into_iter()
+            .map(|rl| {
+                let res = rl.resource.unwrap();
+                let name = match &res.attributes[0].value.as_ref().unwrap().value {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    _ => panic!("attribute"),
+                };
+                assert_eq!(rl.scope_logs.len(), 1);
+                let sl = &rl.scope_logs[0];
+                assert_eq!(sl.scope.as_ref().unwrap().name, "tfo-agent");
+                let bodies = sl
+                    .log_records
+                    .iter()
+                    .map(|l| match &l.body.as_ref().unwrap().value {
+                        Some(any_value::Value::StringValue(s)) => s.clone(),
+                        _ => panic!("body"),
+                    })
+                    .collect();
+                (name, bodies)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_records_are_cut_by_count_and_grouped_by_resource_in_order() {
+        let enc = LogsEncoder::new("1", 3);
+        let (a, b) = (resource("a"), resource("b"));
+        // `b2` is equal to `b` but another allocation: still one group.
+        let b2 = resource("b");
+        let input = vec![
+            (a.clone(), log("a1")),
+            (b.clone(), log("b1")),
+            (a.clone(), log("a2")),
+            (b2.clone(), log("b2")),
+            (a.clone(), log("a3")),
+            (b2, log("b3")),
+            (a, log("a4")),
+        ];
+        let mut out = Vec::new();
+        assert_eq!(enc.encode(input, &mut out), 7);
+        assert_eq!(
+            out.iter().map(|r| (r.items, r.units)).collect::<Vec<_>>(),
+            vec![(3, 3), (3, 3), (1, 1)]
+        );
+        assert!(out.iter().all(|r| r.signal == Signal::Logs));
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            decode_logs(&out[0]),
+            vec![("a".into(), s(&["a1", "a2"])), ("b".into(), s(&["b1"]))]
+        );
+        assert_eq!(
+            decode_logs(&out[1]),
+            vec![("b".into(), s(&["b2", "b3"])), ("a".into(), s(&["a3"]))]
+        );
+        assert_eq!(decode_logs(&out[2]), vec![("a".into(), s(&["a4"]))]);
+        for r in &out {
+            assert_eq!(count_units(&r.body), r.units);
+        }
+        // Records concatenate into one valid request, as the exporter sends them.
+        let joined: Vec<u8> = out.iter().flat_map(|r| r.body.iter().copied()).collect();
+        let req = ExportLogsServiceRequest::decode(&joined[..]).unwrap();
+        assert_eq!(count_units(&joined), 7);
+        assert_eq!(req.resource_logs.len(), 5);
+    }
+
+    #[test]
+    fn the_request_framing_is_what_prost_writes() {
+        use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+        let enc = LogsEncoder::new("9.9", 100);
+        let (a, b) = (resource("a"), resource("b"));
+        let recs = vec![
+            (a.clone(), log("x")),
+            (b.clone(), log(&"y".repeat(300))),
+            (a.clone(), log("")),
+        ];
+        let mut out = Vec::new();
+        enc.encode(recs.clone(), &mut out);
+        let scope = InstrumentationScope {
+            name: "tfo-agent".into(),
+            version: "9.9".into(),
+            ..Default::default()
+        };
+        let group = |r: &Arc<Resource>, l: Vec<LogRecord>| ResourceLogs {
+            resource: Some((**r).clone()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope.clone()),
+                log_records: l,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        };
+        let want = ExportLogsServiceRequest {
+            resource_logs: vec![
+                group(&a, vec![recs[0].1.clone(), recs[2].1.clone()]),
+                group(&b, vec![recs[1].1.clone()]),
+            ],
+        };
+        assert_eq!(out[0].body.to_vec(), want.encode_to_vec());
+    }
+
+    #[test]
+    fn log_records_are_cut_by_bytes_and_a_large_one_travels_alone() {
+        let enc = LogsEncoder::new("1", 1000).with_max_bytes(4000);
+        let r = resource("a");
+        let mut input: Vec<_> = (0..30)
+            .map(|i| (r.clone(), log(&format!("{i:0>300}"))))
+            .collect();
+        input.insert(10, (r.clone(), log(&"x".repeat(10_000))));
+        let mut out = Vec::new();
+        assert_eq!(enc.encode(input, &mut out), 31);
+        let alone = out.iter().find(|r| r.body.len() > 10_000).unwrap();
+        assert_eq!(alone.items, 1);
+        for rec in out.iter().filter(|r| r.body.len() <= 10_000) {
+            assert!(rec.body.len() <= 4000, "{}", rec.body.len());
+        }
+        let bodies: Vec<String> = out
+            .iter()
+            .flat_map(decode_logs)
+            .flat_map(|(_, b)| b)
+            .collect();
+        assert_eq!(bodies.len(), 31);
+        assert_eq!(bodies[10], "x".repeat(10_000));
+        assert_eq!(bodies[11], format!("{:0>300}", 10));
+        assert_eq!(out.iter().map(|r| r.items).sum::<u32>(), 31);
+    }
+
     #[test]
     fn empty_input_makes_no_record() {
+        let mut out = Vec::new();
+        assert_eq!(LogsEncoder::new("1", 10).encode(vec![], &mut out), 0);
+        assert!(out.is_empty());
         let enc = MetricsEncoder::new(vec![], "1", 10);
         let mut out = Vec::new();
         assert_eq!(enc.encode(vec![sum_metric("a", 0)], &mut out), 0);

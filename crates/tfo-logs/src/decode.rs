@@ -413,11 +413,13 @@ impl Decoder {
     fn emit(&mut self, body: Cow<[u8]>, time: Option<u64>, sidx: usize, end: u64, ctx: &mut Ctx) {
         let position = self.floor().map_or(end, |f| f.min(end));
         let body = match body {
-            Cow::Borrowed(b) => match String::from_utf8_lossy(b) {
-                Cow::Borrowed(s) => s.to_string(),
-                Cow::Owned(s) => {
+            // `from_utf8` checks valid text a word at a time; the lossy conversion walks it
+            // character by character, so it runs only when something must be replaced.
+            Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                Ok(s) => s.to_string(),
+                Err(_) => {
                     ctx.stats.records_invalid_utf8 += 1;
-                    s
+                    String::from_utf8_lossy(b).into_owned()
                 }
             },
             Cow::Owned(v) => String::from_utf8(v).unwrap_or_else(|e| {

@@ -61,16 +61,17 @@ pub fn detect(line: &str) -> Option<(u8, String)> {
 }
 
 fn logfmt(b: &[u8]) -> Option<(u8, String)> {
-    let mut from = 0;
-    while let Some(i) = b[from..].iter().position(|&c| c == b'=') {
-        let eq = from + i;
-        from = eq + 1;
-        let key_start = b[..eq]
-            .iter()
-            .rposition(|&c| c == b' ' || c == b'\t')
-            .map_or(0, |p| p + 1);
-        let key = &b[key_start..eq];
-        if !matches!(key, b"level" | b"lvl" | b"severity") {
+    // Every `=` is a candidate (found with SIMD); only the few bytes before it are looked at.
+    for eq in memchr::memchr_iter(b'=', b) {
+        let before = &b[..eq];
+        let Some(key) = [&b"level"[..], b"lvl", b"severity"]
+            .into_iter()
+            .find(|k| before.ends_with(k))
+        else {
+            continue;
+        };
+        let key_start = eq - key.len();
+        if key_start > 0 && !matches!(b[key_start - 1], b' ' | b'\t') {
             continue;
         }
         let rest = &b[eq + 1..];
@@ -283,6 +284,14 @@ mod tests {
         assert_eq!(n("level=\"error\" msg=x"), Some(17));
         assert_eq!(n("mylevel=error x"), None);
         assert_eq!(n("a=b c=d"), None);
+        assert_eq!(n("a=level=warn"), None);
+        assert_eq!(n("x=1\tseverity=ERROR"), Some(17));
+        assert_eq!(
+            n("level=bogus severity=info"),
+            None,
+            "the first level key decides"
+        );
+        assert_eq!(n("=level=warn"), None);
         assert_eq!(detect("lvl=Info x"), Some((9, "Info".to_string())));
         assert_eq!(n(r#"{"level":"warning","msg":"x"}"#), Some(13));
         assert_eq!(n(r#"{"level":50,"msg":"x"}"#), Some(17));

@@ -4,13 +4,14 @@
 //! one interface: take a batch, then settle it (delivered or dropped, never to be sent
 //! again) or give it back (to be sent again, in the same order).
 //!
-//! What may block: `push` (appends; fsync with `buffer.fsync: always`; waits for room with
-//! `when_full: block` until [`Buffer::close_producers`]), `maintain`, `publish`, `shutdown`
-//! and `discard_all`: call them from blocking threads. `next_batch`, `settle` and
+//! What may block: `push` and `push_or_return` (appends; fsync with `buffer.fsync: always`;
+//! wait for room with `when_full: block` until [`Buffer::close_producers`]), `maintain`,
+//! `publish`, `shutdown` and `discard_all`: call them from blocking threads. `next_batch`, `settle` and
 //! `give_back` are safe in async tasks: they do no file I/O except reading a backlog from the
 //! disk, which `next_batch` runs through `tokio::task::block_in_place`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tfo_exporter::{Record, Signal};
 use tokio::sync::Notify;
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 use super::disk::{DiskBuffer, DiskSettings};
 use super::queue::Queue;
 use crate::events::{DropReason, Stats};
+use crate::self_metrics;
 
 pub enum Buffer {
     Memory(Queue),
@@ -38,6 +40,26 @@ impl Batch {
         self.records.is_empty()
     }
 }
+
+/// What became of a pushed record.
+#[derive(Debug)]
+pub enum Pushed {
+    /// Appended to the disk log: in the kernel (on disk per `buffer.fsync`) before `push`
+    /// returned, so it survives the process.
+    Durable,
+    /// Held in memory (the memory queue, or the disk buffer's fallback while the disk fails
+    /// or after producers were released): lost if the process dies before it is delivered
+    /// or written to the disk. [`Buffer::memory_outstanding`] says when none is left.
+    Memory,
+    /// Discarded, and counted with a reason.
+    Dropped,
+    /// Not taken (the caller still has it to produce again): the buffer was full and
+    /// producers were released (stop or reload). Only from [`Buffer::push_or_return`].
+    Returned,
+}
+
+/// How often a producer waiting for room in the memory queue looks again.
+const MEMORY_ROOM_POLL: Duration = Duration::from_millis(10);
 
 impl Buffer {
     /// The disk buffer in `settings.dir/<signal>`, or, when that directory cannot be used
@@ -65,24 +87,76 @@ impl Buffer {
     /// for the final flush (appended to the log at shutdown if room appeared, else counted
     /// `full`), and later pushes do not wait either.
     pub fn close_producers(&self) {
-        if let Buffer::Disk(d) = self {
-            d.close_producers();
+        match self {
+            Buffer::Memory(q) => q.set_producers_closed(true),
+            Buffer::Disk(d) => d.close_producers(),
         }
     }
 
     /// Call when the pipeline starts again after a reload: `when_full: block` waits again.
     pub fn open_producers(&self) {
-        if let Buffer::Disk(d) = self {
-            d.open_producers();
+        match self {
+            Buffer::Memory(q) => q.set_producers_closed(false),
+            Buffer::Disk(d) => d.open_producers(),
         }
     }
 
     /// Adds a record. On a full disk buffer with `when_full: block` this waits for room
     /// (until [`Buffer::close_producers`]), so call it from a blocking thread.
-    pub fn push(&self, r: Record) {
+    pub fn push(&self, r: Record) -> Pushed {
         match self {
-            Buffer::Memory(q) => q.push(r),
+            Buffer::Memory(q) => {
+                q.push(r);
+                Pushed::Memory
+            }
             Buffer::Disk(d) => d.push(r),
+        }
+    }
+
+    /// Adds a record for a producer that can produce it again (the log collector): when the
+    /// buffer is full it always waits for room (backpressure; the memory queue too, instead
+    /// of dropping its oldest), and when producers are released meanwhile the record comes
+    /// back as [`Pushed::Returned`]. Call it from a blocking thread.
+    pub fn push_or_return(&self, r: Record) -> Pushed {
+        match self {
+            Buffer::Memory(q) => {
+                let mut waited: Option<Instant> = None;
+                let label = || format!("signal=\"{}\"", r.signal.as_str());
+                loop {
+                    if q.has_room(r.body.len()) {
+                        break;
+                    }
+                    if q.producers_closed() {
+                        return Pushed::Returned;
+                    }
+                    let t = Instant::now();
+                    if waited.is_none() {
+                        waited = Some(t);
+                        tracing::debug!(
+                            signal = r.signal.as_str(),
+                            "memory queue full (buffer.memory_limit_mb); the producer waits for room"
+                        );
+                    }
+                    std::thread::sleep(MEMORY_ROOM_POLL);
+                    q.stats().add(
+                        self_metrics::BUFFER_BACKPRESSURE,
+                        label(),
+                        t.elapsed().as_micros() as u64,
+                    );
+                }
+                q.push(r);
+                Pushed::Memory
+            }
+            Buffer::Disk(d) => d.push_or_return(r),
+        }
+    }
+
+    /// Records pushed as [`Pushed::Memory`] that are not yet delivered, dropped or written
+    /// to the disk log (0: everything pushed so far survives the process or is settled).
+    pub fn memory_outstanding(&self) -> usize {
+        match self {
+            Buffer::Memory(q) => q.outstanding(),
+            Buffer::Disk(d) => d.memory_outstanding(),
         }
     }
 
@@ -115,8 +189,9 @@ impl Buffer {
 
     /// The batch was delivered or dropped (and counted): it will not be sent again.
     pub fn settle(&self, batch: &Batch) {
-        if let Buffer::Disk(d) = self {
-            d.settle(batch);
+        match self {
+            Buffer::Memory(q) => q.settled(batch.records.len()),
+            Buffer::Disk(d) => d.settle(batch),
         }
     }
 
@@ -154,5 +229,60 @@ impl Buffer {
             Buffer::Memory(q) => q.publish(stats),
             Buffer::Disk(d) => d.publish(stats),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn rec(len: usize) -> Record {
+        Record {
+            signal: Signal::Logs,
+            items: 1,
+            units: 1,
+            body: Bytes::from(vec![0u8; len]),
+        }
+    }
+
+    #[test]
+    fn the_memory_queue_holds_a_rereadable_producer_instead_of_dropping() {
+        let stats = Arc::new(Stats::default());
+        let b = Arc::new(Buffer::Memory(Queue::new(
+            Signal::Logs,
+            1000,
+            10,
+            stats.clone(),
+        )));
+        assert!(matches!(b.push_or_return(rec(600)), Pushed::Memory));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let producer = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(b.push_or_return(rec(600)));
+                let _ = tx.send(b.push_or_return(rec(600)));
+            })
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "waits"
+        );
+        let batch = b.next_batch(10);
+        assert_eq!(b.memory_outstanding(), 1, "in flight");
+        b.settle(&batch);
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Pushed::Memory
+        ));
+        b.close_producers();
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Pushed::Returned
+        ));
+        producer.join().unwrap();
+        assert_eq!(b.memory_outstanding(), 1);
+        assert_eq!(stats.dropped_total(), 0);
+        assert!(stats.counter(self_metrics::BUFFER_BACKPRESSURE, "signal=\"logs\"") > 200_000);
     }
 }

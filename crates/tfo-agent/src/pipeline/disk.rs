@@ -44,13 +44,16 @@ use tfo_exporter::encode::{MAX_REQUEST_BYTES, count_units};
 use tfo_exporter::{Record, Signal};
 use tokio::sync::Notify;
 
-use super::buffer::Batch;
+use super::buffer::{Batch, Pushed};
 use super::queue::Queue;
 use crate::events::{DropReason, Event, Stats};
 use crate::self_metrics;
 
 /// How often a degraded buffer tries the disk again.
 pub const DISK_RETRY: Duration = Duration::from_secs(5);
+
+/// At most this often a blocked producer logs that the buffer is full.
+const FULL_WARN_EVERY: Duration = Duration::from_secs(60);
 
 pub struct DiskSettings {
     pub dir: PathBuf,
@@ -59,6 +62,8 @@ pub struct DiskSettings {
     pub fsync: FsyncMode,
     pub block_when_full: bool,
     pub max_age: Duration,
+    /// How often acknowledgements are written to the ledger (what a crash may send again).
+    pub ledger_interval: Duration,
 }
 
 pub struct DiskBuffer {
@@ -94,6 +99,8 @@ pub struct DiskBuffer {
     producers_closed: Mutex<bool>,
     room: Condvar,
     retry_every: Duration,
+    /// When "buffer full" was last logged.
+    full_warned: Mutex<Option<Instant>>,
 }
 
 struct Route {
@@ -143,6 +150,7 @@ impl DiskBuffer {
             } else {
                 WhenFull::DropOldest
             },
+            ledger_interval: s.ledger_interval,
             ..Options::default()
         };
         DiskBuffer {
@@ -160,6 +168,7 @@ impl DiskBuffer {
             corrupt_seen: AtomicU64::new(0),
             log: RwLock::new(None),
             fallback: Queue::fallback(
+                signal,
                 usize::try_from(s.memory_bytes).unwrap_or(usize::MAX),
                 stats.clone(),
             ),
@@ -173,6 +182,7 @@ impl DiskBuffer {
             producers_closed: Mutex::new(false),
             room: Condvar::new(),
             retry_every: DISK_RETRY,
+            full_warned: Mutex::new(None),
             stats,
         }
     }
@@ -385,28 +395,43 @@ impl DiskBuffer {
 
     /// Adds a record: to the disk log, or to memory while the disk fails. On a full log with
     /// `when_full: block` this waits for room until [`DiskBuffer::close_producers`], so call
-    /// it from a blocking thread.
-    pub fn push(&self, r: Record) {
+    /// it from a blocking thread. A producer released while waiting leaves its record in
+    /// memory for the final flush.
+    pub fn push(&self, r: Record) -> Pushed {
+        self.push_inner(r, false)
+    }
+
+    /// Like [`DiskBuffer::push`], but a producer released while waiting for room gets its
+    /// record back ([`Pushed::Returned`], to produce it again) instead of leaving it in memory: for a source that
+    /// can read it again (the log collector, which then does not commit its position).
+    pub fn push_or_return(&self, r: Record) -> Pushed {
+        self.push_inner(r, true)
+    }
+
+    fn push_inner(&self, r: Record, give_back: bool) -> Pushed {
         let payload = encode(&r);
         let mut route = lock(&self.route);
         if route.degraded_since.is_some()
             && (route.last_try.elapsed() < self.retry_every || !self.try_disk(&mut route))
         {
             self.to_fallback(r);
-            return;
+            return Pushed::Memory;
         }
         let mut waited = false;
         loop {
             let res = self.with_log(|log| log.append(now_ms(), payload.clone()));
             match res {
                 None if self.closing.load(Ordering::Relaxed) => {
+                    if give_back {
+                        return Pushed::Returned;
+                    }
                     self.drop_event(DropReason::Shutdown, 1, r.items as u64, "buffer closed");
-                    return;
+                    return Pushed::Dropped;
                 }
                 None => {
                     // Not open (cannot happen outside degraded mode, handled above).
                     self.to_fallback(r);
-                    return;
+                    return Pushed::Memory;
                 }
                 Some(Ok(out)) => {
                     lock(&self.items).insert(out.seq, r.items);
@@ -418,24 +443,40 @@ impl DiskBuffer {
                 }
                 Some(Err(tfo_buffer::Error::Full { .. })) if self.block_when_full => {
                     if self.producers_closed() {
+                        if give_back {
+                            return Pushed::Returned;
+                        }
                         // Stopping: keep it in memory for the final flush; what is still
                         // there at close is appended if room appeared, else counted `full`.
                         self.to_fallback(r);
-                        return;
+                        return Pushed::Memory;
                     }
                     if !waited {
-                        tracing::warn!(
-                            signal = self.signal.as_str(),
-                            "buffer full (buffer.max_size_mb); when_full: block holds the producer until there is room"
-                        );
                         waited = true;
+                        // Once a minute at most: a producer faster than the exporter fills
+                        // the log again every time a segment is freed.
+                        let mut last = lock(&self.full_warned);
+                        if last.is_none_or(|t| t.elapsed() >= FULL_WARN_EVERY) {
+                            *last = Some(Instant::now());
+                            tracing::warn!(
+                                signal = self.signal.as_str(),
+                                counted_in = self_metrics::BUFFER_BACKPRESSURE,
+                                "buffer full (buffer.max_size_mb); when_full: block holds the producer until there is room"
+                            );
+                        }
                     }
+                    let t = Instant::now();
                     self.wait_for_room();
+                    self.stats.add(
+                        self_metrics::BUFFER_BACKPRESSURE,
+                        format!("signal=\"{}\"", self.signal.as_str()),
+                        t.elapsed().as_micros() as u64,
+                    );
                 }
                 Some(Err(e)) if e.disk_fault().is_some() => {
                     self.enter_degraded(&mut route, &e);
                     self.to_fallback(r);
-                    return;
+                    return Pushed::Memory;
                 }
                 Some(Err(e)) => {
                     let reason = match e {
@@ -450,12 +491,27 @@ impl DiskBuffer {
                         r.items as u64,
                         &format!("cannot append to the buffer: {e}"),
                     );
-                    return;
+                    return Pushed::Dropped;
                 }
             }
         }
         drop(route);
+        if waited {
+            tracing::debug!(
+                signal = self.signal.as_str(),
+                "buffer has room again; the producer goes on"
+            );
+        }
         self.note_pending(r.units);
+        Pushed::Durable
+    }
+
+    /// Records held in memory (degraded mode, released producers) that are neither in the
+    /// disk log nor settled yet, including those in a batch being sent.
+    pub fn memory_outstanding(&self) -> usize {
+        // Write-back holds this lock while a record is between memory and the log.
+        let _io = lock(&self.fallback_io);
+        self.fallback.outstanding()
     }
 
     fn lock_items(&self) -> MutexGuard<'_, BTreeMap<u64, u32>> {
@@ -528,7 +584,7 @@ impl DiskBuffer {
                     break;
                 }
                 let Some(front) = h.front() else { break };
-                let units = front.payload.get(4..).map(count_units).unwrap_or(0) as usize;
+                let units = self.units_of(&front.payload) as usize;
                 if !batch.records.is_empty()
                     && (n + units > max_units || bytes + front.payload.len() > MAX_REQUEST_BYTES)
                 {
@@ -558,8 +614,8 @@ impl DiskBuffer {
             let items =
                 u32::from_le_bytes([e.payload[0], e.payload[1], e.payload[2], e.payload[3]]);
             self.lock_items().insert(e.seq, items);
+            let units = self.units_of(&e.payload);
             let body = e.payload.slice(4..);
-            let units = count_units(&body);
             n += units as usize;
             bytes += e.payload.len();
             batch.records.push(Record {
@@ -573,10 +629,23 @@ impl DiskBuffer {
         batch
     }
 
+    /// What `batch_size` counts in a stored record (`items ++ request`): for logs, its log
+    /// records, which are its items; for metrics, its OTLP metrics, read from the framing.
+    fn units_of(&self, payload: &[u8]) -> u32 {
+        match (self.signal, payload.get(..4)) {
+            (_, None) => 0,
+            (Signal::Logs, Some(p)) => u32::from_le_bytes([p[0], p[1], p[2], p[3]]).max(1),
+            (Signal::Metrics, Some(_)) => count_units(&payload[4..]),
+        }
+    }
+
     /// The batch was delivered or dropped: acknowledge it in the log (no I/O).
     pub fn settle(&self, batch: &Batch) {
         if let Some(seq) = batch.last_seq {
             self.ack(seq);
+        }
+        if batch.fallback_tags.is_some() {
+            self.fallback.settled(batch.records.len());
         }
     }
 
@@ -873,6 +942,7 @@ mod tests {
             fsync: FsyncMode::Never,
             block_when_full: block,
             max_age: Duration::from_secs(24 * 3600),
+            ledger_interval: Duration::from_secs(1),
         }
     }
 
@@ -1147,6 +1217,87 @@ mod tests {
         );
         assert!(kept.windows(2).all(|w| w[0] < w[1]), "{kept:?}");
         assert!(kept.contains(&stuck_at), "the released record was kept");
+    }
+
+    #[test]
+    fn push_or_return_blocks_counts_backpressure_and_hands_back_at_stop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        let b = Arc::new(buffer(tmp.path(), 64 << 10, true, &stats));
+        let (tx, rx) = mpsc::channel();
+        let producer = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for id in 0..40 {
+                    let p = b.push_or_return(rec(id, 4000));
+                    let _ = tx.send((id, p));
+                }
+            })
+        };
+        let mut durable = 0;
+        while let Ok((_, p)) = rx.recv_timeout(Duration::from_millis(500)) {
+            assert!(matches!(p, Pushed::Durable), "{p:?}");
+            durable += 1;
+        }
+        assert!(durable < 40, "the producer never blocked");
+        // Room appears (a whole segment acknowledged): the blocked producer goes on,
+        // nothing was dropped.
+        for _ in 0..4 {
+            let batch = b.next_batch(1);
+            b.settle(&batch);
+        }
+        let (id, p) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(id, durable);
+        assert!(matches!(p, Pushed::Durable), "{p:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        b.close_producers();
+        producer.join().unwrap();
+        // What fitted in the room made is durable; after the release every record that
+        // finds the log full is handed back.
+        let rest: Vec<_> = rx.try_iter().collect();
+        let k = rest
+            .iter()
+            .position(|(_, p)| matches!(p, Pushed::Returned))
+            .expect("the producer blocked again and was released");
+        assert!(rest[..k].iter().all(|(_, p)| matches!(p, Pushed::Durable)));
+        assert!(
+            rest[k..].iter().all(|(_, p)| matches!(p, Pushed::Returned)),
+            "{rest:?}"
+        );
+        assert_eq!(b.memory_outstanding(), 0, "nothing kept in memory");
+        assert_eq!(dropped(&stats, "full"), 0);
+        let waited = stats.counter(self_metrics::BUFFER_BACKPRESSURE, "signal=\"metrics\"");
+        assert!(waited >= 300_000, "backpressure counted: {waited} µs");
+        b.close();
+    }
+
+    #[test]
+    fn memory_held_records_are_outstanding_until_settled_or_written_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        let Some(ro) = read_only(tmp.path()) else {
+            return;
+        };
+        let b = buffer(tmp.path(), 1 << 20, true, &stats);
+        assert!(matches!(b.push_or_return(rec(1, 100)), Pushed::Memory));
+        assert!(matches!(b.push_or_return(rec(2, 100)), Pushed::Memory));
+        assert_eq!(b.memory_outstanding(), 2);
+        let batch = b.next_batch(1);
+        assert_eq!(
+            b.memory_outstanding(),
+            2,
+            "a batch in flight is outstanding"
+        );
+        b.give_back(batch);
+        assert_eq!(b.memory_outstanding(), 2);
+        let batch = b.next_batch(1);
+        b.settle(&batch);
+        assert_eq!(b.memory_outstanding(), 1, "delivered");
+        drop(ro);
+        assert!(matches!(b.push_or_return(rec(3, 100)), Pushed::Durable));
+        assert_eq!(b.memory_outstanding(), 0, "written back to the disk log");
+        assert_eq!(drain(&b, 100), vec![2, 3]);
+        b.close();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

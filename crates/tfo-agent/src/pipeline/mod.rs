@@ -6,32 +6,97 @@ pub mod buffer;
 pub mod collect;
 pub mod disk;
 pub mod export;
+pub mod logs;
 pub mod queue;
+pub mod stream;
 
 use std::sync::Arc;
 
 use tfo_config::Config;
+use tfo_exporter::Signal;
 
 use crate::events::Stats;
 use crate::settings;
 
-/// The buffer `cfg` asks for. A disk log that cannot be opened (read-only or missing
+/// One buffer per signal: metrics always; logs when the log collector is enabled or an
+/// earlier run left logs to deliver (see [`settings::buffer_share`] for how the bounds are
+/// split). Which buffers exist, and their bounds, are decided at start.
+pub struct Buffers {
+    pub metrics: Arc<buffer::Buffer>,
+    pub logs: Option<Arc<buffer::Buffer>>,
+    /// Most bytes of one logs record (a quarter of the logs buffer, at most 1 MiB).
+    pub logs_record_bytes: usize,
+}
+
+impl Buffers {
+    pub fn get(&self, signal: Signal) -> Option<&Arc<buffer::Buffer>> {
+        match signal {
+            Signal::Metrics => Some(&self.metrics),
+            Signal::Logs => self.logs.as_ref(),
+        }
+    }
+
+    /// Every open buffer with its signal.
+    pub fn all(&self) -> impl Iterator<Item = (Signal, &Arc<buffer::Buffer>)> {
+        Signal::ALL
+            .into_iter()
+            .filter_map(|s| self.get(s).map(|b| (s, b)))
+    }
+}
+
+/// The buffers `cfg` asks for. A disk log that cannot be opened (read-only or missing
 /// directory, full disk) is not a reason to stop collecting: the buffer starts degraded
-/// (memory, bounded by `buffer.memory_limit_mb`) and returns to the disk when it works.
-pub fn open_buffer(cfg: &Config, stats: &Arc<Stats>) -> buffer::Buffer {
+/// (memory, bounded by its share of `buffer.memory_limit_mb`) and returns to the disk when
+/// it works.
+pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Buffers {
+    let logs_active = settings::logs_active(cfg);
+    let open = |signal| Arc::new(open_buffer(cfg, signal, logs_active, stats));
+    let share = settings::disk_settings(cfg, Signal::Logs, true);
+    let logs_share = if cfg.buffer.enabled {
+        share.max_bytes
+    } else {
+        share.memory_bytes
+    };
+    Buffers {
+        metrics: open(Signal::Metrics),
+        logs: logs_active.then(|| open(Signal::Logs)),
+        logs_record_bytes: logs::record_bytes_for(logs_share),
+    }
+}
+
+fn open_buffer(
+    cfg: &Config,
+    signal: Signal,
+    logs_active: bool,
+    stats: &Arc<Stats>,
+) -> buffer::Buffer {
     let b = &cfg.buffer;
-    let memory = (b.memory_limit_mb as usize).saturating_mul(1 << 20);
     let batch = cfg.exporter.otlp.batch_size;
+    let s = settings::disk_settings(cfg, signal, logs_active);
     if !b.enabled {
         tracing::info!(
-            memory_limit_mb = b.memory_limit_mb,
+            signal = signal.as_str(),
+            memory_limit_bytes = s.memory_bytes,
             "buffer.enabled is false: data waits in a bounded memory queue; what is queued at exit is counted as dropped"
         );
-        return buffer::Buffer::Memory(queue::Queue::new(memory, batch, stats.clone()));
+        return buffer::Buffer::Memory(queue::Queue::new(
+            signal,
+            usize::try_from(s.memory_bytes).unwrap_or(usize::MAX),
+            batch,
+            stats.clone(),
+        ));
     }
-    let s = settings::disk_settings(cfg);
-    let buf = buffer::Buffer::open_disk_or_memory(&s, tfo_exporter::Signal::Metrics, batch, stats);
-    tracing::info!(path = %s.dir.display(), max_size_mb = b.max_size_mb, fsync = ?b.fsync, degraded = buf.is_degraded(), "disk buffer open");
+    let buf = buffer::Buffer::open_disk_or_memory(&s, signal, batch, stats);
+    tracing::info!(
+        signal = signal.as_str(),
+        path = %s.dir.join(signal.as_str()).display(),
+        max_bytes = s.max_bytes,
+        memory_bytes = s.memory_bytes,
+        block_when_full = s.block_when_full,
+        fsync = ?b.fsync,
+        degraded = buf.is_degraded(),
+        "disk buffer open"
+    );
     buf
 }
 

@@ -9,6 +9,11 @@
 //!
 //! Each record carries a tag, used only by the fallback: the disk log's next sequence
 //! number when the record was queued, which says where it sits in the order of the log.
+//!
+//! Records taken by the exporter count as in flight until they are settled or given back,
+//! so [`Queue::outstanding`] says whether anything pushed so far may still be lost with the
+//! process (the log collector commits file positions of memory-held records only when
+//! nothing is outstanding).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,6 +25,7 @@ use tokio::sync::Notify;
 use crate::events::{DropReason, Event, Stats};
 
 pub struct Queue {
+    signal: Signal,
     inner: Mutex<Inner>,
     max_bytes: usize,
     /// Reason and detail of what the byte bound pushes out.
@@ -29,6 +35,8 @@ pub struct Queue {
     /// Woken when `batch_units` or more units (what `batch_size` counts) are waiting.
     pub batch_ready: Notify,
     batch_units: std::sync::atomic::AtomicUsize,
+    /// Set at stop and reload: a producer waiting for room returns.
+    producers_closed: std::sync::atomic::AtomicBool,
     stats: Arc<Stats>,
 }
 
@@ -39,11 +47,14 @@ struct Inner {
     items: usize,
     /// Units (what `batch_size` counts, see `Record::units`) waiting.
     units: usize,
+    /// Records taken by the exporter and not yet settled or given back.
+    in_flight: usize,
 }
 
 impl Queue {
-    pub fn new(max_bytes: usize, batch_units: usize, stats: Arc<Stats>) -> Self {
+    pub fn new(signal: Signal, max_bytes: usize, batch_units: usize, stats: Arc<Stats>) -> Self {
         Queue {
+            signal,
             inner: Mutex::new(Inner::default()),
             max_bytes: max_bytes.max(1),
             overflow: (
@@ -53,21 +64,36 @@ impl Queue {
             buffer_events: false,
             batch_ready: Notify::new(),
             batch_units: batch_units.max(1).into(),
+            producers_closed: false.into(),
             stats,
         }
     }
 
     /// The disk buffer's memory fallback: what its bound pushes out is counted as
     /// `disk_error` (it could not be kept because the disk failed), in records and items.
-    pub fn fallback(max_bytes: usize, stats: Arc<Stats>) -> Self {
+    pub fn fallback(signal: Signal, max_bytes: usize, stats: Arc<Stats>) -> Self {
         Queue {
             overflow: (
                 DropReason::DiskError,
                 "disk buffer unusable and the memory fallback is full (buffer.memory_limit_mb); oldest data dropped",
             ),
             buffer_events: true,
-            ..Queue::new(max_bytes, usize::MAX, stats)
+            ..Queue::new(signal, max_bytes, usize::MAX, stats)
         }
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    pub fn set_producers_closed(&self, closed: bool) {
+        self.producers_closed
+            .store(closed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn producers_closed(&self) -> bool {
+        self.producers_closed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn set_batch_units(&self, n: usize) {
@@ -161,7 +187,26 @@ impl Queue {
             bytes += r.body.len();
             out.push((r, tag));
         }
+        q.in_flight += out.len();
         out
+    }
+
+    /// `n` records taken by [`Queue::pop_batch`] were delivered or dropped.
+    pub fn settled(&self, n: usize) {
+        let mut q = self.lock();
+        q.in_flight = q.in_flight.saturating_sub(n);
+    }
+
+    /// Records waiting or in flight: what the process would lose if it died now.
+    pub fn outstanding(&self) -> usize {
+        let q = self.lock();
+        q.records.len() + q.in_flight
+    }
+
+    /// Whether a record of `bytes` fits without pushing out an older one.
+    pub fn has_room(&self, bytes: usize) -> bool {
+        let q = self.lock();
+        q.records.is_empty() || q.bytes + bytes <= self.max_bytes
     }
 
     /// Tag of the oldest record, if any.
@@ -189,9 +234,9 @@ impl Queue {
         Some(r)
     }
 
-    /// Puts one record back at the front.
+    /// Puts one record back at the front (one taken by `pop_front_if_tag`, not in flight).
     pub fn push_front_tagged(&self, r: Record, tag: u64) {
-        self.requeue_front_tagged(vec![(r, tag)]);
+        self.put_front(vec![(r, tag)], false);
     }
 
     /// Puts an unfinished batch back at the front, in its original order.
@@ -201,7 +246,14 @@ impl Queue {
 
     /// Puts an unfinished tagged batch back at the front, in its original order.
     pub fn requeue_front_tagged(&self, batch: Vec<(Record, u64)>) {
+        self.put_front(batch, true);
+    }
+
+    fn put_front(&self, batch: Vec<(Record, u64)>, was_in_flight: bool) {
         let mut q = self.lock();
+        if was_in_flight {
+            q.in_flight = q.in_flight.saturating_sub(batch.len());
+        }
         for (r, tag) in batch.into_iter().rev() {
             q.bytes += r.body.len();
             q.items += r.items as usize;
@@ -222,7 +274,7 @@ impl Queue {
             let q = self.lock();
             (q.bytes, q.records.len())
         };
-        let l = format!("signal=\"{}\"", Signal::Metrics.as_str());
+        let l = format!("signal=\"{}\"", self.signal.as_str());
         stats.set(crate::self_metrics::BUFFER_BYTES, l.clone(), bytes as f64);
         stats.set(crate::self_metrics::BUFFER_RECORDS, l, records as f64);
     }
@@ -274,7 +326,7 @@ mod tests {
     #[test]
     fn drops_oldest_when_full_and_counts_it() {
         let stats = Arc::new(Stats::default());
-        let q = Queue::new(250, 1000, stats.clone());
+        let q = Queue::new(Signal::Metrics, 250, 1000, stats.clone());
         for i in 0..5 {
             q.push(rec(i + 1, 100));
         }
@@ -291,7 +343,7 @@ mod tests {
 
     #[test]
     fn batches_respect_item_limit_and_order() {
-        let q = Queue::new(1 << 20, 100, Arc::new(Stats::default()));
+        let q = Queue::new(Signal::Metrics, 1 << 20, 100, Arc::new(Stats::default()));
         for i in 1..=5 {
             q.push(rec(40, i));
         }
@@ -300,10 +352,14 @@ mod tests {
             b.iter().map(|r| r.body.len()).collect::<Vec<_>>(),
             vec![1, 2]
         );
+        assert_eq!(q.outstanding(), 5, "taken records are in flight");
         q.requeue_front(b);
+        assert_eq!(q.outstanding(), 5);
         assert_eq!(q.len_items(), 200);
         let b = q.pop_batch(10);
         assert_eq!(b.len(), 1, "one record even if larger than the limit");
         assert_eq!(b[0].body.len(), 1);
+        q.settled(1);
+        assert_eq!(q.outstanding(), 4);
     }
 }
