@@ -135,10 +135,27 @@ WORDS = ("request served user session cache miss hit retry upstream timeout conn
 LEVELS = ["INFO"] * 8 + ["DEBUG", "WARN", "ERROR"]
 
 
-def write_lines(path, mib, seed=1):
-    """`mib` MiB of 256-byte lines (255 characters and a line feed) of varied text, like an
-    application log (a level, ids, numbers, words), so gzip does real work (about 3:1 at level 1
-    rather than the 20:1 of a repeated pattern); returns the count."""
+TEMPLATES = [
+    "GET /api/v1/items/{n} 200 {ms}ms bytes={b} user=u{u} trace={h}",
+    "POST /api/v1/orders 201 {ms}ms order_id={n} items={k} total_cents={b} user=u{u}",
+    "cache miss key=item:{n} fetched from db in {ms}ms rows={k}",
+    "payment authorized order_id={n} amount_cents={b} provider=stripe latency_ms={ms}",
+    "connection pool stats active={k} idle={k} waiting=0 max=64",
+    "slow query detected duration_ms={ms} table=orders rows_examined={b} user=u{u}",
+    "session refreshed user=u{u} session={h} expires_in=3600",
+    "upstream timeout service=inventory attempt={k} backoff_ms={ms} trace={h}",
+    "job finished name=reindex id={n} duration_ms={ms} processed={b} failed=0",
+    "tls handshake completed peer=10.0.{k}.{k} cipher=TLS_AES_128_GCM_SHA256 ms={ms}",
+]
+
+
+def write_lines(path, mib, seed=1, text="varied"):
+    """`mib` MiB of 256-byte lines (255 characters and a line feed); returns the count.
+
+    `varied`: a timestamp, level, ids, then words and key=value pairs drawn at random: hard
+    for gzip (about 3:1 at level 1). `templated`: the same head, then application messages
+    from ten templates with variable ids and numbers, as real service logs look (about
+    5:1)."""
     import random
     rng = random.Random(seed)
     n = mib * (1 << 20) // LINE
@@ -151,8 +168,15 @@ def write_lines(path, mib, seed=1):
             words = []
             size = len(head)
             while size < LINE:
-                w = rng.choice(WORDS) if rng.random() < 0.7 else "%s=%d" % (
-                    rng.choice(WORDS), rng.randrange(100000))
+                if text == "templated":
+                    w = rng.choice(TEMPLATES).format(
+                        n=rng.randrange(10 ** 7), ms=rng.randrange(1, 900),
+                        b=rng.randrange(10 ** 6), u=rng.randrange(10 ** 5),
+                        k=rng.randrange(1, 64), h="%016x" % rng.getrandbits(64))
+                elif rng.random() < 0.7:
+                    w = rng.choice(WORDS)
+                else:
+                    w = "%s=%d" % (rng.choice(WORDS), rng.randrange(100000))
                 words.append(w)
                 size += len(w) + 1
             line = (head + " ".join(words))[: LINE - 1]
@@ -209,13 +233,13 @@ def du(path):
     return total
 
 
-def throughput(agent, base, mib, deadline_s):
+def throughput(agent, base, mib, deadline_s, text):
     tmp = tempfile.mkdtemp(prefix="bench-logs-", dir=base)
     try:
         os.makedirs(os.path.join(tmp, "logs"))
-        lines = write_lines(os.path.join(tmp, "logs", "app.log"), mib)
+        lines = write_lines(os.path.join(tmp, "logs", "app.log"), mib, text=text)
         rx = LogsReceiver()
-        cfg, prom, text = config(tmp, rx.port, os.path.join(tmp, "logs", "*.log"))
+        cfg, prom, cfg_text = config(tmp, rx.port, os.path.join(tmp, "logs", "*.log"))
         busy = busy_processes(exclude=set())
         load = loadavg()
         t0 = time.monotonic()
@@ -240,7 +264,7 @@ def throughput(agent, base, mib, deadline_s):
         ok = (snap["records"] == lines and snap["decode_errors"] == 0
               and snap["gzip_requests"] == snap["requests"])
         return {
-            "mib": mib, "lines": lines, "ok": ok, "receiver": snap,
+            "mib": mib, "text": text, "lines": lines, "ok": ok, "receiver": snap,
             "first_line": rx.first_body[:60] if rx.first_body else None,
             "last_line": rx.last_body[:60] if rx.last_body else None,
             "agent_cpu_s": cpu, "wall_s": wall,
@@ -251,7 +275,7 @@ def throughput(agent, base, mib, deadline_s):
             "compression_ratio": (mib * (1 << 20)) / max(1, snap["wire_bytes"]),
             "backpressure_s": prom_sum(m, "tfo_agent_buffer_backpressure_seconds_total", signal="logs"),
             "dropped": prom_sum(m, "tfo_agent_dropped_items_total"),
-            "load_at_start": load, "busy_at_start": busy, "config": text,
+            "load_at_start": load, "busy_at_start": busy, "config": cfg_text,
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -325,20 +349,23 @@ def main():
     ap.add_argument("--mib", type=int, default=512, help="throughput file size (MiB)")
     ap.add_argument("--backlog-mib", type=int, default=1024, help="backlog size (MiB); 0 skips")
     ap.add_argument("--runs", type=int, default=1, help="throughput runs")
+    ap.add_argument("--text", choices=["varied", "templated"], default="varied",
+                    help="line content of the throughput file (see write_lines)")
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where temp dirs go")
     ap.add_argument("--deadline", type=float, default=900)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    a.agent = os.path.abspath(a.agent)
     out = {"commit": git_commit(os.path.dirname(os.path.abspath(__file__))),
            "throughput": [], "backlog": None}
     for _ in range(a.runs):
-        r = throughput(a.agent, a.dir, a.mib, a.deadline)
+        r = throughput(a.agent, a.dir, a.mib, a.deadline, a.text)
         out["throughput"].append(r)
         if not a.json:
-            print("throughput: %d MiB (%d lines of %d B): agent CPU %.2f s -> %.1f MiB/s per core; "
+            print("throughput: %d MiB (%s, %d lines of %d B): agent CPU %.2f s -> %.1f MiB/s per core; "
                   "wall %.1f s (%.1f MiB/s, agent %.0f%% of a core); VmHWM %.1f MiB; "
-                  "%d requests, gzip %.1f:1; backpressure %.1f s; dropped %d; ok=%s; load %s"
-                  % (r["mib"], r["lines"], LINE, r["agent_cpu_s"], r["mib_per_cpu_s"], r["wall_s"],
+                  "%d requests, file/wire %.1f:1; backpressure %.1f s; dropped %d; ok=%s; load %s"
+                  % (r["mib"], r["text"], r["lines"], LINE, r["agent_cpu_s"], r["mib_per_cpu_s"], r["wall_s"],
                      r["mib_per_wall_s"], 100 * r["cpu_share_of_one_core"], r["vmhwm_mib"],
                      r["receiver"]["requests"], r["compression_ratio"], r["backpressure_s"],
                      r["dropped"], r["ok"], r["load_at_start"]), flush=True)
