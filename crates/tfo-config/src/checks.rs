@@ -420,6 +420,44 @@ impl Config {
                 ));
             }
         }
+        let le = &self.collectors.kubernetes.leader_election;
+        if le.renew_deadline >= le.lease_duration {
+            v.push(Issue {
+                paths: vec![
+                    "collectors.kubernetes.leader_election.renew_deadline",
+                    "collectors.kubernetes.leader_election.lease_duration",
+                ],
+                message: format!(
+                    "renew_deadline ({}) must be less than lease_duration ({}), or a leader \
+                     that cannot renew could still report after another took over",
+                    format_duration(le.renew_deadline),
+                    format_duration(le.lease_duration)
+                ),
+                allowed: Some("renew_deadline < lease_duration (defaults 10s and 15s)".into()),
+            });
+        }
+        if le.retry_period >= le.renew_deadline {
+            v.push(Issue {
+                paths: vec![
+                    "collectors.kubernetes.leader_election.retry_period",
+                    "collectors.kubernetes.leader_election.renew_deadline",
+                ],
+                message: format!(
+                    "retry_period ({}) must be less than renew_deadline ({}), or the leader \
+                     gets no second try to renew",
+                    format_duration(le.retry_period),
+                    format_duration(le.renew_deadline)
+                ),
+                allowed: Some("retry_period < renew_deadline (defaults 2s and 10s)".into()),
+            });
+        }
+        if le.enabled && le.lease_name.trim().is_empty() {
+            v.push(issue(
+                "collectors.kubernetes.leader_election.lease_name",
+                "is empty",
+                Some("a Lease object name, e.g. tfo-agent-cluster"),
+            ));
+        }
         let ml = &logs.multiline;
         for (path, patterns) in [
             (

@@ -43,10 +43,10 @@ pub use checks::ENV_OVERRIDES;
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
     Agent, Buffer, Collectors, Compression, Config, Ebpf, EndpointVersion, Exporter, FsyncMode,
-    Health, Heartbeat, Kubernetes, LOG_LEVELS, LogEncoding, LogFileFormat, LogFormat, LogMultiline,
-    LogStartAt, Logging, LogsCollector, NodeExporter, Otlp, ProcessCollector, Prometheus, Protocol,
-    RemoteConfig, Retry, SystemCollector, TelemetryFlow, Tls, WhenFull, is_sensitive_name,
-    redacted_headers,
+    Health, Heartbeat, Kubernetes, LOG_LEVELS, LeaderElection, LogEncoding, LogFileFormat,
+    LogFormat, LogMultiline, LogStartAt, Logging, LogsCollector, NodeExporter, Otlp,
+    ProcessCollector, Prometheus, Protocol, RemoteConfig, Retry, SystemCollector, TelemetryFlow,
+    Tls, WhenFull, is_sensitive_name, redacted_headers,
 };
 pub use secret::{REDACTED, Secret};
 

@@ -317,6 +317,10 @@ impl Default for NodeExporter {
     }
 }
 
+/// `collectors.kubernetes`. Pods and the agent's own Node are watched by every agent (pods
+/// of its node only, unless `node_local_pods` is off); cluster-wide state (workloads,
+/// services, namespaces, quotas, events) by the one agent holding the Lease, so a
+/// DaemonSet of N nodes reports it once. See `docs/kubernetes.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Kubernetes {
@@ -325,10 +329,26 @@ pub struct Kubernetes {
     pub interval: Duration,
     pub collect_pods: bool,
     pub collect_nodes: bool,
+    /// Workloads: deployments, replica sets, stateful sets, daemon sets, jobs, cron jobs.
     pub collect_deployments: bool,
+    /// Services and their endpoint slices.
+    pub collect_services: bool,
+    /// Namespaces and resource quotas.
+    pub collect_namespaces: bool,
+    /// Kubernetes Events, exported as OTLP log records.
+    pub collect_events: bool,
     pub exclude_namespaces: Vec<String>,
     /// Path to a kubeconfig; empty means in-cluster configuration.
     pub kubeconfig_path: String,
+    /// `k8s.cluster.name` on everything the agent exports; empty: `agent.tags.cluster`,
+    /// then `$CLUSTER_NAME`.
+    pub cluster_name: String,
+    /// This agent's node; empty: `$NODE_NAME`, then `$HOSTNAME`.
+    pub node_name: String,
+    /// Watch only the pods scheduled on this node (a DaemonSet); off: every pod (a
+    /// single Deployment replica watching the whole cluster).
+    pub node_local_pods: bool,
+    pub leader_election: LeaderElection,
 }
 
 impl Default for Kubernetes {
@@ -339,8 +359,49 @@ impl Default for Kubernetes {
             collect_pods: true,
             collect_nodes: true,
             collect_deployments: true,
+            collect_services: true,
+            collect_namespaces: true,
+            collect_events: true,
             exclude_namespaces: Vec::new(),
             kubeconfig_path: String::new(),
+            cluster_name: String::new(),
+            node_name: String::new(),
+            node_local_pods: true,
+            leader_election: LeaderElection::default(),
+        }
+    }
+}
+
+/// `collectors.kubernetes.leader_election`: which agent reports cluster-wide state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderElection {
+    /// Off: this agent reports cluster-wide state unconditionally (one replica only).
+    pub enabled: bool,
+    pub lease_name: String,
+    /// Empty: `$POD_NAMESPACE`, then `default`.
+    pub lease_namespace: String,
+    /// How long a lease holds without renewal: the longest a dead leader is waited for.
+    #[serde(with = "duration")]
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops reporting (before another can
+    /// take over, so two never report at once).
+    #[serde(with = "duration")]
+    pub renew_deadline: Duration,
+    /// How often the leader renews and the others try to acquire.
+    #[serde(with = "duration")]
+    pub retry_period: Duration,
+}
+
+impl Default for LeaderElection {
+    fn default() -> Self {
+        LeaderElection {
+            enabled: true,
+            lease_name: "tfo-agent-cluster".into(),
+            lease_namespace: String::new(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
         }
     }
 }

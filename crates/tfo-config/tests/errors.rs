@@ -166,14 +166,36 @@ fn every_duration_key_is_range_checked() {
                 "{e}"
             );
         }
-        // both bounds are inclusive (the retry pair must stay ordered)
+        // both bounds are inclusive (the retry and leader election sets must stay ordered)
         for d in [r.min, r.max] {
-            if r.path.starts_with("telemetryflow.retry.") {
+            if r.path.starts_with("telemetryflow.retry.")
+                || r.path.starts_with("collectors.kubernetes.leader_election.")
+            {
                 continue;
             }
             load_from_str(&at(d), "t", &no_env).unwrap_or_else(|e| panic!("{}: {e}", r.path));
         }
     }
+}
+
+#[test]
+fn leader_election_timings_must_be_ordered() {
+    let e = err(
+        "collectors:\n  kubernetes:\n    leader_election:\n      lease_duration: 10s\n      renew_deadline: 10s\n",
+    );
+    assert_eq!(
+        e.path(),
+        Some("collectors.kubernetes.leader_election.renew_deadline"),
+        "{e}"
+    );
+    assert_eq!(e.line(), Some(5), "{e}");
+    assert!(e.message().contains("less than lease_duration"), "{e}");
+    let e = err("collectors:\n  kubernetes:\n    leader_election:\n      retry_period: 10s\n");
+    assert_eq!(
+        e.path(),
+        Some("collectors.kubernetes.leader_election.retry_period"),
+        "{e}"
+    );
 }
 
 #[test]
