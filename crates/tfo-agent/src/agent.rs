@@ -212,6 +212,7 @@ impl Env {
             s.name,
             s.source,
             buffer.clone(),
+            self.buffers.metrics.clone(),
             self.stats.clone(),
             self.encoding.clone(),
         ) {

@@ -83,6 +83,16 @@ impl Identity {
         if let Some(id) = &self.machine_id {
             attrs.insert(1, attr("host.id", id.clone()));
         }
+        // In Kubernetes every signal names its node and cluster, so host metrics, logs and
+        // cluster state join up in the backend without a lookup table.
+        if crate::settings::in_kubernetes(cfg) {
+            if let Some(node) = crate::settings::kube_node_name(cfg) {
+                attrs.push(attr("k8s.node.name", node));
+            }
+            if let Some(cluster) = crate::settings::kube_cluster_name(cfg) {
+                attrs.push(attr("k8s.cluster.name", cluster));
+            }
+        }
         for (k, v) in &cfg.agent.tags {
             if !attrs.iter().any(|a| &a.key == k) {
                 attrs.push(attr(k, v.clone()));

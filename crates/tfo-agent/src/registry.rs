@@ -31,10 +31,11 @@ pub enum Run {
         interval: fn(&Collectors) -> Duration,
         build: Build,
     },
-    /// Produces as data arrives, on a thread of its own, into the buffer of `signal`. A
+    /// Produces as data arrives, on a thread of its own, into the buffer of `signal` (the
+    /// one it may wait on for room; a source may also push to the metrics buffer). A
     /// reload restarts it only when `changed` says its settings did.
     Stream {
-        signal: Signal,
+        signal: fn(&Config) -> Signal,
         changed: fn(&Config, &Config) -> bool,
         build: BuildSource,
     },
@@ -101,7 +102,7 @@ pub const COLLECTORS: &[Entry] = &[
         name: "logs",
         enabled: |c| c.logs.enabled,
         run: Run::Stream {
-            signal: Signal::Logs,
+            signal: |_| Signal::Logs,
             // The checkpoints live in agent.data_dir; the resource and batch size are
             // applied to a running collector without restarting it.
             changed: |a, b| {
@@ -161,7 +162,7 @@ pub fn build_sources(cfg: &Config) -> (Vec<Streamed>, Vec<String>) {
         match build(cfg) {
             Ok(source) => out.push(Streamed {
                 name: e.name,
-                signal: *signal,
+                signal: signal(cfg),
                 source,
             }),
             Err(err) => warnings.push(format!("collectors.{} is not started: {err}", e.name)),

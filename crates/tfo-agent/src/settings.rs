@@ -220,7 +220,7 @@ pub fn buffer_share(total_bytes: u64, signal: Signal, logs_active: bool) -> u64 
 /// Whether the logs buffer is opened: the log collector is enabled, or an earlier run left
 /// logs in `buffer.path/logs` that must still be delivered.
 pub fn logs_active(cfg: &Config) -> bool {
-    if cfg.collectors.logs.enabled {
+    if cfg.collectors.logs.enabled || kube_events(cfg) {
         return true;
     }
     if !cfg.buffer.enabled {
@@ -298,6 +298,51 @@ pub fn tailer_config(l: &tfo_config::LogsCollector) -> tfo_logs::TailerConfig {
 /// Where the log collector keeps its checkpoints: `agent.data_dir/logs`.
 pub fn logs_checkpoint_dir(cfg: &Config) -> PathBuf {
     data_dir(cfg).join("logs")
+}
+
+/// Whether the Kubernetes collector exports Events (through the logs buffer).
+pub fn kube_events(cfg: &Config) -> bool {
+    let k = &cfg.collectors.kubernetes;
+    k.enabled && k.collect_events
+}
+
+/// Whether the agent runs in Kubernetes: its collector is on, or the kubelet gave this
+/// container the API server's address (set in every pod).
+pub fn in_kubernetes(cfg: &Config) -> bool {
+    cfg.collectors.kubernetes.enabled || env_nonempty("KUBERNETES_SERVICE_HOST").is_some()
+}
+
+/// This agent's node: `collectors.kubernetes.node_name`, then `$NODE_NAME` (the downward
+/// API), then `$HOSTNAME` (the node's name in a hostNetwork pod, as the DaemonSet sets it).
+pub fn kube_node_name(cfg: &Config) -> Option<String> {
+    nonempty(&cfg.collectors.kubernetes.node_name)
+        .or_else(|| env_nonempty("NODE_NAME"))
+        .or_else(|| env_nonempty("HOSTNAME"))
+}
+
+/// `k8s.cluster.name`: `collectors.kubernetes.cluster_name`, then the `cluster` tag (the
+/// seed's configs set it), then `$CLUSTER_NAME`.
+pub fn kube_cluster_name(cfg: &Config) -> Option<String> {
+    nonempty(&cfg.collectors.kubernetes.cluster_name)
+        .or_else(|| cfg.agent.tags.get("cluster").and_then(|c| nonempty(c)))
+        .or_else(|| env_nonempty("CLUSTER_NAME"))
+}
+
+/// The namespace of the leader election Lease: configured, then `$POD_NAMESPACE`, then
+/// `default`.
+pub fn kube_lease_namespace(cfg: &Config) -> String {
+    nonempty(&cfg.collectors.kubernetes.leader_election.lease_namespace)
+        .or_else(|| env_nonempty("POD_NAMESPACE"))
+        .unwrap_or_else(|| "default".to_string())
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn env_nonempty(var: &str) -> Option<String> {
+    std::env::var(var).ok().and_then(|v| nonempty(&v))
 }
 
 #[cfg(test)]

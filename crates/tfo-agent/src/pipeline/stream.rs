@@ -26,7 +26,10 @@ pub trait Source: Send + 'static {
 
 /// What a source gets from the agent.
 pub struct Context {
+    /// The buffer of the source's signal: the one it may wait on for room.
     pub buffer: Arc<Buffer>,
+    /// The metrics buffer (always open), for a source that also reports metrics.
+    pub metrics: Arc<Buffer>,
     pub stats: Arc<Stats>,
     pub stop: Arc<Stop>,
     /// Resource and record bounds; a reload may change them without restarting the source.
@@ -118,12 +121,14 @@ pub fn spawn(
     name: &'static str,
     source: Box<dyn Source>,
     buffer: Arc<Buffer>,
+    metrics: Arc<Buffer>,
     stats: Arc<Stats>,
     encoding: Arc<Shared<Encoding>>,
 ) -> std::io::Result<Handle> {
     let stop = Arc::new(Stop::default());
     let ctx = Context {
         buffer: buffer.clone(),
+        metrics,
         stats,
         stop: stop.clone(),
         encoding,
