@@ -63,10 +63,13 @@ pub fn pod_with(ns: &str, name: &str, node: &str, o: &PodOpts) -> Value {
     let app = o
         .owner
         .as_ref()
-        .map(|(_, n, _)| {
-            n.rsplit_once('-')
+        .map(|(kind, n, _)| match kind.as_str() {
+            // A replica set is named <deployment>-<pod-template-hash>.
+            "ReplicaSet" => n
+                .rsplit_once('-')
                 .map_or(n.as_str(), |(a, _)| a)
-                .to_string()
+                .to_string(),
+            _ => n.clone(),
         })
         .unwrap_or_else(|| name.to_string());
     let mut labels = serde_json::Map::new();
