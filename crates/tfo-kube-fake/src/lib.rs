@@ -305,13 +305,12 @@ impl FakeApi {
     /// Fills the fake with [`objects::cluster`]: `nodes` nodes with `pods_per_node` pods
     /// each, plus namespaces, workloads, services, endpoint slices, quotas and events.
     pub fn load_cluster(&self, nodes: usize, pods_per_node: usize) {
-        let objs = objects::cluster(nodes, pods_per_node);
-        let mut st = self.shared.lock();
-        for obj in objs {
+        // Lock per object: watches and requests go on while a big cluster loads.
+        objects::cluster_each(nodes, pods_per_node, &mut |obj| {
             if let Some(res) = resource::of_object(&obj) {
-                let _ = st.apply(obj, res);
+                let _ = self.shared.lock().apply(obj, res);
             }
-        }
+        });
     }
 }
 

@@ -575,24 +575,30 @@ pub fn lease(ns: &str, name: &str, holder: &str, duration_secs: u32) -> Value {
 /// namespaces, one service + endpoint slice per deployment, a quota per namespace, jobs,
 /// cronjobs, a statefulset, and a few events.
 pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    cluster_each(nodes, pods_per_node, &mut |o| out.push(o));
+    out
+}
+
+/// [`cluster`] one object at a time: 10,000 parsed pods at once would take ~300 MiB.
+pub fn cluster_each(nodes: usize, pods_per_node: usize, out: &mut dyn FnMut(Value)) {
     let nodes = nodes.max(1);
     let total = nodes * pods_per_node;
-    let mut out = Vec::with_capacity(total * 2 + nodes + 64);
     let app_namespaces: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
     for ns in ["default", "kube-system", "monitoring"] {
-        out.push(namespace(ns, "Active"));
+        out(namespace(ns, "Active"));
     }
     for ns in &app_namespaces {
-        out.push(namespace(ns, "Active"));
-        out.push(resourcequota(ns, "compute"));
-        out.push(cronjob(ns, "nightly-report", "0 2 * * *"));
-        out.push(job(ns, "nightly-report-29000001", 1, 0, 1, 0));
-        out.push(job(ns, "migrate", 1, 1, 0, 1));
+        out(namespace(ns, "Active"));
+        out(resourcequota(ns, "compute"));
+        out(cronjob(ns, "nightly-report", "0 2 * * *"));
+        out(job(ns, "nightly-report-29000001", 1, 0, 1, 0));
+        out(job(ns, "migrate", 1, 1, 0, 1));
     }
-    out.push(namespace("old-stuff", "Terminating"));
-    out.push(statefulset("monitoring", "prometheus", 2));
+    out(namespace("old-stuff", "Terminating"));
+    out(statefulset("monitoring", "prometheus", 2));
     for n in 0..nodes {
-        out.push(node(&format!("node-{n}")));
+        out(node(&format!("node-{n}")));
     }
     let node_of = |k: usize| format!("node-{}", k % nodes);
     let ip_of = |k: usize| {
@@ -609,7 +615,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
         let ds_uid = util::uid();
         let mut ds = daemonset("kube-system", "kube-proxy", nodes as u32);
         ds["metadata"]["uid"] = ds_uid.clone().into();
-        out.push(ds);
+        out(ds);
         for _ in 0..nodes {
             let opts = PodOpts {
                 owner: Some(("DaemonSet".into(), "kube-proxy".into(), ds_uid.clone())),
@@ -617,7 +623,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
                 host_ip: host_of(k),
                 ..PodOpts::default()
             };
-            out.push(pod_with(
+            out(pod_with(
                 "kube-system",
                 &format!("kube-proxy-{}", util::suffix(k as u64, 5)),
                 &node_of(k),
@@ -636,10 +642,10 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
         let rs_uid = util::uid();
         let mut dep = deployment(ns, &dname, replicas as u32);
         dep["metadata"]["uid"] = d_uid.clone().into();
-        out.push(dep);
+        out(dep);
         let mut rs = replicaset(ns, &rs_name, replicas as u32, Some((&dname, &d_uid)));
         rs["metadata"]["uid"] = rs_uid.clone().into();
-        out.push(rs);
+        out(rs);
         let mut eps = Vec::with_capacity(replicas);
         for r in 0..replicas {
             let crash = k % 37 == 36;
@@ -660,10 +666,10 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
                 host_ip: host_of(k),
             };
             let pname = format!("{rs_name}-{}", util::suffix((k * 31 + r) as u64, 5));
-            out.push(pod_with(ns, &pname, &node_of(k), &opts));
+            out(pod_with(ns, &pname, &node_of(k), &opts));
             eps.push((ip_of(k), node_of(k), opts.ready));
             if crash {
-                out.push(event(
+                out(event(
                     ns,
                     &format!("{pname}.{:x}", k),
                     ("Pod", &pname),
@@ -680,18 +686,18 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
             5 | 15 => "NodePort",
             _ => "ClusterIP",
         };
-        out.push(service(ns, &dname, ty));
+        out(service(ns, &dname, ty));
         let eps_ref: Vec<(&str, &str, bool)> = eps
             .iter()
             .map(|(ip, n, r)| (ip.as_str(), n.as_str(), *r))
             .collect();
-        out.push(endpointslice(
+        out(endpointslice(
             ns,
             &format!("{dname}-{}", util::suffix(d as u64 + 7, 5)),
             &dname,
             &eps_ref,
         ));
-        out.push(event(
+        out(event(
             ns,
             &format!("{dname}.{:x}", d),
             ("Deployment", &dname),
@@ -702,7 +708,6 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Vec<Value> {
         ));
         d += 1;
     }
-    out
 }
 
 #[cfg(test)]
