@@ -710,3 +710,25 @@ fn admin_endpoints() {
     assert_eq!(reqs[0]["verb"], "list");
     assert_eq!(reqs[1]["verb"], "watch");
 }
+
+#[test]
+fn a_client_going_away_closes_its_watch() {
+    let api = FakeApi::start();
+    let w = Conn::open(&api).watch("/api/v1/pods?watch=1&resourceVersion=1");
+    let w2 =
+        Conn::open(&api).watch("/api/v1/nodes?watch=1&resourceVersion=1&allowWatchBookmarks=true");
+    assert_eq!(api.open_watches(), 2);
+    assert_eq!(api.open_watches_of("pods"), 1);
+    drop(w);
+    drop(w2);
+    let t = Instant::now();
+    while api.open_watches() > 0 && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(api.open_watches(), 0, "noticed within {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "without waiting for a write: {:?}",
+        t.elapsed()
+    );
+}

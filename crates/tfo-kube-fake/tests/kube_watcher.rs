@@ -143,3 +143,102 @@ async fn kube_watcher_reports_forbidden() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn kube_watcher_streaming_list() {
+    let api = FakeApi::start();
+    api.apply(objects::pod("default", "a", "n1"));
+    api.apply(objects::pod("default", "b", "n1"));
+    let pods: Api<Pod> = Api::namespaced(client(&api).await, "default");
+    let mut s = watcher(pods, watcher::Config::default().streaming_lists()).boxed();
+    assert_eq!(initial(&mut s).await, ["a", "b"]);
+    api.apply(objects::pod("default", "c", "n1"));
+    assert!(matches!(next(&mut s).await, Ok(Event::Apply(p)) if p.name_any() == "c"));
+    let reqs = api.requests();
+    assert_eq!(reqs[0].verb, "watch");
+    assert_eq!(reqs[0].path, "/api/v1/namespaces/default/pods");
+    assert!(reqs[0].query.contains("sendInitialEvents=true"));
+}
+
+/// Every generated object deserialises into its k8s-openapi type.
+#[tokio::test]
+async fn generated_objects_are_valid_for_kube() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Node, ResourceQuota, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::api::ListParams;
+
+    async fn count<K>(c: &Client) -> usize
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + k8s_openapi::serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::all(c.clone());
+        api.list(&ListParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", K::kind(&())))
+            .items
+            .len()
+    }
+
+    let api = FakeApi::start();
+    api.load_cluster(3, 12);
+    let c = client(&api).await;
+    assert_eq!(count::<Pod>(&c).await, 36);
+    assert_eq!(count::<Node>(&c).await, 3);
+    assert!(count::<Namespace>(&c).await > 10);
+    assert!(count::<Service>(&c).await > 0);
+    assert!(count::<CoreEvent>(&c).await > 0);
+    assert!(count::<ResourceQuota>(&c).await > 0);
+    assert!(count::<Deployment>(&c).await > 0);
+    assert!(count::<ReplicaSet>(&c).await > 0);
+    assert!(count::<StatefulSet>(&c).await > 0);
+    assert!(count::<DaemonSet>(&c).await > 0);
+    assert!(count::<Job>(&c).await > 0);
+    assert!(count::<CronJob>(&c).await > 0);
+    assert!(count::<EndpointSlice>(&c).await > 0);
+}
+
+#[tokio::test]
+async fn kube_lease_get_create_replace_conflict() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::PostParams;
+
+    let api = FakeApi::start();
+    let leases: Api<Lease> = Api::namespaced(client(&api).await, "telemetryflow");
+    assert!(leases.get_opt("tfo-agent-cluster").await.unwrap().is_none());
+    let l: Lease = serde_json::from_value(objects::lease(
+        "telemetryflow",
+        "tfo-agent-cluster",
+        "agent-a",
+        15,
+    ))
+    .unwrap();
+    let created = leases.create(&PostParams::default(), &l).await.unwrap();
+    match leases.create(&PostParams::default(), &l).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 409),
+        other => panic!("{other:?}"),
+    }
+    let mut renewed = created.clone();
+    renewed.spec.as_mut().unwrap().lease_transitions = Some(1);
+    leases
+        .replace("tfo-agent-cluster", &PostParams::default(), &renewed)
+        .await
+        .unwrap();
+    // `created` still carries the old resourceVersion.
+    match leases
+        .replace("tfo-agent-cluster", &PostParams::default(), &created)
+        .await
+    {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 409);
+            assert_eq!(s.reason, "Conflict");
+        }
+        other => panic!("{other:?}"),
+    }
+    let stored = api.lease("telemetryflow", "tfo-agent-cluster").unwrap();
+    assert_eq!(stored["spec"]["leaseTransitions"], 1);
+}
