@@ -16,10 +16,17 @@
 //! api.write_kubeconfig("/tmp/kubeconfig").unwrap();
 //! ```
 //!
-//! Not supported: TLS and authentication (any token is accepted), resourceVersion
-//! semantics on lists (the current state is always served), set-based label selectors,
-//! JSON patch, subresources other than `status`, protobuf, Table output, aggregated
-//! discovery, `deletecollection`.
+//! Also served: `GET /version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`
+//! (minimal discovery), `sendInitialEvents=true` watches (streaming lists), merge patches.
+//!
+//! Not supported: TLS and authentication (any token is accepted); resourceVersion on
+//! lists (`resourceVersion`/`resourceVersionMatch` are ignored: the current state is
+//! served, and every page of a paginated list reports the first page's resourceVersion);
+//! set-based label selectors (`in`, `notin`: 400); JSON patch (415; strategic merge and
+//! apply patches are applied as merge patches); subresources other than `status`;
+//! protobuf; Table output; aggregated discovery; `deletecollection`; admission, defaulting
+//! and validation (objects are stored as given, plus uid, resourceVersion,
+//! creationTimestamp and namespace).
 
 mod http;
 pub mod objects;
