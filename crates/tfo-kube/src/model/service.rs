@@ -25,6 +25,9 @@ pub struct ServiceSpec {
     pub cluster_ip: ClusterIp,
     #[serde(default, deserialize_with = "count_seq")]
     pub ports: u32,
+    /// Number of `externalIPs`.
+    #[serde(default, rename = "externalIPs", deserialize_with = "count_seq")]
+    pub external_ips: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
