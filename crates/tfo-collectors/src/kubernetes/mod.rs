@@ -22,8 +22,8 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
 use tfo_kube::model::{
-    CronJob, DaemonSet, Deployment, EndpointSlice, Job, Namespace, Node, Pod, ReplicaSet,
-    ResourceQuota, Service, StatefulSet,
+    ConditionStatus, CronJob, DaemonSet, Deployment, EndpointSlice, Job, Meta, Namespace, Node,
+    Pod, ReplicaSet, ResourceQuota, Service, StatefulSet,
 };
 
 use crate::Ctx;
@@ -59,7 +59,8 @@ pub struct Snapshot<'a> {
     pub statefulsets: &'a [Arc<StatefulSet>],
     pub daemonsets: &'a [Arc<DaemonSet>],
     pub jobs: &'a [Arc<Job>],
-    /// Only read to name the CronJob owning a pod's Job.
+    /// Not read yet: a Job names its CronJob itself, and the seed's eight workload rows
+    /// have no CronJob metric.
     pub cronjobs: &'a [Arc<CronJob>],
     pub services: &'a [Arc<Service>],
     pub endpoint_slices: &'a [Arc<EndpointSlice>],
@@ -136,10 +137,10 @@ impl Builder {
     }
 
     /// Points with attributes (given as values, in the order of the row's attributes).
-    pub(crate) fn many<'v>(
+    pub(crate) fn many<'v, const N: usize>(
         &mut self,
         def: &MetricDef,
-        points: impl IntoIterator<Item = (&'v [&'v str], Val)>,
+        points: impl IntoIterator<Item = ([&'v str; N], Val)>,
     ) {
         let pts: Vec<NumberDataPoint> = points
             .into_iter()
@@ -148,7 +149,7 @@ impl Builder {
                     .attributes
                     .iter()
                     .zip(values)
-                    .map(|(k, v)| crate::otlp::attr(k, *v))
+                    .map(|(k, v)| crate::otlp::attr(k, v))
                     .collect();
                 def.point(attrs, v, &self.ctx)
             })
@@ -182,6 +183,34 @@ pub(crate) fn count(n: usize) -> Val {
     Val::U(n as u64)
 }
 
+/// An API int32 (replica counts) as a point value.
+pub(crate) fn int(n: i32) -> Val {
+    Val::I(i64::from(n))
+}
+
+/// A condition as k8s_cluster encodes it: 1 True, 0 False, -1 Unknown.
+pub(crate) fn condition(s: ConditionStatus) -> Val {
+    Val::I(match s {
+        ConditionStatus::True => 1,
+        ConditionStatus::False => 0,
+        ConditionStatus::Unknown => -1,
+    })
+}
+
+/// The namespace of a namespaced object ("" if the API left it out).
+pub(crate) fn ns(m: &Meta) -> &str {
+    m.namespace.as_deref().unwrap_or("")
+}
+
+/// `k8s.namespace.name`, `k8s.<kind>.name`, `k8s.<kind>.uid` of a namespaced object.
+pub(crate) fn object_resource(kind_name: &str, kind_uid: &str, m: &Meta) -> Vec<KeyValue> {
+    resource(&[
+        ("k8s.namespace.name", ns(m)),
+        (kind_name, &m.name),
+        (kind_uid, &m.uid),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,7 +226,10 @@ mod tests {
         ];
         let tables = metric_tables();
         assert_eq!(
-            tables.iter().map(|(c, t)| (*c, t.len())).collect::<Vec<_>>(),
+            tables
+                .iter()
+                .map(|(c, t)| (*c, t.len()))
+                .collect::<Vec<_>>(),
             want
         );
         let mut names = std::collections::HashSet::new();
@@ -206,7 +238,9 @@ mod tests {
                 assert!(d.name.starts_with("k8s."), "{}", d.name);
                 assert!(names.insert(d.name), "{} twice", d.name);
                 assert_eq!(d.kind, MetricKind::Gauge, "{}", d.name);
-                let p = d.prom.expect("every row names its kube-state-metrics series");
+                let p = d
+                    .prom
+                    .expect("every row names its kube-state-metrics series");
                 assert!(p.name.starts_with("kube_"), "{}", p.name);
                 assert_eq!(p.labels.len(), d.attributes.len(), "{}", d.name);
                 assert!(!d.unit.is_empty() && !d.help.is_empty(), "{}", d.name);

@@ -2,10 +2,15 @@
 //! resource per node (`k8s.node.name`, `k8s.node.uid`). Every agent reports its own Node
 //! from its node-local store.
 
-use super::{Builder, MetricSet, gauge};
+use std::sync::Arc;
+
+use tfo_kube::model::Node;
+
+use super::{Builder, ResourceGroup, condition, gauge, resource};
 use crate::table::{MetricDef, PromKind, Val, ValueType};
 
-pub const METRICS: &[MetricDef] = &[
+/// The table; destructured by the mapping, so a row cannot be forgotten.
+const ROWS: [MetricDef; 10] = [
     gauge(
         "k8s.node.capacity.cpu",
         ValueType::Double,
@@ -88,7 +93,11 @@ pub const METRICS: &[MetricDef] = &[
          k8s.node.condition_*. kube-state-metrics has one series per status instead.",
         "Node status.conditions[].type, .status",
     )
-    .prom_labels("kube_node_status_condition", PromKind::Gauge, &["condition"]),
+    .prom_labels(
+        "kube_node_status_condition",
+        PromKind::Gauge,
+        &["condition"],
+    ),
     gauge(
         "k8s.node.unschedulable",
         ValueType::Int,
@@ -99,3 +108,61 @@ pub const METRICS: &[MetricDef] = &[
     )
     .prom("kube_node_spec_unschedulable", PromKind::Gauge),
 ];
+
+pub const METRICS: &[MetricDef] = &ROWS;
+
+/// Maps nodes, one resource each; a capacity the node does not report is not sent.
+pub fn nodes(nodes: &[Arc<Node>], now_nanos: u64, out: &mut Vec<ResourceGroup>) {
+    let [
+        cap_cpu,
+        cap_memory,
+        cap_pods,
+        cap_storage,
+        alloc_cpu,
+        alloc_memory,
+        alloc_pods,
+        alloc_storage,
+        conditions,
+        unschedulable,
+    ] = &ROWS;
+    for node in nodes {
+        let mut b = Builder::new(now_nanos);
+        for (res, cpu, memory, pods, storage) in [
+            (
+                &node.status.capacity,
+                cap_cpu,
+                cap_memory,
+                cap_pods,
+                cap_storage,
+            ),
+            (
+                &node.status.allocatable,
+                alloc_cpu,
+                alloc_memory,
+                alloc_pods,
+                alloc_storage,
+            ),
+        ] {
+            b.one(cpu, res.cpu.map(Val::F));
+            b.one(memory, res.memory.map(Val::U));
+            b.one(pods, res.pods.map(Val::U));
+            b.one(storage, res.ephemeral_storage.map(Val::U));
+        }
+        b.many(
+            conditions,
+            node.status
+                .conditions
+                .iter()
+                .map(|c| ([&*c.kind], condition(c.status))),
+        );
+        b.one(
+            unschedulable,
+            Some(Val::U(u64::from(node.spec.unschedulable))),
+        );
+        let m = &node.metadata;
+        b.finish(
+            resource(&[("k8s.node.name", &m.name), ("k8s.node.uid", &m.uid)]),
+            out,
+        );
+    }
+}

@@ -7,13 +7,23 @@
 //! kube-state-metrics gives it (`container`). Init containers are not reported.
 //! Every agent reports the pods of its node from its node-local store.
 
-use super::{Builder, MetricSet, gauge};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use tfo_kube::model::pod::Container;
+use tfo_kube::model::{
+    ConditionStatus, ContainerState, Job, Meta, OwnerKind, Pod, PodPhase, ReplicaSet,
+};
+
+use super::{Builder, ResourceGroup, count, gauge, ns, resource};
 use crate::table::{MetricDef, PromKind, Val, ValueType};
 
 const CONTAINER: &[&str] = &["k8s.container.name"];
 const CONTAINER_LABEL: &[&str] = &["container"];
 
-pub const METRICS: &[MetricDef] = &[
+/// The table; destructured by the mapping, so a row cannot be forgotten.
+const ROWS: [MetricDef; 12] = [
     gauge(
         "k8s.pod.phase",
         ValueType::Int,
@@ -161,3 +171,169 @@ pub const METRICS: &[MetricDef] = &[
         CONTAINER_LABEL,
     ),
 ];
+
+pub const METRICS: &[MetricDef] = &ROWS;
+
+/// Maps pods, naming their owners as far as the pods themselves say (a ReplicaSet, not
+/// its Deployment).
+pub fn pods(pods: &[Arc<Pod>], now_nanos: u64, out: &mut Vec<ResourceGroup>) {
+    pods_with_owners(pods, &[], &[], now_nanos, out);
+}
+
+/// Maps pods; a pod whose ReplicaSet (or Job) is in `replicasets` (or `jobs`) also gets
+/// that object's owning Deployment (or CronJob) as `k8s.deployment.name`
+/// (`k8s.cronjob.name`). The elected agent has those kinds; the others name the
+/// ReplicaSet only.
+pub fn pods_with_owners(
+    pods: &[Arc<Pod>],
+    replicasets: &[Arc<ReplicaSet>],
+    jobs: &[Arc<Job>],
+    now_nanos: u64,
+    out: &mut Vec<ResourceGroup>,
+) {
+    let rs = by_name(replicasets.iter().map(|r| &r.metadata));
+    let jobs = by_name(jobs.iter().map(|j| &j.metadata));
+    for pod in pods {
+        let mut b = Builder::new(now_nanos);
+        metrics(pod, &mut b);
+        b.finish(attributes(pod, &rs, &jobs), out);
+    }
+}
+
+type ByName<'a> = HashMap<(&'a str, &'a str), &'a Meta>;
+
+fn by_name<'a>(metas: impl Iterator<Item = &'a Meta>) -> ByName<'a> {
+    metas.map(|m| ((ns(m), &*m.name), m)).collect()
+}
+
+fn attributes(pod: &Pod, rs: &ByName<'_>, jobs: &ByName<'_>) -> Vec<KeyValue> {
+    let m = &pod.metadata;
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("k8s.namespace.name", ns(m)),
+        ("k8s.pod.name", &m.name),
+        ("k8s.pod.uid", &m.uid),
+        ("k8s.node.name", pod.spec.node_name.as_deref().unwrap_or("")),
+    ];
+    if let Some(owner) = &m.controller {
+        let name = &*owner.name;
+        // ReplicaSets and Jobs are looked up, when the snapshot has them, for their uid
+        // and their own owner.
+        let (kind_name, lookup) = match owner.kind {
+            OwnerKind::ReplicaSet => (
+                "k8s.replicaset.name",
+                Some((
+                    rs,
+                    "k8s.replicaset.uid",
+                    OwnerKind::Deployment,
+                    "k8s.deployment.name",
+                )),
+            ),
+            OwnerKind::Job => (
+                "k8s.job.name",
+                Some((jobs, "k8s.job.uid", OwnerKind::CronJob, "k8s.cronjob.name")),
+            ),
+            OwnerKind::StatefulSet => ("k8s.statefulset.name", None),
+            OwnerKind::DaemonSet => ("k8s.daemonset.name", None),
+            OwnerKind::ReplicationController => ("k8s.replicationcontroller.name", None),
+            _ => ("", None),
+        };
+        if !kind_name.is_empty() {
+            pairs.push((kind_name, name));
+        }
+        if let Some((table, uid_key, parent_kind, parent_key)) = lookup
+            && let Some(o) = table.get(&(ns(m), name))
+        {
+            pairs.push((uid_key, &o.uid));
+            if let Some(p) = o.controller.as_ref().filter(|p| p.kind == parent_kind) {
+                pairs.push((parent_key, &p.name));
+            }
+        }
+    }
+    resource(&pairs)
+}
+
+/// k8s_cluster's numbering of the phases.
+fn phase_number(p: PodPhase) -> i64 {
+    match p {
+        PodPhase::Pending => 1,
+        PodPhase::Running => 2,
+        PodPhase::Succeeded => 3,
+        PodPhase::Failed => 4,
+        PodPhase::Unknown => 5,
+    }
+}
+
+fn state_name(s: &ContainerState) -> Option<&'static str> {
+    match s {
+        ContainerState::Running => Some("running"),
+        ContainerState::Waiting { .. } => Some("waiting"),
+        ContainerState::Terminated { .. } => Some("terminated"),
+        ContainerState::Unknown => None,
+    }
+}
+
+fn metrics(pod: &Pod, b: &mut Builder) {
+    let [
+        phase,
+        ready,
+        containers,
+        containers_ready,
+        c_ready,
+        c_restarts,
+        c_state,
+        c_reason,
+        cpu_request,
+        cpu_limit,
+        memory_request,
+        memory_limit,
+    ] = &ROWS;
+    let st = &pod.status;
+    b.one(phase, Some(Val::I(phase_number(st.phase))));
+    let is_ready = st.conditions.ready == Some(ConditionStatus::True);
+    b.one(ready, Some(Val::U(u64::from(is_ready))));
+    b.one(containers, Some(count(pod.spec.containers.len())));
+    b.one(containers_ready, Some(count(pod.ready_containers())));
+
+    let statuses = &st.container_statuses;
+    b.many(
+        c_ready,
+        statuses
+            .iter()
+            .map(|c| ([&*c.name], Val::U(u64::from(c.ready)))),
+    );
+    b.many(
+        c_restarts,
+        statuses
+            .iter()
+            .map(|c| ([&*c.name], Val::U(u64::from(c.restart_count)))),
+    );
+    b.many(
+        c_state,
+        statuses
+            .iter()
+            .filter_map(|c| Some(([&*c.name, state_name(&c.state)?], Val::U(1)))),
+    );
+    b.many(
+        c_reason,
+        statuses.iter().filter_map(|c| {
+            let reason = c.state.reason().filter(|r| !r.is_empty())?;
+            Some(([&*c.name, reason], Val::U(1)))
+        }),
+    );
+
+    let specs = &pod.spec.containers;
+    let cpu = |f: fn(&Container) -> Option<f64>| {
+        specs
+            .iter()
+            .filter_map(move |c| Some(([&*c.name], Val::F(f(c)?))))
+    };
+    b.many(cpu_request, cpu(|c| c.resources.requests.cpu));
+    b.many(cpu_limit, cpu(|c| c.resources.limits.cpu));
+    let mem = |f: fn(&Container) -> Option<u64>| {
+        specs
+            .iter()
+            .filter_map(move |c| Some(([&*c.name], Val::U(f(c)?))))
+    };
+    b.many(memory_request, mem(|c| c.resources.requests.memory));
+    b.many(memory_limit, mem(|c| c.resources.limits.memory));
+}
