@@ -262,3 +262,99 @@ mod tests {
         }
     }
 }
+
+/// Helpers for the category tests: objects from API JSON, and lookups in the output.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric};
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+
+    use super::ResourceGroup;
+
+    pub(crate) fn obj<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Arc<T> {
+        Arc::new(serde_json::from_value(json).expect("fixture deserialises"))
+    }
+
+    pub(crate) fn attrs(kv: &[KeyValue]) -> Vec<(String, String)> {
+        kv.iter()
+            .map(|a| {
+                let v = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    other => panic!("{}: {other:?}", a.key),
+                };
+                (a.key.clone(), v)
+            })
+            .collect()
+    }
+
+    pub(crate) fn attr<'a>(g: &'a ResourceGroup, key: &str) -> Option<&'a str> {
+        g.attributes.iter().find(|a| a.key == key).and_then(|a| {
+            match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            }
+        })
+    }
+
+    pub(crate) fn metric<'a>(g: &'a ResourceGroup, name: &str) -> Option<&'a Metric> {
+        g.metrics.iter().find(|m| m.name == name)
+    }
+
+    fn points(m: &Metric) -> &[NumberDataPoint] {
+        match &m.data {
+            Some(metric::Data::Gauge(g)) => &g.data_points,
+            other => panic!("{}: not a gauge: {other:?}", m.name),
+        }
+    }
+
+    /// `(attribute values, value)` of every point of the metric, values as f64.
+    pub(crate) fn values(g: &ResourceGroup, name: &str) -> Vec<(Vec<String>, f64)> {
+        let m = metric(g, name).unwrap_or_else(|| panic!("{name} missing"));
+        points(m)
+            .iter()
+            .map(|p| {
+                let v = match p.value {
+                    Some(Value::AsInt(i)) => i as f64,
+                    Some(Value::AsDouble(d)) => d,
+                    None => panic!("{name}: no value"),
+                };
+                (attrs(&p.attributes).into_iter().map(|(_, v)| v).collect(), v)
+            })
+            .collect()
+    }
+
+    /// The value of a metric with one point and no attributes.
+    pub(crate) fn value(g: &ResourceGroup, name: &str) -> f64 {
+        match &values(g, name)[..] {
+            [(a, v)] if a.is_empty() => *v,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    /// Every metric of every group: its unit and time must be the table's and `now`.
+    pub(crate) fn check_against_tables(groups: &[ResourceGroup], now: u64) {
+        let tables = super::metric_tables();
+        for g in groups {
+            assert!(!g.metrics.is_empty());
+            for m in &g.metrics {
+                let def = tables
+                    .iter()
+                    .flat_map(|(_, t)| t.iter())
+                    .find(|d| d.name == m.name)
+                    .unwrap_or_else(|| panic!("{} not in a table", m.name));
+                assert_eq!(m.unit, def.unit, "{}", m.name);
+                assert_eq!(m.description, def.help, "{}", m.name);
+                for p in points(m) {
+                    assert_eq!(p.time_unix_nano, now);
+                    let keys: Vec<_> = p.attributes.iter().map(|a| a.key.as_str()).collect();
+                    assert_eq!(keys, def.attributes, "{}", m.name);
+                    let int = matches!(p.value, Some(Value::AsInt(_)));
+                    assert_eq!(int, def.value == crate::table::ValueType::Int, "{}", m.name);
+                }
+            }
+        }
+    }
+}

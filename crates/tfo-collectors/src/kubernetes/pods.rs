@@ -337,3 +337,143 @@ fn metrics(pod: &Pod, b: &mut Builder) {
     b.many(memory_request, mem(|c| c.resources.requests.memory));
     b.many(memory_limit, mem(|c| c.resources.limits.memory));
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::kubernetes::testing::{attr, check_against_tables, obj, value, values};
+
+    fn web_pod() -> Arc<Pod> {
+        obj(json!({
+            "metadata": {
+                "name": "web-5d9c7-abcde", "namespace": "shop", "uid": "pod-uid",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-5d9c7", "uid": "rs-uid", "controller": true}],
+                "managedFields": [{"manager": "kubelet"}]
+            },
+            "spec": {"nodeName": "node-a", "containers": [
+                {"name": "app", "resources": {
+                    "requests": {"cpu": "250m", "memory": "128Mi"},
+                    "limits": {"cpu": "1", "memory": "256Mi"}}},
+                {"name": "sidecar"}
+            ]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False"},
+                               {"type": "PodScheduled", "status": "True"}],
+                "containerStatuses": [
+                    {"name": "app", "ready": true, "restartCount": 0,
+                     "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}},
+                    {"name": "sidecar", "ready": false, "restartCount": 7,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                     "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}
+                ]
+            }
+        }))
+    }
+
+    #[test]
+    fn a_pod_maps_to_one_resource_with_its_containers_as_attributes() {
+        let mut out = Vec::new();
+        pods(&[web_pod()], 42, &mut out);
+        check_against_tables(&out, 42);
+        let [g] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(
+            crate::kubernetes::testing::attrs(&g.attributes),
+            [
+                ("k8s.namespace.name", "shop"),
+                ("k8s.pod.name", "web-5d9c7-abcde"),
+                ("k8s.pod.uid", "pod-uid"),
+                ("k8s.node.name", "node-a"),
+                ("k8s.replicaset.name", "web-5d9c7"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert_eq!(g.metrics.len(), 12);
+        assert_eq!(value(g, "k8s.pod.phase"), 2.0);
+        assert_eq!(value(g, "k8s.pod.ready"), 0.0);
+        assert_eq!(value(g, "k8s.pod.containers"), 2.0);
+        assert_eq!(value(g, "k8s.pod.containers.ready"), 1.0);
+        let s = |v: &[&str], x: f64| (v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), x);
+        assert_eq!(
+            values(g, "k8s.container.ready"),
+            [s(&["app"], 1.0), s(&["sidecar"], 0.0)]
+        );
+        assert_eq!(
+            values(g, "k8s.container.restarts"),
+            [s(&["app"], 0.0), s(&["sidecar"], 7.0)]
+        );
+        assert_eq!(
+            values(g, "k8s.container.status.state"),
+            [s(&["app", "running"], 1.0), s(&["sidecar", "waiting"], 1.0)]
+        );
+        assert_eq!(
+            values(g, "k8s.container.status.reason"),
+            [s(&["sidecar", "CrashLoopBackOff"], 1.0)]
+        );
+        // Only the container that sets them.
+        assert_eq!(values(g, "k8s.container.cpu_request"), [s(&["app"], 0.25)]);
+        assert_eq!(values(g, "k8s.container.cpu_limit"), [s(&["app"], 1.0)]);
+        assert_eq!(
+            values(g, "k8s.container.memory_request"),
+            [s(&["app"], 134217728.0)]
+        );
+        assert_eq!(
+            values(g, "k8s.container.memory_limit"),
+            [s(&["app"], 268435456.0)]
+        );
+    }
+
+    #[test]
+    fn owners_resolve_through_the_snapshot() {
+        let rs: Arc<ReplicaSet> = obj(json!({"metadata": {
+            "name": "web-5d9c7", "namespace": "shop", "uid": "rs-uid",
+            "ownerReferences": [{"kind": "Deployment", "name": "web", "controller": true}]}}));
+        // Same name in another namespace: not this pod's.
+        let other: Arc<ReplicaSet> = obj(json!({"metadata": {
+            "name": "web-5d9c7", "namespace": "other", "uid": "x",
+            "ownerReferences": [{"kind": "Deployment", "name": "nope", "controller": true}]}}));
+        let job: Arc<Job> = obj(json!({"metadata": {
+            "name": "backup-28000000", "namespace": "ops", "uid": "job-uid",
+            "ownerReferences": [{"kind": "CronJob", "name": "backup", "controller": true}]}}));
+        let job_pod: Arc<Pod> = obj(json!({"metadata": {
+            "name": "backup-28000000-xyz", "namespace": "ops", "uid": "p2",
+            "ownerReferences": [{"kind": "Job", "name": "backup-28000000", "controller": true}]},
+            "status": {"phase": "Succeeded"}}));
+        let ds_pod: Arc<Pod> = obj(json!({"metadata": {
+            "name": "agent-1", "namespace": "kube-system", "uid": "p3",
+            "ownerReferences": [{"kind": "DaemonSet", "name": "agent", "controller": true}]},
+            "status": {"phase": "Pending"}}));
+        let mut out = Vec::new();
+        pods_with_owners(
+            &[web_pod(), job_pod, ds_pod],
+            &[other, rs],
+            &[job],
+            1,
+            &mut out,
+        );
+        check_against_tables(&out, 1);
+        assert_eq!(attr(&out[0], "k8s.replicaset.uid"), Some("rs-uid"));
+        assert_eq!(attr(&out[0], "k8s.deployment.name"), Some("web"));
+        assert_eq!(attr(&out[1], "k8s.job.name"), Some("backup-28000000"));
+        assert_eq!(attr(&out[1], "k8s.job.uid"), Some("job-uid"));
+        assert_eq!(attr(&out[1], "k8s.cronjob.name"), Some("backup"));
+        assert_eq!(value(&out[1], "k8s.pod.phase"), 3.0);
+        assert_eq!(attr(&out[2], "k8s.daemonset.name"), Some("agent"));
+        // Not scheduled yet: no node, no container series.
+        assert_eq!(attr(&out[2], "k8s.node.name"), None);
+        assert_eq!(value(&out[2], "k8s.pod.phase"), 1.0);
+        assert_eq!(out[2].metrics.len(), 4);
+    }
+
+    #[test]
+    fn a_nearly_empty_pod_still_maps() {
+        let p: Arc<Pod> = obj(json!({"metadata": {"name": "p"}, "status": null}));
+        let mut out = Vec::new();
+        pods(&[p], 1, &mut out);
+        assert_eq!(value(&out[0], "k8s.pod.phase"), 5.0);
+        assert_eq!(out[0].attributes.len(), 1);
+    }
+}
