@@ -269,8 +269,8 @@ pub(crate) mod testing {
     use std::sync::Arc;
 
     use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
-    use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric};
     use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric};
 
     use super::ResourceGroup;
 
@@ -321,7 +321,10 @@ pub(crate) mod testing {
                     Some(Value::AsDouble(d)) => d,
                     None => panic!("{name}: no value"),
                 };
-                (attrs(&p.attributes).into_iter().map(|(_, v)| v).collect(), v)
+                (
+                    attrs(&p.attributes).into_iter().map(|(_, v)| v).collect(),
+                    v,
+                )
             })
             .collect()
     }
@@ -356,5 +359,244 @@ pub(crate) mod testing {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use serde_json::json;
+
+    use super::testing::{attr, check_against_tables, obj, value, values};
+    use super::*;
+
+    fn find<'a>(out: &'a [ResourceGroup], key: &str, name: &str) -> &'a ResourceGroup {
+        out.iter()
+            .find(|g| attr(g, key) == Some(name))
+            .unwrap_or_else(|| panic!("no resource {key}={name}"))
+    }
+
+    fn s(v: &[&str], x: f64) -> (Vec<String>, f64) {
+        (v.iter().map(|s| s.to_string()).collect(), x)
+    }
+
+    #[test]
+    fn a_cluster_snapshot_maps_every_category() {
+        let node: Arc<Node> = obj(json!({
+            "metadata": {"name": "node-a", "uid": "n-uid"},
+            "spec": {"unschedulable": true},
+            "status": {
+                "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110",
+                             "ephemeral-storage": "100Gi", "nvidia.com/gpu": "1"},
+                "allocatable": {"cpu": "3800m", "memory": "15Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True"},
+                               {"type": "DiskPressure", "status": "False"},
+                               {"type": "KernelDeadlock", "status": "Unknown"}]
+            }
+        }));
+        let ns = |name: &str, phase: &str| -> Arc<Namespace> {
+            obj(
+                json!({"metadata": {"name": name, "uid": format!("{name}-uid")},
+                "status": {"phase": phase}}),
+            )
+        };
+        let deploy: Arc<Deployment> = obj(json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "d-uid"},
+            "spec": {}, "status": {"availableReplicas": 2, "replicas": 3}
+        }));
+        let sts: Arc<StatefulSet> = obj(json!({
+            "metadata": {"name": "db", "namespace": "shop", "uid": "s-uid"},
+            "spec": {"replicas": 3}, "status": {"readyReplicas": 1}
+        }));
+        let ds: Arc<DaemonSet> = obj(json!({
+            "metadata": {"name": "agent", "namespace": "kube-system", "uid": "ds-uid"},
+            "status": {"desiredNumberScheduled": 5, "numberReady": 4}
+        }));
+        let job: Arc<Job> = obj(json!({
+            "metadata": {"name": "backup-1", "namespace": "shop", "uid": "j-uid",
+                "ownerReferences": [{"kind": "CronJob", "name": "backup", "controller": true}]},
+            "status": {"active": 1, "failed": 2}
+        }));
+        let svc = |name: &str, spec: serde_json::Value, status: serde_json::Value| {
+            obj::<Service>(json!({
+                "metadata": {"name": name, "namespace": "shop", "uid": format!("{name}-uid"),
+                    "creationTimestamp": "2024-02-29T12:34:56Z"},
+                "spec": spec, "status": status
+            }))
+        };
+        let lb = svc(
+            "front",
+            json!({"type": "LoadBalancer", "clusterIP": "10.0.0.1",
+                   "externalIPs": ["1.2.3.4", "5.6.7.8"]}),
+            json!({"loadBalancer": {"ingress": [{"ip": "9.9.9.9"}]}}),
+        );
+        let headless = svc("db", json!({"clusterIP": "None"}), json!({}));
+        let slice = |name: &str, svc: &str, ready: &[bool]| -> Arc<EndpointSlice> {
+            obj(json!({
+                "metadata": {"name": name, "namespace": "shop",
+                    "labels": {"kubernetes.io/service-name": svc}},
+                "addressType": "IPv4",
+                "endpoints": ready.iter().map(|r| json!({"addresses": ["10.1.0.1"],
+                    "conditions": {"ready": r}})).collect::<Vec<_>>()
+            }))
+        };
+        let quota: Arc<ResourceQuota> = obj(json!({
+            "metadata": {"name": "compute", "namespace": "shop", "uid": "q-uid"},
+            "spec": {"hard": {"requests.cpu": "4"}},
+            "status": {"hard": {"requests.cpu": "4", "pods": "10"},
+                       "used": {"requests.cpu": "1500m", "pods": "3"}}
+        }));
+        let pod = |name: &str, ns: &str, phase: &str| -> Arc<Pod> {
+            obj(
+                json!({"metadata": {"name": name, "namespace": ns, "uid": name},
+                "status": {"phase": phase}}),
+            )
+        };
+        let pods = [
+            pod("a", "shop", "Running"),
+            pod("b", "shop", "Running"),
+            pod("c", "shop", "Failed"),
+            pod("d", "elsewhere", "Running"),
+        ];
+        let nodes = [node];
+        let namespaces = [
+            ns("shop", "Active"),
+            ns("old", "Terminating"),
+            ns("kube-system", "Active"),
+        ];
+        let (deployments, statefulsets, daemonsets, jobs) = ([deploy], [sts], [ds], [job]);
+        let services = [lb, headless];
+        let slices = [
+            slice("front-1", "front", &[true, false]),
+            slice("front-2", "front", &[true]),
+            slice("db-1", "db", &[]),
+        ];
+        let quotas = [quota];
+        let snap = Snapshot {
+            pods: &pods,
+            pods_cluster_wide: true,
+            nodes: &nodes,
+            namespaces: &namespaces,
+            deployments: &deployments,
+            statefulsets: &statefulsets,
+            daemonsets: &daemonsets,
+            jobs: &jobs,
+            services: &services,
+            endpoint_slices: &slices,
+            quotas: &quotas,
+            ..Snapshot::default()
+        };
+        let out = collect(&snap, 7);
+        check_against_tables(&out, 7);
+        // 4 pods, 1 node, 4 workloads, 2 services, 3 namespaces.
+        assert_eq!(out.len(), 14);
+
+        let n = find(&out, "k8s.node.name", "node-a");
+        assert_eq!(attr(n, "k8s.node.uid"), Some("n-uid"));
+        assert_eq!(value(n, "k8s.node.capacity.cpu"), 4.0);
+        assert_eq!(value(n, "k8s.node.capacity.memory"), 16.0 * 1073741824.0);
+        assert_eq!(value(n, "k8s.node.capacity.pods"), 110.0);
+        assert_eq!(
+            value(n, "k8s.node.capacity.ephemeral_storage"),
+            100.0 * 1073741824.0
+        );
+        assert!((value(n, "k8s.node.allocatable.cpu") - 3.8).abs() < 1e-9);
+        assert_eq!(value(n, "k8s.node.allocatable.memory"), 15.0 * 1073741824.0);
+        // Not reported by this node: not sent.
+        assert!(testing::metric(n, "k8s.node.allocatable.ephemeral_storage").is_none());
+        assert_eq!(
+            values(n, "k8s.node.condition"),
+            [
+                s(&["Ready"], 1.0),
+                s(&["DiskPressure"], 0.0),
+                s(&["KernelDeadlock"], -1.0)
+            ]
+        );
+        assert_eq!(value(n, "k8s.node.unschedulable"), 1.0);
+
+        let d = find(&out, "k8s.deployment.name", "web");
+        assert_eq!(attr(d, "k8s.namespace.name"), Some("shop"));
+        assert_eq!(attr(d, "k8s.deployment.uid"), Some("d-uid"));
+        assert_eq!(value(d, "k8s.deployment.replicas.desired"), 1.0);
+        assert_eq!(value(d, "k8s.deployment.replicas.available"), 2.0);
+        let st = find(&out, "k8s.statefulset.name", "db");
+        assert_eq!(value(st, "k8s.statefulset.replicas.desired"), 3.0);
+        assert_eq!(value(st, "k8s.statefulset.replicas.ready"), 1.0);
+        let dset = find(&out, "k8s.daemonset.name", "agent");
+        assert_eq!(value(dset, "k8s.daemonset.nodes.desired"), 5.0);
+        assert_eq!(value(dset, "k8s.daemonset.nodes.ready"), 4.0);
+        let j = find(&out, "k8s.job.name", "backup-1");
+        assert_eq!(attr(j, "k8s.cronjob.name"), Some("backup"));
+        assert_eq!(value(j, "k8s.job.pods.active"), 1.0);
+        assert_eq!(value(j, "k8s.job.pods.failed"), 2.0);
+
+        let f = find(&out, "k8s.service.name", "front");
+        assert_eq!(attr(f, "k8s.service.uid"), Some("front-uid"));
+        assert_eq!(
+            values(f, "k8s.service.spec.type"),
+            [s(&["LoadBalancer"], 1.0)]
+        );
+        assert_eq!(
+            values(f, "k8s.service.endpoints"),
+            [s(&["ready"], 2.0), s(&["not_ready"], 1.0)]
+        );
+        assert_eq!(value(f, "k8s.service.load_balancer.ingress"), 1.0);
+        assert_eq!(value(f, "k8s.service.external_ips"), 2.0);
+        assert_eq!(value(f, "k8s.service.created"), 1_709_210_096.0);
+        let h = find(&out, "k8s.service.name", "db");
+        assert_eq!(values(h, "k8s.service.spec.type"), [s(&["ClusterIP"], 1.0)]);
+        assert_eq!(
+            values(h, "k8s.service.endpoints"),
+            [s(&["ready"], 0.0), s(&["not_ready"], 0.0)]
+        );
+        assert!(testing::metric(h, "k8s.service.load_balancer.ingress").is_none());
+
+        let shop = find(&out, "k8s.namespace.uid", "shop-uid");
+        assert_eq!(value(shop, "k8s.namespace.phase"), 1.0);
+        assert_eq!(value(shop, "k8s.namespace.resource_quotas"), 1.0);
+        assert_eq!(
+            values(shop, "k8s.resource_quota.hard_limit"),
+            [
+                s(&["compute", "pods"], 10.0),
+                s(&["compute", "requests.cpu"], 4.0)
+            ]
+        );
+        assert_eq!(
+            values(shop, "k8s.resource_quota.used"),
+            [
+                s(&["compute", "pods"], 3.0),
+                s(&["compute", "requests.cpu"], 1.5)
+            ]
+        );
+        assert_eq!(
+            values(shop, "k8s.namespace.pods"),
+            [
+                s(&["Pending"], 0.0),
+                s(&["Running"], 2.0),
+                s(&["Succeeded"], 0.0),
+                s(&["Failed"], 1.0),
+                s(&["Unknown"], 0.0)
+            ]
+        );
+        assert_eq!(value(shop, "k8s.namespace.deployments"), 1.0);
+        assert_eq!(value(shop, "k8s.namespace.statefulsets"), 1.0);
+        assert_eq!(value(shop, "k8s.namespace.jobs"), 1.0);
+        assert_eq!(value(shop, "k8s.namespace.services"), 2.0);
+        // Zero counts are not sent.
+        assert!(testing::metric(shop, "k8s.namespace.daemonsets").is_none());
+        let old = find(&out, "k8s.namespace.uid", "old-uid");
+        assert_eq!(value(old, "k8s.namespace.phase"), 0.0);
+        assert_eq!(old.metrics.len(), 2, "phase and pods only");
+
+        // Node-local pods: no namespace pod counts.
+        let local = collect(
+            &Snapshot {
+                pods_cluster_wide: false,
+                ..snap
+            },
+            7,
+        );
+        let shop = find(&local, "k8s.namespace.uid", "shop-uid");
+        assert!(testing::metric(shop, "k8s.namespace.pods").is_none());
+        assert!(collect(&Snapshot::default(), 7).is_empty());
     }
 }
