@@ -8,6 +8,9 @@ pub struct CollectorDoc<'a> {
     /// Config key under `collectors.`.
     pub name: &'a str,
     pub intro: &'a str,
+    /// Heading of the column that shows [`MetricDef::prom`]: the Prometheus exporter whose
+    /// names the collector's metrics map to (`node_exporter`, `kube-state-metrics`).
+    pub equivalent: &'a str,
     /// `(sub-collector, its metric table)`.
     pub tables: Vec<(&'a str, &'a [MetricDef])>,
 }
@@ -23,13 +26,17 @@ pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
          The node_exporter column gives the Prometheus name and type under which the agent's\n\
          `/metrics` endpoint exposes a node metric (`prometheus.expose_node_metrics`), with\n\
          the label each attribute becomes when it is renamed (`attribute→label`); the value is\n\
-         the same, in the same unit.\n",
+         the same, in the same unit. The kube-state-metrics column gives the series a\n\
+         Kubernetes metric corresponds to, for porting dashboards; the agent does not expose\n\
+         those names, and where kube-state-metrics splits a value into one series per state\n\
+         the description says so.\n",
     );
     for c in collectors {
         s.push_str(&format!("\n## `collectors.{}`\n\n{}\n", c.name, c.intro));
         for (sub, table) in &c.tables {
             s.push_str(&format!(
-                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | node_exporter | Description |\n|---|---|---|---|---|---|---|---|\n"
+                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | {} | Description |\n|---|---|---|---|---|---|---|---|\n",
+                c.equivalent
             ));
             for d in *table {
                 let attrs = if d.attributes.is_empty() {

@@ -10,6 +10,7 @@ fn metrics_doc_is_generated_from_the_tables() {
             intro: "OpenTelemetry semantic-convention host metrics (the names the OpenTelemetry \
          Collector's hostmetrics receiver uses). Toggles: `cpu` (cpu and load), `memory`, \
          `disk` (disk I/O and filesystems), `network`; `system.uptime` is always on.",
+            equivalent: "node_exporter",
             tables: tfo_collectors::system::metric_tables(),
         },
         tfo_collectors::docs::CollectorDoc {
@@ -26,7 +27,24 @@ fn metrics_doc_is_generated_from_the_tables() {
          expressions) default to node_exporter's: no partitions or ram/zram/loop/floppy \
          devices, no pseudo filesystems, nothing under /dev, /proc, /sys, \
          /run/credentials/*, /var/lib/docker/*, /var/lib/containers/storage/*; every interface.",
+            equivalent: "node_exporter",
             tables: tfo_collectors::node::metric_tables(),
+        },
+        tfo_collectors::docs::CollectorDoc {
+            name: "kubernetes",
+            intro: "Kubernetes object state from the API server, with OpenTelemetry \
+         semantic-convention resource attributes (`k8s.namespace.name`, `k8s.pod.name`, \
+         `k8s.pod.uid`, `k8s.node.name`, `k8s.deployment.name`, ...; the agent adds \
+         `k8s.cluster.name`). Names follow the seed, then the OpenTelemetry Collector's \
+         `k8s_cluster` receiver; every metric is a Gauge. Pod and container metrics (one \
+         resource per pod, the container as the `k8s.container.name` attribute) and node \
+         metrics come from the node-local store on every agent; workloads, services and \
+         namespaces are cluster-wide and come from the elected agent only (a \
+         `coordination.k8s.io/v1` Lease). Toggles: `collect_pods`, `collect_nodes`, \
+         `collect_deployments` (workloads), `collect_services`, `collect_namespaces`, \
+         `collect_events`.",
+            equivalent: "kube-state-metrics",
+            tables: tfo_collectors::kubernetes::metric_tables(),
         },
     ]);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");

@@ -77,70 +77,122 @@ impl MetricsEncoder {
 
     /// Encodes `metrics` into records appended to `out`; returns the data points encoded.
     pub fn encode(&self, metrics: Vec<Metric>, out: &mut Vec<Record>) -> usize {
+        self.encode_groups(vec![(Vec::new(), metrics)], out)
+    }
+
+    /// Encodes metrics that belong to different resources (one Kubernetes object each, for
+    /// example): each group goes under the encoder's resource attributes plus the group's
+    /// own, a group's attribute replacing an encoder attribute of the same key. Records are
+    /// bounded as in [`MetricsEncoder::encode`] (at most `max_metrics` metrics and the byte
+    /// bound, counting every resource a record repeats); consecutive groups share a record,
+    /// each as its own `ResourceMetrics`, and a group cut across records carries its
+    /// resource in each. Returns the data points encoded.
+    pub fn encode_groups(
+        &self,
+        groups: Vec<(Vec<KeyValue>, Vec<Metric>)>,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let scope_len = self.scope.encoded_len();
         let mut total = 0;
         let mut chunk = Chunk::default();
-        for mut m in metrics {
-            let n = point_count(&m);
-            if n == 0 {
+        for (attributes, metrics) in groups {
+            if metrics.iter().all(|m| point_count(m) == 0) {
                 continue;
             }
-            total += n;
-            let size = m.encoded_len() + 8;
-            if size > self.max_bytes {
-                // Too large for one record: parts of about half the bound each, so a part
-                // never needs splitting again and leaves room for its neighbours.
-                self.flush(&mut chunk, out);
-                let per = (n * self.max_bytes / 2 / size).max(1);
-                while point_count(&m) > per {
-                    let part = split_off_front(&mut m, per);
-                    self.push(&mut chunk, part, out);
+            let resource = Arc::new(self.group_resource(attributes));
+            // ResourceMetrics framing, its resource and its scope: paid once per record the
+            // group appears in.
+            let overhead = framed_len(resource.encoded_len()) + framed_len(scope_len) + 16;
+            let group = Group { resource, overhead };
+            for mut m in metrics {
+                let n = point_count(&m);
+                if n == 0 {
+                    continue;
                 }
-                self.push(&mut chunk, m, out);
-                continue;
+                total += n;
+                let size = m.encoded_len() + 8;
+                if size + overhead > self.max_bytes {
+                    // Too large for one record: parts of about half the bound each, so a
+                    // part never needs splitting again and leaves room for its neighbours.
+                    self.flush(&mut chunk, out);
+                    let per = (n * (self.max_bytes / 2) / size).max(1);
+                    while point_count(&m) > per {
+                        let part = split_off_front(&mut m, per);
+                        self.push(&mut chunk, &group, part, out);
+                    }
+                }
+                self.push(&mut chunk, &group, m, out);
             }
-            self.push(&mut chunk, m, out);
         }
         self.flush(&mut chunk, out);
         total
     }
 
-    fn push(&self, chunk: &mut Chunk, m: Metric, out: &mut Vec<Record>) {
+    /// The encoder's resource with `extra` attributes, which win over the encoder's own.
+    fn group_resource(&self, extra: Vec<KeyValue>) -> Resource {
+        if extra.is_empty() {
+            return self.resource.clone();
+        }
+        let mut attributes: Vec<KeyValue> = self
+            .resource
+            .attributes
+            .iter()
+            .filter(|a| !extra.iter().any(|e| e.key == a.key))
+            .cloned()
+            .collect();
+        attributes.extend(extra);
+        Resource {
+            attributes,
+            ..self.resource.clone()
+        }
+    }
+
+    fn push(&self, chunk: &mut Chunk, group: &Group, m: Metric, out: &mut Vec<Record>) {
         let size = m.encoded_len() + 8;
-        if chunk.metrics.len() >= self.max_metrics || chunk.bytes + size > self.max_bytes {
+        let opens = !chunk.is_open(group);
+        let need = size + if opens { group.overhead } else { 0 };
+        if chunk.metrics >= self.max_metrics || chunk.bytes + need > self.max_bytes {
             self.flush(chunk, out);
+        }
+        if !chunk.is_open(group) {
+            chunk.bytes += group.overhead;
+            chunk.groups.push((group.resource.clone(), Vec::new()));
         }
         chunk.points += point_count(&m);
         chunk.bytes += size;
-        chunk.metrics.push(m);
+        chunk.metrics += 1;
+        if let Some((_, ms)) = chunk.groups.last_mut() {
+            ms.push(m);
+        }
     }
 
     fn flush(&self, chunk: &mut Chunk, out: &mut Vec<Record>) {
-        if chunk.metrics.is_empty() {
+        if chunk.metrics == 0 {
             return;
         }
         let c = std::mem::take(chunk);
-        out.push(self.record(c.metrics, c.points));
-    }
-
-    fn record(&self, metrics: Vec<Metric>, points: usize) -> Record {
         let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                resource: Some(self.resource.clone()),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(self.scope.clone()),
-                    metrics,
+            resource_metrics: c
+                .groups
+                .into_iter()
+                .map(|(resource, metrics)| ResourceMetrics {
+                    resource: Some(Arc::unwrap_or_clone(resource)),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(self.scope.clone()),
+                        metrics,
+                        schema_url: String::new(),
+                    }],
                     schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
+                })
+                .collect(),
         };
         let units = metrics_len(&req);
-        Record {
+        out.push(Record {
             signal: Signal::Metrics,
-            items: points as u32,
+            items: c.points as u32,
             units,
             body: Bytes::from(req.encode_to_vec()),
-        }
+        });
     }
 }
 
@@ -311,11 +363,28 @@ struct LogChunk<'a> {
     bytes: usize,
 }
 
+/// One resource's metrics as [`MetricsEncoder::encode_groups`] packs them.
+struct Group {
+    resource: Arc<Resource>,
+    overhead: usize,
+}
+
+/// The metrics of the record being filled, by resource in input order.
 #[derive(Default)]
 struct Chunk {
-    metrics: Vec<Metric>,
+    groups: Vec<(Arc<Resource>, Vec<Metric>)>,
+    metrics: usize,
     points: usize,
     bytes: usize,
+}
+
+impl Chunk {
+    /// Whether the record's last resource is `g`'s, so its next metric joins it.
+    fn is_open(&self, g: &Group) -> bool {
+        self.groups
+            .last()
+            .is_some_and(|(r, _)| Arc::ptr_eq(r, &g.resource))
+    }
 }
 
 fn metrics_len(req: &ExportMetricsServiceRequest) -> u32 {
@@ -578,6 +647,159 @@ mod tests {
         }
         let req = ExportMetricsServiceRequest::decode(&joined[..]).unwrap();
         assert_eq!(req.resource_metrics.len(), 3);
+    }
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Per ResourceMetrics of a record: its attributes as `key=value` and its metric names.
+    fn decode_groups(r: &Record) -> Vec<(Vec<String>, Vec<String>)> {
+        use opentelemetry_proto::tonic::common::v1::any_value;
+        let req = ExportMetricsServiceRequest::decode(r.body.clone()).unwrap();
+        req.resource_metrics
+            .into_iter()
+            .map(|rm| {
+                let attrs = rm
+                    .resource
+                    .unwrap()
+                    .attributes
+                    .into_iter()
+                    .map(|a| match a.value.and_then(|v| v.value) {
+                        Some(any_value::Value::StringValue(s)) => format!("{}={s}", a.key),
+                        _ => panic!("attribute"),
+                    })
+                    .collect();
+                assert_eq!(rm.scope_metrics.len(), 1);
+                let sm = &rm.scope_metrics[0];
+                assert_eq!(sm.scope.as_ref().unwrap().name, "tfo-agent");
+                (attrs, sm.metrics.iter().map(|m| m.name.clone()).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_share_records_up_to_batch_size_each_under_its_resource() {
+        let enc = MetricsEncoder::new(
+            vec![kv("host.name", "h"), kv("k8s.node.name", "agent")],
+            "1",
+            3,
+        );
+        let groups = vec![
+            (
+                vec![kv("k8s.pod.name", "a")],
+                vec![sum_metric("a1", 2), sum_metric("a2", 1)],
+            ),
+            // Nothing to send: no ResourceMetrics for it.
+            (vec![kv("k8s.pod.name", "empty")], vec![sum_metric("e", 0)]),
+            (
+                vec![kv("k8s.pod.name", "b"), kv("k8s.node.name", "n1")],
+                vec![sum_metric("b1", 4), sum_metric("b2", 1)],
+            ),
+            (vec![kv("k8s.pod.name", "c")], vec![sum_metric("c1", 5)]),
+        ];
+        let mut out = Vec::new();
+        assert_eq!(enc.encode_groups(groups, &mut out), 13);
+        assert_eq!(
+            out.iter().map(|r| (r.units, r.items)).collect::<Vec<_>>(),
+            vec![(3, 7), (2, 6)]
+        );
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let a = s(&["host.name=h", "k8s.node.name=agent", "k8s.pod.name=a"]);
+        // The group's k8s.node.name replaces the encoder's.
+        let b = s(&["host.name=h", "k8s.pod.name=b", "k8s.node.name=n1"]);
+        let c = s(&["host.name=h", "k8s.node.name=agent", "k8s.pod.name=c"]);
+        assert_eq!(
+            decode_groups(&out[0]),
+            vec![(a, s(&["a1", "a2"])), (b.clone(), s(&["b1"]))]
+        );
+        assert_eq!(
+            decode_groups(&out[1]),
+            vec![(b, s(&["b2"])), (c, s(&["c1"]))]
+        );
+        for r in &out {
+            assert_eq!(count_units(&r.body), r.units);
+            assert_eq!(r.signal, Signal::Metrics);
+        }
+        let joined: Vec<u8> = out.iter().flat_map(|r| r.body.iter().copied()).collect();
+        let req = ExportMetricsServiceRequest::decode(&joined[..]).unwrap();
+        assert_eq!(req.resource_metrics.len(), 4);
+        assert_eq!(count_units(&joined), 5);
+    }
+
+    #[test]
+    fn groups_respect_the_byte_bound_and_split_an_oversize_metric() {
+        let enc = MetricsEncoder::new(vec![kv("host.name", "h")], "1", 1000).with_max_bytes(2000);
+        let mut groups: Vec<_> = (0..40)
+            .map(|i| {
+                (
+                    vec![kv("k8s.pod.name", &format!("pod-{i:0>40}"))],
+                    vec![sum_metric(&format!("m{i}"), 20)],
+                )
+            })
+            .collect();
+        groups.insert(
+            7,
+            (
+                vec![kv("k8s.pod.name", "big")],
+                vec![sum_metric("big", 1000)],
+            ),
+        );
+        let mut out = Vec::new();
+        assert_eq!(enc.encode_groups(groups, &mut out), 40 * 20 + 1000);
+        assert!(out.len() > 3, "{}", out.len());
+        for r in &out {
+            assert!(r.body.len() <= 2000, "{}", r.body.len());
+            assert_eq!(count_units(&r.body), r.units);
+        }
+        assert_eq!(out.iter().map(|r| r.items).sum::<u32>(), 1800);
+        let decoded: Vec<_> = out.iter().flat_map(decode_groups).collect();
+        // Every part of the split metric keeps its resource; order is the input's.
+        let big: Vec<_> = decoded
+            .iter()
+            .filter(|(_, names)| names.iter().any(|n| n == "big"))
+            .collect();
+        assert!(big.len() > 1, "{}", big.len());
+        for (attrs, names) in &big {
+            assert_eq!(attrs[1], "k8s.pod.name=big");
+            assert!(names.iter().all(|n| n == "big"));
+        }
+        let names: Vec<String> = decoded.iter().flat_map(|(_, n)| n.clone()).collect();
+        let parts = names.iter().filter(|n| *n == "big").count();
+        let mut want: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+        want.extend(std::iter::repeat_n("big".to_string(), parts));
+        want.extend((7..40).map(|i| format!("m{i}")));
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn one_group_without_attributes_is_the_single_resource_path() {
+        let enc = MetricsEncoder::new(vec![kv("host.name", "h")], "1", 2);
+        let metrics = || vec![sum_metric("a", 3), sum_metric("b", 1), sum_metric("c", 2)];
+        let (mut one, mut grouped) = (Vec::new(), Vec::new());
+        assert_eq!(enc.encode(metrics(), &mut one), 6);
+        assert_eq!(
+            enc.encode_groups(vec![(vec![], metrics())], &mut grouped),
+            6
+        );
+        assert_eq!(
+            one.iter().map(|r| r.body.clone()).collect::<Vec<_>>(),
+            grouped.iter().map(|r| r.body.clone()).collect::<Vec<_>>()
+        );
+        let mut out = Vec::new();
+        assert_eq!(enc.encode_groups(vec![], &mut out), 0);
+        assert_eq!(
+            enc.encode_groups(vec![(vec![kv("x", "y")], vec![])], &mut out),
+            0
+        );
+        assert!(out.is_empty());
     }
 
     fn log(body: &str) -> LogRecord {
