@@ -7,6 +7,7 @@
 pub mod docs;
 #[cfg(test)]
 mod fuzzing;
+pub mod kubernetes;
 pub mod mounts;
 pub mod node;
 pub mod otlp;
