@@ -11,6 +11,7 @@
 //! agent's node-local store, the cluster-wide kinds only in the elected agent's. The agent
 //! adds `k8s.cluster.name` to every resource itself.
 
+pub mod events;
 pub mod namespaces;
 pub mod nodes;
 pub mod pods;
@@ -88,6 +89,7 @@ pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
         ("deployments (workloads)", workloads::METRICS),
         ("services", services::METRICS),
         ("namespaces", namespaces::METRICS),
+        ("events", events::METRICS),
     ]
 }
 

@@ -3,6 +3,7 @@
 //! record reads. Everything else (managedFields, annotations, unused spec) is skipped by
 //! the deserialiser, so it is never allocated.
 
+pub mod event;
 pub mod meta;
 pub mod namespace;
 pub mod node;
@@ -12,6 +13,7 @@ pub mod quota;
 pub mod service;
 pub mod workload;
 
+pub use event::Event;
 pub use meta::{ConditionStatus, Meta, OwnerKind, OwnerRef, Time, parse_time};
 pub use namespace::{Namespace, NamespacePhase};
 pub use node::Node;
