@@ -4,4 +4,8 @@
 //! cluster-wide state (a `coordination.k8s.io/v1` Lease), and de-duplicates events.
 //! It knows nothing of OTLP: the agent maps these stores to metrics and logs.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod model;
+#[cfg(feature = "client")]
+pub mod store;
