@@ -101,7 +101,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn errors_name_the_file() {
-        let e = build_client("/nonexistent/kubeconfig").await.unwrap_err();
+        let Err(e) = build_client("/nonexistent/kubeconfig").await else { panic!("built a client") };
         let msg = e.to_string();
         assert!(msg.contains("/nonexistent/kubeconfig"), "{msg}");
         assert!(matches!(e, ClientError::ReadKubeconfig { .. }));
@@ -113,7 +113,7 @@ mod tests {
             "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
         )
         .unwrap();
-        let e = build_client(p.to_str().unwrap()).await.unwrap_err();
+        let Err(e) = build_client(p.to_str().unwrap()).await else { panic!("built a client") };
         assert!(e.to_string().contains(p.to_str().unwrap()), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
