@@ -56,6 +56,15 @@ pub async fn build_client(kubeconfig_path: &str) -> Result<Client, ClientError> 
                 source,
             })?
     };
+    client_from(config)
+}
+
+/// The client for an explicit config, with kube's built-in retry of 429/503/504 turned
+/// off: it retries up to 15 times with delays growing to minutes, inside one request,
+/// which would hide an unavailable API server from the stores' status and stretch a
+/// Lease renewal far past its deadline. The stores and the elector back off themselves.
+pub fn client_from(mut config: Config) -> Result<Client, ClientError> {
+    config.default_retry = false;
     Client::try_from(config).map_err(|source| ClientError::Build { source })
 }
 
@@ -101,7 +110,9 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn errors_name_the_file() {
-        let Err(e) = build_client("/nonexistent/kubeconfig").await else { panic!("built a client") };
+        let Err(e) = build_client("/nonexistent/kubeconfig").await else {
+            panic!("built a client")
+        };
         let msg = e.to_string();
         assert!(msg.contains("/nonexistent/kubeconfig"), "{msg}");
         assert!(matches!(e, ClientError::ReadKubeconfig { .. }));
@@ -113,7 +124,9 @@ mod tests {
             "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
         )
         .unwrap();
-        let Err(e) = build_client(p.to_str().unwrap()).await else { panic!("built a client") };
+        let Err(e) = build_client(p.to_str().unwrap()).await else {
+            panic!("built a client")
+        };
         assert!(e.to_string().contains(p.to_str().unwrap()), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
