@@ -5,7 +5,15 @@
 //! It knows nothing of OTLP: the agent maps these stores to metrics and logs.
 
 #[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "client")]
 pub mod events;
 #[cfg(feature = "client")]
 pub mod lease;
 pub mod model;
+#[cfg(feature = "client")]
+pub mod store;
+
+/// The API client every part shares (watchers, elector, events).
+#[cfg(feature = "client")]
+pub use kube::Client;
