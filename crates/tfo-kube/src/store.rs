@@ -18,9 +18,11 @@
 //! [`Stores::stop_cluster_wide`] (the lease holder only). Everything runs as tasks on the
 //! caller's tokio runtime, which may be current-thread.
 
+use std::borrow::Borrow;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -158,6 +160,13 @@ object!(ResourceQuota, ResourceQuotas, NamespaceResourceScope);
 pub struct Watched<T> {
     obj: Result<Arc<T>, Arc<Malformed>>,
     meta: ObjectMeta,
+}
+
+impl<T> Watched<T> {
+    /// The parsed object; `None` when it was malformed (and counted as such).
+    pub fn object(&self) -> Option<&Arc<T>> {
+        self.obj.as_ref().ok()
+    }
 }
 
 // Derived Clone would demand `T: Clone`; the object is shared, not copied.
@@ -344,23 +353,54 @@ struct KindState {
     stats: ResourceStats,
 }
 
+/// A stored object, hashed and compared by its uid, so the set needs no copy of the uid as
+/// a key (one allocation and ~70 bytes per pod less than a map keyed by `Box<str>`).
+struct ByUid<T>(Arc<T>);
+
+impl<T: Object> ByUid<T> {
+    fn uid(&self) -> &str {
+        &self.0.meta().uid
+    }
+}
+
+impl<T: Object> Hash for ByUid<T> {
+    // Must hash exactly as `str` does, for lookups through `Borrow<str>`.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.uid().hash(state)
+    }
+}
+
+impl<T: Object> PartialEq for ByUid<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.uid() == other.uid()
+    }
+}
+
+impl<T: Object> Eq for ByUid<T> {}
+
+impl<T: Object> Borrow<str> for ByUid<T> {
+    fn borrow(&self) -> &str {
+        self.uid()
+    }
+}
+
 /// One kind's objects and state.
 struct KindStore<T> {
-    objects: Mutex<HashMap<Box<str>, Arc<T>>>,
+    objects: Mutex<HashSet<ByUid<T>>>,
     state: Mutex<KindState>,
 }
 
 impl<T> KindStore<T> {
     fn new() -> Self {
         KindStore {
-            objects: Mutex::new(HashMap::new()),
+            objects: Mutex::new(HashSet::new()),
             state: Mutex::new(KindState {
                 status: ResourceStatus::Stopped,
                 stats: ResourceStats::default(),
             }),
         }
     }
-    fn objects(&self) -> MutexGuard<'_, HashMap<Box<str>, Arc<T>>> {
+    fn objects(&self) -> MutexGuard<'_, HashSet<ByUid<T>>> {
         // A panic while holding the lock cannot leave the map half-updated in a way that
         // matters (each operation is one insert/remove/swap), so poisoning is ignored.
         self.objects.lock().unwrap_or_else(|p| p.into_inner())
@@ -369,10 +409,10 @@ impl<T> KindStore<T> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn snapshot(&self) -> Vec<Arc<T>> {
-        self.objects().values().cloned().collect()
+        self.objects().iter().map(|o| o.0.clone()).collect()
     }
     fn clear(&self) {
-        *self.objects() = HashMap::new();
+        *self.objects() = HashSet::new();
         let mut st = self.state();
         st.stats.objects = 0;
         st.status = ResourceStatus::Stopped;
@@ -789,7 +829,7 @@ async fn run<T: Select>(client: Client, inner: Arc<Inner>, plan: Plan) {
     let store = T::store(&inner);
     let kind = T::KIND;
     let mut stream = std::pin::pin!(watcher(api, cfg));
-    let mut pending: Option<HashMap<Box<str>, Arc<T>>> = None;
+    let mut pending: Option<HashSet<ByUid<T>>> = None;
     let mut backoff = BACKOFF_MIN;
     let mut forbidden_logged = false;
     tracing::debug!(resource = %kind, scope = %plan.scope, "kubernetes: watch starting");
@@ -854,11 +894,11 @@ async fn run<T: Select>(client: Client, inner: Arc<Inner>, plan: Plan) {
             }
         };
         match event {
-            watcher::Event::Init => pending = Some(HashMap::new()),
+            watcher::Event::Init => pending = Some(HashSet::new()),
             watcher::Event::InitApply(w) => {
                 if let Some(p) = pending.as_mut() {
-                    apply(&inner, store, w, |uid, obj| {
-                        p.insert(uid, obj);
+                    apply(&inner, store, w, |obj| {
+                        p.replace(ByUid(obj));
                     });
                 }
             }
@@ -888,10 +928,10 @@ async fn run<T: Select>(client: Client, inner: Arc<Inner>, plan: Plan) {
                     _ => None,
                 };
                 if let Some(uid) = removed_uid {
-                    map.remove(&uid);
+                    map.remove(&*uid);
                 }
-                apply(&inner, store, w, |uid, obj| {
-                    map.insert(uid, obj);
+                apply(&inner, store, w, |obj| {
+                    map.replace(ByUid(obj));
                 });
                 let n = map.len() as u64;
                 drop(map);
@@ -907,7 +947,7 @@ async fn run<T: Select>(client: Client, inner: Arc<Inner>, plan: Plan) {
                 };
                 let mut map = store.objects();
                 if let Some(uid) = uid {
-                    map.remove(&uid);
+                    map.remove(&*uid);
                 }
                 let n = map.len() as u64;
                 drop(map);
@@ -918,16 +958,11 @@ async fn run<T: Select>(client: Client, inner: Arc<Inner>, plan: Plan) {
 }
 
 /// Stores a parsed, non-excluded object through `put`; counts the rest.
-fn apply<T: Object>(
-    inner: &Inner,
-    store: &KindStore<T>,
-    w: Watched<T>,
-    put: impl FnOnce(Box<str>, Arc<T>),
-) {
+fn apply<T: Object>(inner: &Inner, store: &KindStore<T>, w: Watched<T>, put: impl FnOnce(Arc<T>)) {
     match w.obj {
         Ok(obj) => {
             if inner.keep(T::KIND, obj.meta()) {
-                put(obj.meta().uid.clone(), obj);
+                put(obj);
             } else {
                 store.state().stats.excluded += 1;
             }
