@@ -88,6 +88,12 @@ pub enum Event<'a> {
         path: &'a std::path::Path,
         error: &'a str,
     },
+    /// The Kubernetes collector could not do something outside its watches (the watches
+    /// log and count their own failures).
+    KubeError {
+        kind: &'static str,
+        error: &'a str,
+    },
     /// Log records the log collector did not send on purpose (`excluded` by the filters).
     LogsRecordsDropped {
         reason: &'static str,
@@ -441,6 +447,15 @@ impl Stats {
                     "log collector error; the path is retried at every poll"
                 );
                 self.add(self_metrics::LOGS_ERRORS, format!("kind=\"{kind}\""), 1);
+            }
+            Event::KubeError { kind, error } => {
+                tracing::warn!(
+                    collector = "kubernetes",
+                    kind,
+                    error,
+                    "kubernetes collector error"
+                );
+                self.add(self_metrics::KUBE_ERRORS, format!("kind=\"{kind}\""), 1);
             }
             Event::LogsRecordsDropped { reason, records } => {
                 // A filter the operator configured: not worth a warning per poll.

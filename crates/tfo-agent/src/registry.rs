@@ -11,6 +11,7 @@ use tfo_collectors::{Collector, HostPaths, NodeCollector, SystemCollector, Syste
 use tfo_config::{Collectors, Config};
 use tfo_exporter::Signal;
 
+use crate::pipeline::kube::KubeSource;
 use crate::pipeline::logs::LogSource;
 use crate::pipeline::stream::Source;
 use crate::settings;
@@ -86,7 +87,22 @@ pub const COLLECTORS: &[Entry] = &[
     Entry {
         name: "kubernetes",
         enabled: |c| c.kubernetes.enabled,
-        run: Run::Missing,
+        run: Run::Stream {
+            // Events wait for room in the logs buffer (they can be produced again by the
+            // next leader only if not acknowledged); without events only metrics are made.
+            signal: |cfg| {
+                if settings::kube_events(cfg) {
+                    Signal::Logs
+                } else {
+                    Signal::Metrics
+                }
+            },
+            changed: |a, b| {
+                a.collectors.kubernetes != b.collectors.kubernetes
+                    || settings::kube_node_name(a) != settings::kube_node_name(b)
+            },
+            build: |cfg| KubeSource::from_config(cfg).map(|s| Box::new(s) as Box<dyn Source>),
+        },
     },
     Entry {
         name: "ebpf",

@@ -80,6 +80,16 @@ pub const LOGS_DECODE: &str = "tfo_agent_logs_decode_events_total";
 pub const LOGS_FILE_EVENTS: &str = "tfo_agent_logs_file_events_total";
 pub const LOGS_ERRORS: &str = "tfo_agent_logs_errors_total";
 pub const LOGS_CHECKPOINT_LAG: &str = "tfo_agent_logs_checkpoint_lag_bytes";
+pub const KUBE_API_UP: &str = "tfo_agent_kubernetes_api_up";
+pub const KUBE_RESOURCE_UP: &str = "tfo_agent_kubernetes_resource_up";
+pub const KUBE_OBJECTS: &str = "tfo_agent_kubernetes_objects";
+pub const KUBE_RELISTS: &str = "tfo_agent_kubernetes_relists_total";
+pub const KUBE_WATCH_ERRORS: &str = "tfo_agent_kubernetes_watch_errors_total";
+pub const KUBE_OBJECTS_SKIPPED: &str = "tfo_agent_kubernetes_objects_skipped_total";
+pub const KUBE_LEADER: &str = "tfo_agent_kubernetes_leader";
+pub const KUBE_LEASE_EVENTS: &str = "tfo_agent_kubernetes_lease_events_total";
+pub const KUBE_EVENTS: &str = "tfo_agent_kubernetes_events_total";
+pub const KUBE_ERRORS: &str = "tfo_agent_kubernetes_errors_total";
 
 /// Counters kept in microseconds (so they stay integers) and rendered in seconds.
 pub const MICROSECOND_COUNTERS: &[&str] = &[PROCESS_CPU, BUFFER_BACKPRESSURE];
@@ -247,6 +257,56 @@ pub const TABLE: &[SelfMetric] = &[
         LOGS_CHECKPOINT_LAG,
         &[],
         "Bytes read from log files whose records are not yet durable in the buffer (not yet committed to the checkpoint): what a crash would read again.",
+    ),
+    gauge(
+        KUBE_API_UP,
+        &[],
+        "1 while every watched Kubernetes resource is listed and watched; 0 while the API server is unreachable, refuses a resource or the client cannot be configured.",
+    ),
+    gauge(
+        KUBE_RESOURCE_UP,
+        &["resource"],
+        "1 while a Kubernetes resource's store is complete and watched; 0 while it is syncing, forbidden (RBAC) or failing. Cluster-wide resources appear only on the lease holder.",
+    ),
+    gauge(
+        KUBE_OBJECTS,
+        &["resource"],
+        "Kubernetes objects held in the collector's store, by resource.",
+    ),
+    counter(
+        KUBE_RELISTS,
+        &["resource"],
+        "Complete lists of a Kubernetes resource: the first and every relist (after a 410 Gone, a restart of the watch or a change of leader).",
+    ),
+    counter(
+        KUBE_WATCH_ERRORS,
+        &["resource", "kind"],
+        "Kubernetes list/watch failures by resource and kind: expired (410 Gone, relisted), forbidden (RBAC; retried every 5 minutes), transport, decode, other (retried with backoff).",
+    ),
+    counter(
+        KUBE_OBJECTS_SKIPPED,
+        &["resource", "reason"],
+        "Kubernetes objects not stored, by reason: malformed (did not parse; the watch goes on), excluded (collectors.kubernetes.exclude_namespaces).",
+    ),
+    gauge(
+        KUBE_LEADER,
+        &[],
+        "1 while this agent reports cluster-wide Kubernetes state (it holds the lease, or leader election is off); 0 otherwise.",
+    ),
+    counter(
+        KUBE_LEASE_EVENTS,
+        &["kind"],
+        "Leader election events: acquired, lost (stepped down or taken over), renew_failure, conflict (another writer updated the Lease first), api_error.",
+    ),
+    counter(
+        KUBE_EVENTS,
+        &["outcome"],
+        "Kubernetes Events seen by the lease holder, by outcome: exported (as a log record), duplicate (same count already exported, e.g. after a relist), before_watermark (exported by an earlier leader), too_old (before the first-start lookback), excluded (namespace excluded).",
+    ),
+    counter(
+        KUBE_ERRORS,
+        &["kind"],
+        "Kubernetes collector errors outside the watches, by kind: client (no kubeconfig or in-cluster credentials; retried every 30 s), start.",
     ),
     counter(
         HEARTBEATS,

@@ -6,6 +6,7 @@ pub mod buffer;
 pub mod collect;
 pub mod disk;
 pub mod export;
+pub mod kube;
 pub mod logs;
 pub mod queue;
 pub mod stream;
