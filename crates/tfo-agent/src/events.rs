@@ -28,6 +28,9 @@ pub enum DropReason {
     /// The disk buffer could not take it (full file system, read-only, I/O error) and the
     /// memory fallback could not keep it either.
     DiskError,
+    /// The collector refused a request of a single record as too large (HTTP 413, a gRPC
+    /// message-size limit): splitting cannot help.
+    TooLarge,
 }
 
 impl DropReason {
@@ -40,6 +43,7 @@ impl DropReason {
             DropReason::MaxAge => "max_age",
             DropReason::Corrupt => "corrupt",
             DropReason::DiskError => "disk_error",
+            DropReason::TooLarge => "too_large",
         }
     }
 }
@@ -80,6 +84,15 @@ pub enum Event<'a> {
         class: Option<FailureClass>,
         reason: &'a str,
         retry_in: Option<Duration>,
+    },
+    /// The collector refused a request as too large; `split_to` records per request are
+    /// tried next (0: a single record, which is dropped). `quiet`: not the first time.
+    ExportTooLarge {
+        signal: Signal,
+        records: usize,
+        split_to: usize,
+        reason: &'a str,
+        quiet: bool,
     },
     /// The log collector could not list, open or read a path, or keep its checkpoints
     /// (`kind`: a `tfo_logs::ErrorKind` label, or `start`).
@@ -637,6 +650,44 @@ impl Stats {
                     format!("signal=\"{}\"", signal.as_str()),
                     now,
                 );
+            }
+            Event::ExportTooLarge {
+                signal,
+                records,
+                split_to,
+                reason,
+                quiet,
+            } => {
+                self.add(
+                    self_metrics::EXPORT_REQUESTS,
+                    format!("signal=\"{}\",outcome=\"too_large\"", signal.as_str()),
+                    1,
+                );
+                if split_to == 0 {
+                    // The drop that follows is its own WARN line.
+                    tracing::debug!(
+                        signal = signal.as_str(),
+                        reason,
+                        "a single record is too large for the collector"
+                    );
+                } else if quiet {
+                    tracing::debug!(
+                        signal = signal.as_str(),
+                        records,
+                        split_to,
+                        reason,
+                        "request too large; sending its records in smaller requests"
+                    );
+                } else {
+                    tracing::warn!(
+                        signal = signal.as_str(),
+                        records,
+                        split_to,
+                        reason,
+                        fix = "lower exporter.otlp.batch_size",
+                        "the collector refuses the request as too large; sending its records in smaller requests"
+                    );
+                }
             }
             Event::ExportFailed {
                 signal,
