@@ -135,12 +135,12 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         EXPORT_REQUESTS,
         &["signal", "outcome"],
-        "Export requests by outcome: success, outage (collector unreachable or shedding load), retryable, too_large (split and sent again), permanent.",
+        "Export requests by outcome: success, outage (collector unreachable or shedding load), refused (the endpoint refuses this agent: credentials, path or redirect), retryable, too_large (split and sent again), permanent.",
     ),
     counter(
         EXPORT_RETRIES,
         &["signal", "class"],
-        "Retries scheduled after a failed export, by failure class (outage, retryable).",
+        "Retries scheduled after a failed export, by failure class (outage, refused, retryable).",
     ),
     gauge(
         LAST_EXPORT,

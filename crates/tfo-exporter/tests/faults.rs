@@ -3,7 +3,7 @@
 //! sends RST_STREAM, GOAWAY or a plain-HTTP answer, and raw HTTP/1.1 servers that redirect,
 //! hang up, or answer with huge bodies and hints.
 //!
-//! These tests pin the classification contract of DESIGN.md ("Wire contracts"): whatever
+//! These tests pin the classification contract of docs/export.md ("Outcomes"): whatever
 //! the transport library invents when the connection breaks is an outage; a refusal names
 //! the fix; nothing follows a redirect; server hints are capped.
 
