@@ -344,7 +344,7 @@ impl Stats {
         let s = &mut all[slot(signal)];
         s.seen = true;
         let e = &mut s.health;
-        let changed = (e.state != state).then(|| (e.state, e.since));
+        let changed = (e.state != state).then_some((e.state, e.since));
         if changed.is_some() {
             e.since = unix_now() as u64;
         }
