@@ -8,10 +8,16 @@ and answers according to an optional script of response directives.
 Usage:
     otlp_receiver.py --grpc-port N --http-port M --out FILE
                      [--script JSON_FILE] [--host 127.0.0.1] [--verbose]
+                     [--max-body-bytes N]
 
 Port 0 picks a free port, port -1 disables that server. Once every enabled
 server listens, exactly one line ``READY grpc=<port> http=<port>`` is printed
 to stdout (a disabled server is reported as -1).
+
+``--max-body-bytes N`` refuses requests whose body (as on the wire, compressed or not) is
+larger than N bytes, like a collector's size limit: HTTP answers 413 (recorded, without
+consuming a script directive); gRPC uses grpcio's own ``grpc.max_receive_message_length``,
+which answers RESOURCE_EXHAUSTED "Received message larger than max" (not recorded).
 """
 
 import argparse
@@ -347,12 +353,12 @@ def _read(path):
         return f.read()
 
 
-def start_grpc(host, port, recorder, tls=None):
+def start_grpc(host, port, recorder, tls=None, max_body=None):
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32),
         handlers=[GrpcHandler(recorder)],
         options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", max_body or 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
             # Hand compressed messages to the handler as they came on the wire so the
@@ -385,6 +391,7 @@ class HttpHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "otlp-test-receiver/1"
     recorder = None  # set on the subclass
+    max_body = None  # --max-body-bytes, set on the subclass
 
     def log_message(self, fmt, *args):  # noqa: D401
         log("http " + (fmt % args))
@@ -446,6 +453,13 @@ class HttpHandler(BaseHTTPRequestHandler):
                 seq, "http", path, None, headers, encoding, len(raw),
                 {"http_status": 404}, None, None, now, {"decoded_bytes": None}))
             self._send(404, b"not found\n", "text/plain")
+            return
+
+        if self.max_body is not None and len(raw) > self.max_body:
+            rec.record(False, lambda seq, _d: make_record(
+                seq, "http", path, sig.name, headers, encoding, len(raw),
+                {"http_status": 413}, None, None, now, {"decoded_bytes": None}))
+            self._send(413, b"request body larger than %d bytes\n" % self.max_body, "text/plain")
             return
 
         msg = None
@@ -527,8 +541,8 @@ class _HttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start_http(host, port, recorder, tls=None):
-    handler_cls = type("BoundHttpHandler", (HttpHandler,), {"recorder": recorder})
+def start_http(host, port, recorder, tls=None, max_body=None):
+    handler_cls = type("BoundHttpHandler", (HttpHandler,), {"recorder": recorder, "max_body": max_body})
     if ":" in host:
         import socket
 
@@ -576,6 +590,7 @@ def main(argv=None):
     ap.add_argument("--script", help="JSON file with a list of response directives")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    ap.add_argument("--max-body-bytes", type=int, help="refuse larger requests (HTTP 413, gRPC RESOURCE_EXHAUSTED)")
     ap.add_argument("--tls-cert", help="serve TLS on both transports with this PEM certificate")
     ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
     ap.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mTLS)")
@@ -595,9 +610,9 @@ def main(argv=None):
     grpc_server, grpc_port = (None, -1)
     httpd, http_port = (None, -1)
     if args.grpc_port >= 0:
-        grpc_server, grpc_port = start_grpc(args.host, args.grpc_port, recorder, tls)
+        grpc_server, grpc_port = start_grpc(args.host, args.grpc_port, recorder, tls, args.max_body_bytes)
     if args.http_port >= 0:
-        httpd, http_port = start_http(args.host, args.http_port, recorder, tls)
+        httpd, http_port = start_http(args.host, args.http_port, recorder, tls, args.max_body_bytes)
 
     sys.stdout.write("READY grpc=%d http=%d\n" % (grpc_port, http_port))
     sys.stdout.flush()

@@ -249,6 +249,7 @@ impl Env {
             retry: settings::retry_policy(cfg),
         };
         let cancel = CancellationToken::new();
+        self.stats.track_exporter(signal);
         let task = runtime.spawn(lp.run(cancel.clone()));
         Some(Export {
             signal,
@@ -262,7 +263,7 @@ impl Env {
     /// their own runtime with their own exporter.
     fn start_exports(&self, cfg: &Config, p: &mut Prepared) -> Vec<Export> {
         let Some(exporter) = p.exporter.take() else {
-            self.stats.set_exporter_state("disabled", None);
+            self.stats.set_exporter_disabled();
             return Vec::new();
         };
         let mut out: Vec<Export> = self
@@ -442,21 +443,22 @@ impl Pipeline {
         let mut loops = Vec::new();
         for export in self.exports {
             let runtime = export.runtime.clone();
+            let signal = export.signal;
             if let Some(lp) = export.stop().await {
+                // Retrying an unreachable collector until the deadline only delays the
+                // exit; each signal decides on its own state (one can be refused while
+                // the other is delivered).
+                let state = env.stats.exporter_health(signal).state;
+                if matches!(state, "outage" | "refused") {
+                    tracing::info!(
+                        signal = signal.as_str(),
+                        exporter = state,
+                        "the collector is not accepting data; not flushing at shutdown"
+                    );
+                    continue;
+                }
                 loops.push((runtime, lp));
             }
-        }
-        if loops.is_empty() {
-            return;
-        }
-        let state = env.stats.readiness().exporter.state;
-        if matches!(state, "outage" | "refused") {
-            // Retrying an unreachable collector until the deadline only delays the exit.
-            tracing::info!(
-                exporter = state,
-                "the collector is not accepting data; not flushing at shutdown"
-            );
-            return;
         }
         // Every signal flushes at once, each on its runtime, until the deadline.
         let flushes: Vec<_> = loops

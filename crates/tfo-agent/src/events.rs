@@ -28,6 +28,9 @@ pub enum DropReason {
     /// The disk buffer could not take it (full file system, read-only, I/O error) and the
     /// memory fallback could not keep it either.
     DiskError,
+    /// The collector refused a request of a single record as too large (HTTP 413, a gRPC
+    /// message-size limit): splitting cannot help.
+    TooLarge,
 }
 
 impl DropReason {
@@ -40,6 +43,7 @@ impl DropReason {
             DropReason::MaxAge => "max_age",
             DropReason::Corrupt => "corrupt",
             DropReason::DiskError => "disk_error",
+            DropReason::TooLarge => "too_large",
         }
     }
 }
@@ -80,6 +84,15 @@ pub enum Event<'a> {
         class: Option<FailureClass>,
         reason: &'a str,
         retry_in: Option<Duration>,
+    },
+    /// The collector refused a request as too large; `split_to` records per request are
+    /// tried next (0: a single record, which is dropped). `quiet`: not the first time.
+    ExportTooLarge {
+        signal: Signal,
+        records: usize,
+        split_to: usize,
+        reason: &'a str,
+        quiet: bool,
     },
     /// The log collector could not list, open or read a path, or keep its checkpoints
     /// (`kind`: a `tfo_logs::ErrorKind` label, or `start`).
@@ -122,12 +135,45 @@ pub struct Stats {
     collecting: AtomicBool,
     /// Set when shutdown begins: readiness turns false so load balancers stop sending.
     stopping: AtomicBool,
-    exporter: Mutex<ExporterHealth>,
+    /// Each signal's exporter state: metrics and logs go to the collector separately and
+    /// can fail separately (a collector without a logs service refuses logs while it
+    /// takes metrics), so each has its own state, change lines and shutdown decision.
+    exporters: Mutex<[SignalExport; 2]>,
     /// Internal tasks that died and could not be started again; `/healthz` fails while
     /// this is not empty.
     dead_tasks: Mutex<Vec<String>>,
-    /// Unix seconds of the last export-failure line at WARN (for the periodic summary).
-    summary_at: AtomicU64,
+}
+
+/// One signal's exporter state, and when its last export-failure line at WARN was logged
+/// (Unix seconds, for the periodic summary).
+struct SignalExport {
+    health: ExporterHealth,
+    summary_at: u64,
+    /// False until the signal's export reports anything (or the exporter is disabled):
+    /// a signal the agent does not export stays out of the readiness report.
+    seen: bool,
+}
+
+fn slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Metrics => 0,
+        Signal::Logs => 1,
+    }
+}
+
+/// How bad an exporter state is, for the one state that sums up all signals (readiness
+/// status, heartbeat): the worst wins; a signal still starting does not hide one that works.
+fn severity(state: &str) -> u8 {
+    match state {
+        "disabled" => 0,
+        "starting" => 1,
+        "ok" => 2,
+        "retrying" => 3,
+        "rejecting" => 4,
+        "outage" => 5,
+        "refused" => 6,
+        _ => 3,
+    }
 }
 
 /// While export keeps failing, a WARN summary at most this often (seconds).
@@ -150,7 +196,12 @@ pub struct Readiness {
     pub ready: bool,
     pub status: &'static str,
     pub collecting: bool,
+    /// The metrics exporter (kept under this name for compatibility; see `exporters`).
     pub exporter: ExporterHealth,
+    /// Each exported signal's exporter state, by signal name (`metrics`, `logs`).
+    pub exporters: BTreeMap<&'static str, ExporterHealth>,
+    /// The worst state among the signals (what the heartbeat reports).
+    pub exporter_state: &'static str,
     pub last_export_unix: u64,
     pub dropped_items: u64,
     /// Collectors whose last cycle produced nothing and failed.
@@ -172,13 +223,17 @@ impl Default for Stats {
             started: SystemTime::now(),
             collecting: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            exporter: Mutex::new(ExporterHealth {
-                state: "starting",
-                last_error: None,
-                since: unix_now() as u64,
-            }),
+            exporters: Mutex::new(Signal::ALL.map(|s| SignalExport {
+                health: ExporterHealth {
+                    state: "starting",
+                    last_error: None,
+                    since: unix_now() as u64,
+                },
+                summary_at: 0,
+                // Metrics are always exported (unless disabled): reported from the start.
+                seen: s == Signal::Metrics,
+            })),
             dead_tasks: Mutex::new(Vec::new()),
-            summary_at: AtomicU64::new(0),
         }
     }
 }
@@ -283,15 +338,19 @@ impl Stats {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
-    /// Records the exporter's state; the reason is kept for the readiness report. Returns
-    /// the previous state and when it began, if the state changed.
+    /// Records one signal's exporter state; the reason is kept for the readiness report.
+    /// Returns the previous state and when it began, if the state changed.
     pub fn set_exporter_state(
         &self,
+        signal: Signal,
         state: &'static str,
         error: Option<&str>,
     ) -> Option<(&'static str, u64)> {
-        let mut e = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = (e.state != state).then(|| (e.state, e.since));
+        let mut all = self.exporters.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &mut all[slot(signal)];
+        s.seen = true;
+        let e = &mut s.health;
+        let changed = (e.state != state).then_some((e.state, e.since));
         if changed.is_some() {
             e.since = unix_now() as u64;
         }
@@ -300,14 +359,42 @@ impl Stats {
         changed
     }
 
+    /// The signal's export task runs: readiness reports its state from now on.
+    pub fn track_exporter(&self, signal: Signal) {
+        self.exporters.lock().unwrap_or_else(|p| p.into_inner())[slot(signal)].seen = true;
+    }
+
+    /// The exporter is switched off: every signal is `disabled`.
+    pub fn set_exporter_disabled(&self) {
+        for signal in Signal::ALL {
+            self.set_exporter_state(signal, "disabled", None);
+        }
+    }
+
+    /// One signal's exporter state.
+    pub fn exporter_health(&self, signal: Signal) -> ExporterHealth {
+        self.exporters.lock().unwrap_or_else(|p| p.into_inner())[slot(signal)]
+            .health
+            .clone()
+    }
+
     pub fn readiness(&self) -> Readiness {
         let collecting = self.collecting.load(Ordering::Relaxed);
         let stopping = self.stopping.load(Ordering::Relaxed);
-        let exporter = self
-            .exporter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let (exporter, exporters) = {
+            let all = self.exporters.lock().unwrap_or_else(|p| p.into_inner());
+            let per: BTreeMap<&'static str, ExporterHealth> = Signal::ALL
+                .iter()
+                .filter(|s| all[slot(**s)].seen)
+                .map(|s| (s.as_str(), all[slot(*s)].health.clone()))
+                .collect();
+            (all[slot(Signal::Metrics)].health.clone(), per)
+        };
+        let exporter_state = exporters
+            .values()
+            .map(|h| h.state)
+            .max_by_key(|s| severity(s))
+            .unwrap_or(exporter.state);
         let collectors_down = self
             .gauges_of(self_metrics::COLLECTOR_UP)
             .into_iter()
@@ -325,13 +412,15 @@ impl Stats {
                 "stopping"
             } else if !collecting {
                 "starting"
-            } else if exporter.state == "ok" || exporter.state == "starting" {
+            } else if severity(exporter_state) <= severity("ok") {
                 "ready"
             } else {
                 "ready, exporter degraded"
             },
             collecting,
             exporter,
+            exporters,
+            exporter_state,
             last_export_unix: self.last_export_unix(),
             dropped_items: self.dropped_total(),
             collectors_down,
@@ -554,7 +643,7 @@ impl Stats {
                 );
                 let now = unix_now();
                 self.last_export_unix.store(now as u64, Ordering::Relaxed);
-                if let Some((was, since)) = self.set_exporter_state("ok", None)
+                if let Some((was, since)) = self.set_exporter_state(signal, "ok", None)
                     && was != "starting"
                     && was != "disabled"
                 {
@@ -577,6 +666,44 @@ impl Stats {
                     now,
                 );
             }
+            Event::ExportTooLarge {
+                signal,
+                records,
+                split_to,
+                reason,
+                quiet,
+            } => {
+                self.add(
+                    self_metrics::EXPORT_REQUESTS,
+                    format!("signal=\"{}\",outcome=\"too_large\"", signal.as_str()),
+                    1,
+                );
+                if split_to == 0 {
+                    // The drop that follows is its own WARN line.
+                    tracing::debug!(
+                        signal = signal.as_str(),
+                        reason,
+                        "a single record is too large for the collector"
+                    );
+                } else if quiet {
+                    tracing::debug!(
+                        signal = signal.as_str(),
+                        records,
+                        split_to,
+                        reason,
+                        "request too large; sending its records in smaller requests"
+                    );
+                } else {
+                    tracing::warn!(
+                        signal = signal.as_str(),
+                        records,
+                        split_to,
+                        reason,
+                        fix = "lower exporter.otlp.batch_size",
+                        "the collector refuses the request as too large; sending its records in smaller requests"
+                    );
+                }
+            }
             Event::ExportFailed {
                 signal,
                 class,
@@ -589,7 +716,7 @@ impl Stats {
                     Some(FailureClass::Transient) => ("retryable", "retrying"),
                     None => ("permanent", "rejecting"),
                 };
-                let changed = self.set_exporter_state(state, Some(reason));
+                let changed = self.set_exporter_state(signal, state, Some(reason));
                 if retry_in.is_some() {
                     self.add(
                         self_metrics::EXPORT_RETRIES,
@@ -618,7 +745,8 @@ impl Stats {
                         retry_in_ms,
                         "{msg}"
                     );
-                    self.summary_at.store(unix_now() as u64, Ordering::Relaxed);
+                    self.exporters.lock().unwrap_or_else(|p| p.into_inner())[slot(signal)]
+                        .summary_at = unix_now() as u64;
                 } else {
                     tracing::debug!(
                         signal = signal.as_str(),
@@ -628,14 +756,16 @@ impl Stats {
                         "export retry"
                     );
                     let now = unix_now() as u64;
-                    let last = self.summary_at.load(Ordering::Relaxed);
-                    if now.saturating_sub(last) >= SUMMARY_EVERY_S
-                        && self
-                            .summary_at
-                            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                            .is_ok()
-                    {
-                        let since = self.readiness().exporter.since;
+                    let due = {
+                        let mut all = self.exporters.lock().unwrap_or_else(|p| p.into_inner());
+                        let s = &mut all[slot(signal)];
+                        let due = now.saturating_sub(s.summary_at) >= SUMMARY_EVERY_S;
+                        if due {
+                            s.summary_at = now;
+                        }
+                        due.then_some(s.health.since)
+                    };
+                    if let Some(since) = due {
                         tracing::warn!(
                             signal = signal.as_str(),
                             outcome,
@@ -681,6 +811,120 @@ fn process_usage() -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log lines written while `f` runs (text, no colour).
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        use std::sync::Arc;
+        let sink = Sink::default();
+        let w = sink.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn each_signal_has_its_own_exporter_state() {
+        let s = Stats::default();
+        let out = logged(|| {
+            // Metrics delivered, logs refused, alternating request by request.
+            for _ in 0..5 {
+                s.emit(Event::Exported {
+                    signal: Signal::Metrics,
+                    items: 1,
+                });
+                s.emit(Event::ExportFailed {
+                    signal: Signal::Logs,
+                    class: Some(FailureClass::Refused),
+                    reason: "HTTP 404",
+                    retry_in: Some(Duration::from_secs(30)),
+                });
+            }
+        });
+        let refused = out.matches("the collector refuses this agent").count();
+        assert_eq!(refused, 1, "one refused line for logs:\n{out}");
+        assert!(
+            out.contains("signal=\"logs\"") || out.contains("signal=logs"),
+            "{out}"
+        );
+        assert_eq!(out.matches("export resumed").count(), 0, "{out}");
+
+        let r = s.readiness();
+        assert_eq!(r.exporter.state, "ok", "metrics keep the compatible field");
+        assert_eq!(r.exporters["metrics"].state, "ok");
+        assert_eq!(r.exporters["logs"].state, "refused");
+        assert_eq!(r.exporters["logs"].last_error.as_deref(), Some("HTTP 404"));
+        assert_eq!(r.exporter_state, "refused", "the worst signal wins");
+        assert_eq!(s.exporter_health(Signal::Metrics).state, "ok");
+        assert_eq!(s.exporter_health(Signal::Logs).state, "refused");
+
+        // Both recover: one resumed line for logs only (metrics never failed).
+        let out = logged(|| {
+            for _ in 0..3 {
+                s.emit(Event::Exported {
+                    signal: Signal::Logs,
+                    items: 1,
+                });
+                s.emit(Event::Exported {
+                    signal: Signal::Metrics,
+                    items: 1,
+                });
+            }
+        });
+        assert_eq!(out.matches("export resumed").count(), 1, "{out}");
+        assert!(
+            out.contains("was=\"refused\"") || out.contains("was=refused"),
+            "{out}"
+        );
+        assert_eq!(s.readiness().exporter_state, "ok");
+
+        // An outage on metrics while logs are delivered: one outage line.
+        let out = logged(|| {
+            for _ in 0..4 {
+                s.emit(Event::ExportFailed {
+                    signal: Signal::Metrics,
+                    class: Some(FailureClass::Outage),
+                    reason: "connection refused",
+                    retry_in: Some(Duration::from_secs(1)),
+                });
+                s.emit(Event::Exported {
+                    signal: Signal::Logs,
+                    items: 1,
+                });
+            }
+        });
+        assert_eq!(out.matches("collector unreachable").count(), 1, "{out}");
+        assert_eq!(out.matches("export resumed").count(), 0, "{out}");
+        let r = s.readiness();
+        assert_eq!(r.exporter.state, "outage");
+        assert_eq!(r.status, "starting", "no collection cycle yet");
+    }
+
+    #[test]
+    fn a_signal_that_is_not_exported_is_not_reported() {
+        let s = Stats::default();
+        let r = s.readiness();
+        assert_eq!(r.exporters.keys().copied().collect::<Vec<_>>(), ["metrics"]);
+        assert_eq!(r.exporter_state, "starting");
+        s.track_exporter(Signal::Logs);
+        assert_eq!(s.readiness().exporters.len(), 2);
+        s.set_exporter_disabled();
+        assert_eq!(s.readiness().exporter_state, "disabled");
+    }
 
     #[test]
     fn render_is_complete_and_labelled() {

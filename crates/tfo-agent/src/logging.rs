@@ -1,6 +1,8 @@
 //! Structured logging to stderr, text or JSON. Secrets never reach a log line because
 //! config secrets are a redacting type and exporter headers are never logged.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -30,6 +32,7 @@ pub fn init(level: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .with_target(false);
     let _ = if json {
         builder
@@ -41,4 +44,11 @@ pub fn init(level: &str, json: bool) {
     } else {
         builder.finish().with(filter).try_init()
     };
+}
+
+/// Colour (ANSI escapes) in text logs only when stderr is a terminal and `NO_COLOR` is not
+/// set (https://no-color.org: present and not empty): a file, a pipe or journald gets
+/// plain text.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -352,7 +352,8 @@ impl Platform {
             buffer_bytes: gauge(self_metrics::BUFFER_BYTES),
             dropped,
             last_export_unix_ms: (r.last_export_unix > 0).then(|| r.last_export_unix as i64 * 1000),
-            exporter_state: r.exporter.state.to_string(),
+            // The worst signal's state: one refused signal is what the operator must see.
+            exporter_state: r.exporter_state.to_string(),
             remote_config_error: self
                 .shared
                 .remote_error

@@ -145,12 +145,12 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         EXPORT_REQUESTS,
         &["signal", "outcome"],
-        "Export requests by outcome: success, outage (collector unreachable or shedding load), retryable, permanent.",
+        "Export requests by outcome: success, outage (collector unreachable or shedding load), refused (the endpoint refuses this agent: credentials, path or redirect), retryable, too_large (split and sent again), permanent.",
     ),
     counter(
         EXPORT_RETRIES,
         &["signal", "class"],
-        "Retries scheduled after a failed export, by failure class (outage, retryable).",
+        "Retries scheduled after a failed export, by failure class (outage, refused, retryable).",
     ),
     gauge(
         LAST_EXPORT,
@@ -160,7 +160,7 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         DROPPED_ITEMS,
         &["signal", "reason"],
-        "Data discarded, by reason: full, max_age, rejected, max_retries, corrupt, disk_error, shutdown.",
+        "Data discarded, by reason: full, max_age, rejected, too_large, max_retries, corrupt, disk_error, shutdown.",
     ),
     gauge(
         BUFFER_BYTES,

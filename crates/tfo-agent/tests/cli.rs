@@ -609,3 +609,30 @@ fn validate_rejects_what_run_would_refuse_with_key_and_line() {
     let e = stderr(&o);
     assert!(e.contains(":5: telemetryflow.tls.ca_file"), "{e}");
 }
+
+#[test]
+fn text_logs_into_a_file_or_pipe_carry_no_colour_codes() {
+    // A run that logs at INFO, then fails at start (a taken port: exit 1); stderr is a pipe.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let yaml = format!(
+        "telemetryflow:\n  api_key_id: tfk_x\n  api_key_secret: tfs_x\n  endpoint: \"127.0.0.1:1\"\n\
+         agent:\n  data_dir: ./data\nheartbeat:\n  enabled: false\nbuffer:\n  path: ./buffer\n\
+         prometheus:\n  listen_address: \"{addr}\"\nhealth:\n  listen_address: \"127.0.0.1:0\"\n"
+    );
+    let o = with_config(
+        &yaml,
+        &["--log-format", "text", "--log-level", "info", "run"],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("INFO") && e.contains("starting tfo-agent"),
+        "{e}"
+    );
+    assert!(
+        e.contains("ERROR") || e.contains("prometheus.listen_address"),
+        "{e}"
+    );
+    assert!(!e.contains("\x1b["), "ANSI escapes in a piped log: {e:?}");
+}

@@ -235,7 +235,6 @@ fn dropped(agent: &Agent, reason: &str) -> u64 {
 fn permanent_errors_are_dropped_counted_and_never_retried() {
     for (script, transport) in [
         (json!([{"http_status": 400}]), "http"),
-        (json!([{"http_status": 413}]), "http"),
         (json!([{"grpc_code": "INVALID_ARGUMENT"}]), "grpc"),
         (json!([{"grpc_code": "RESOURCE_EXHAUSTED"}]), "grpc"),
     ] {
@@ -259,6 +258,92 @@ fn permanent_errors_are_dropped_counted_and_never_retried() {
         );
         assert_eq!(dropped(&agent, "max_retries"), 0);
     }
+}
+
+/// A config with one collection cycle every 500 ms and uncompressed requests, so a batch
+/// holds several cycles and the request size is the size of the records.
+fn split_config(transport: &str, port: u16, flush: &str) -> String {
+    config(transport, port, "    compression: none\n")
+        .replace(
+            "    enabled: true\n    interval: 1s",
+            "    enabled: true\n    interval: 500ms",
+        )
+        .replace("flush_interval: 1s", &format!("flush_interval: {flush}"))
+}
+
+#[test]
+fn too_large_requests_are_split_and_a_single_record_too_large_is_dropped() {
+    // The size of one cycle's request, from a collector without a limit.
+    let rx = Receiver::start(None);
+    let mut agent = Agent::start(&split_config("http", rx.http_port, "1s"));
+    let reqs = rx.wait_until(Duration::from_secs(10), "requests", |r| r.len() >= 3);
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    let one = reqs
+        .iter()
+        .map(|r| r["body_bytes"].as_u64().unwrap())
+        .min()
+        .unwrap() as usize;
+    drop(rx);
+
+    // A limit of two and a half cycles: batches of about eight cycles are split (8, 4, 2).
+    let limit = one * 5 / 2;
+    let rx = Receiver::start_with_max_body(limit);
+    let mut agent = Agent::start(&split_config("http", rx.http_port, "4s"));
+    let ok = |r: &Value| r["response"].get("http_status").is_none();
+    let reqs = rx.wait_until(Duration::from_secs(20), "split requests", |r| {
+        r.iter().any(|q| !ok(q)) && r.iter().filter(|q| ok(q)).count() >= 6
+    });
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    let delivered: Vec<Value> = reqs.iter().filter(|q| ok(q)).cloned().collect();
+    for q in &delivered {
+        assert!(q["body_bytes"].as_u64().unwrap() as usize <= limit);
+    }
+    assert!(
+        delivered
+            .iter()
+            .any(|q| q["body_bytes"].as_u64().unwrap() as usize > one * 3 / 2),
+        "requests are not all single cycles: the size goes back up"
+    );
+    // Each cycle arrives once (nothing is sent twice while splitting).
+    let cycles = cycles_of(&delivered, "system.cpu.time");
+    let points = points_of(&delivered, "system.cpu.time");
+    let per_cycle = points_of(&delivered[..1], "system.cpu.time")
+        / cycles_of(&delivered[..1], "system.cpu.time").len();
+    assert_eq!(points, cycles.len() * per_cycle, "a cycle was sent twice");
+    assert!(cycles.len() >= 6, "{} cycles", cycles.len());
+    assert_eq!(dropped(&agent, "too_large"), 0);
+    assert_eq!(dropped(&agent, "rejected"), 0);
+    assert_eq!(
+        agent
+            .logs_with(
+                "the collector refuses the request as too large; sending its records in smaller requests"
+            )
+            .len(),
+        1,
+        "one WARN for the first split, DEBUG after"
+    );
+
+    // A limit below one cycle: every record is dropped as too_large, and counted.
+    let rx = Receiver::start_with_max_body(one / 2);
+    let mut agent = Agent::start(&split_config("http", rx.http_port, "1s"));
+    rx.wait_until(Duration::from_secs(10), "refused requests", |r| {
+        r.len() >= 3
+    });
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    assert!(dropped(&agent, "too_large") > 0, "{}", agent.raw_log());
+    assert_eq!(dropped(&agent, "rejected"), 0);
+
+    // gRPC: grpcio's own receive limit (RESOURCE_EXHAUSTED "Received message larger than
+    // max", no RetryInfo) is a size limit too, not a permanent rejection.
+    let rx = Receiver::start_with_max_body(one / 2);
+    let mut agent = Agent::start(&split_config("grpc", rx.grpc_port, "1s"));
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while dropped(&agent, "too_large") == 0 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    assert!(dropped(&agent, "too_large") > 0, "{}", agent.raw_log());
+    assert_eq!(dropped(&agent, "rejected"), 0);
 }
 
 #[test]

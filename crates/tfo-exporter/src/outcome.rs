@@ -9,7 +9,10 @@
 //! 2. [`FailureClass::Refused`]: the endpoint refuses this agent (credentials, wrong path,
 //!    a redirect). Keep the backlog, retry slowly, tell the operator what to fix.
 //! 3. [`FailureClass::Transient`]: the server says this request may succeed later.
-//! 4. [`Outcome::Permanent`]: anything else the server actually sent (bad payload).
+//! 4. [`Outcome::TooLarge`]: the request is over the server's size limit (HTTP 413; gRPC
+//!    RESOURCE_EXHAUSTED without RetryInfo whose message is a gRPC library's "message
+//!    larger than max"). The caller splits the batch; a single record over the limit drops.
+//! 5. [`Outcome::Permanent`]: anything else the server actually sent (bad payload).
 //!
 //! This module classifies statuses the server sent. Faults of the connection are
 //! recognised by the transports (see `grpc.rs`, `http.rs`) before a status gets here.
@@ -69,6 +72,9 @@ pub enum Outcome {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// The server refuses the request because of its size: send the records again in
+    /// smaller requests; a request of one record that gets this is dropped (`too_large`).
+    TooLarge { reason: String },
     /// Never retried: the data is dropped and counted as `rejected`.
     Permanent { reason: String },
 }
@@ -83,7 +89,7 @@ impl Outcome {
         }
     }
 
-    /// The failure class, `None` for delivered and permanent outcomes.
+    /// The failure class, `None` for delivered, too-large and permanent outcomes.
     pub fn class(&self) -> Option<FailureClass> {
         match self {
             Outcome::Retry { class, .. } => Some(*class),
@@ -124,6 +130,11 @@ pub fn classify_grpc(code: i32, message: &str, retry_info: Option<Duration>) -> 
         Code::ResourceExhausted if retry_info.is_some() => {
             retry(FailureClass::Outage, reason, retry_info)
         }
+        // A server's own message-size limit; no RetryInfo, so it would be permanent, but
+        // the data is fine in smaller requests.
+        Code::ResourceExhausted if is_message_size_limit(message) => Outcome::TooLarge {
+            reason: format!("{reason} (the request is larger than the collector accepts)"),
+        },
         Code::Unauthenticated => retry(
             FailureClass::Refused,
             format!("{reason} (the collector rejects the credentials; {FIX_KEYS})"),
@@ -142,6 +153,10 @@ pub fn classify_grpc(code: i32, message: &str, retry_info: Option<Duration>) -> 
             ),
             retry_info,
         ),
+        // tonic's server-side limit (`max_decoding_message_size`) comes as OUT_OF_RANGE.
+        Code::OutOfRange if is_message_size_limit(message) => Outcome::TooLarge {
+            reason: format!("{reason} (the request is larger than the collector accepts)"),
+        },
         Code::Cancelled
         | Code::DeadlineExceeded
         | Code::Aborted
@@ -149,6 +164,20 @@ pub fn classify_grpc(code: i32, message: &str, retry_info: Option<Duration>) -> 
         | Code::DataLoss => retry(FailureClass::Transient, reason, retry_info),
         _ => Outcome::Permanent { reason },
     }
+}
+
+/// Whether a RESOURCE_EXHAUSTED message is a gRPC server's receive-size limit, as the
+/// gRPC libraries word it: grpc-go "grpc: received message larger than max (N vs. M)" (and
+/// "... after decompression larger than max"), gRPC C core (Python, C++, Ruby) "Received
+/// message larger than max (N vs. M)", grpc-java "gRPC message exceeds maximum size N: M"
+/// (all RESOURCE_EXHAUSTED), and tonic "Error, decoded message length too large: found N
+/// bytes, the limit is: M bytes" (OUT_OF_RANGE). Anything else (a quota, a rate limit)
+/// stays what the OTLP specification says.
+pub fn is_message_size_limit(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("received message") && m.contains("larger than max"))
+        || m.contains("message exceeds maximum size")
+        || m.contains("decoded message length too large")
 }
 
 /// Classifies an HTTP status that is not 2xx. `location` is the `Location` header of a
@@ -166,6 +195,9 @@ pub fn classify_http(
     };
     match status {
         429 | 502 | 503 | 504 => retry(FailureClass::Outage, reason, retry_after),
+        413 => Outcome::TooLarge {
+            reason: format!("{reason} (the request is larger than the collector accepts)"),
+        },
         300..=399 => {
             let fix = match location.map(clean_location).filter(|l| !l.is_empty()) {
                 Some(l) => format!(
@@ -281,9 +313,55 @@ mod tests {
 
     fn reason(o: &Outcome) -> &str {
         match o {
-            Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => reason,
+            Outcome::Retry { reason, .. }
+            | Outcome::Permanent { reason }
+            | Outcome::TooLarge { reason } => reason,
             Outcome::Delivered { message, .. } => message,
         }
+    }
+
+    #[test]
+    fn size_limits_are_too_large_not_permanent() {
+        use tonic::Code::*;
+        let o = classify_http(413, None, None, "body too big");
+        assert!(matches!(o, Outcome::TooLarge { .. }), "{o:?}");
+        assert!(reason(&o).contains("HTTP 413: body too big"), "{o:?}");
+        for msg in [
+            "grpc: received message larger than max (5242880 vs. 4194304)",
+            "grpc: received message after decompression larger than max (5242880 vs. 4194304)",
+            "Received message larger than max (5242880 vs. 4194304)",
+            "gRPC message exceeds maximum size 4194304: 5242880",
+        ] {
+            let o = classify_grpc(ResourceExhausted as i32, msg, None);
+            assert!(matches!(o, Outcome::TooLarge { .. }), "{msg}: {o:?}");
+            assert!(reason(&o).contains(msg), "{o:?}");
+            // With RetryInfo the server says when: an outage, whatever the words.
+            let o = classify_grpc(ResourceExhausted as i32, msg, Some(Duration::from_secs(1)));
+            assert_eq!(o.class(), Some(FailureClass::Outage), "{o:?}");
+        }
+        // A quota or other exhaustion stays permanent (OTLP: no RetryInfo, no retry).
+        for msg in [
+            "",
+            "quota exceeded",
+            "too many requests: larger than max rate",
+        ] {
+            let o = classify_grpc(ResourceExhausted as i32, msg, None);
+            assert!(matches!(o, Outcome::Permanent { .. }), "{msg}: {o:?}");
+        }
+        let tonic_limit = "Error, decoded message length too large: found 5242880 bytes, the limit is: 4194304 bytes";
+        let o = classify_grpc(OutOfRange as i32, tonic_limit, None);
+        assert!(matches!(o, Outcome::TooLarge { .. }), "{o:?}");
+        assert_eq!(
+            classify_grpc(OutOfRange as i32, "offset past the end", None).class(),
+            Some(FailureClass::Transient)
+        );
+        // Another code with the same words is not a size limit.
+        let o = classify_grpc(
+            InvalidArgument as i32,
+            "grpc: received message larger than max (5 vs. 4)",
+            None,
+        );
+        assert!(matches!(o, Outcome::Permanent { .. }), "{o:?}");
     }
 
     #[test]
@@ -436,9 +514,7 @@ mod tests {
 
     #[test]
     fn http_everything_else_is_permanent() {
-        for s in [
-            400, 402, 405, 406, 408, 409, 413, 415, 500, 501, 505, 511, 599,
-        ] {
+        for s in [400, 402, 405, 406, 408, 409, 415, 500, 501, 505, 511, 599] {
             assert!(
                 matches!(classify_http(s, None, None, ""), Outcome::Permanent { .. }),
                 "{s}"

@@ -3,7 +3,7 @@
 //! sends RST_STREAM, GOAWAY or a plain-HTTP answer, and raw HTTP/1.1 servers that redirect,
 //! hang up, or answer with huge bodies and hints.
 //!
-//! These tests pin the classification contract of DESIGN.md ("Wire contracts"): whatever
+//! These tests pin the classification contract of docs/export.md ("Outcomes"): whatever
 //! the transport library invents when the connection breaks is an outage; a refusal names
 //! the fix; nothing follows a redirect; server hints are capped.
 
@@ -71,7 +71,9 @@ fn assert_class(o: &Outcome, want: FailureClass, ctx: &str) {
 
 fn reason(o: &Outcome) -> &str {
     match o {
-        Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => reason,
+        Outcome::Retry { reason, .. }
+        | Outcome::Permanent { reason }
+        | Outcome::TooLarge { reason } => reason,
         Outcome::Delivered { message, .. } => message,
     }
 }
@@ -796,12 +798,56 @@ async fn http_outage_and_permanent_statuses() {
         details: vec![],
     }
     .encode_to_vec();
-    for status in [400u16, 413, 500] {
+    for status in [400u16, 500] {
         let (addr, _) = http1_server(reply(status, &[], &st)).await;
         let o = http(addr).send(Signal::Metrics, body()).await;
         assert!(matches!(o, Outcome::Permanent { .. }), "{status}: {o:?}");
         assert!(reason(&o).contains("metric name missing"), "{o:?}");
     }
+}
+
+#[tokio::test]
+async fn size_limits_are_too_large_over_both_transports() {
+    // HTTP 413: the caller splits the batch (only a single record that gets it is dropped).
+    let (addr, seen) = http1_server(reply(413, &[], b"request entity too large")).await;
+    let o = http(addr).send(Signal::Metrics, body()).await;
+    assert!(matches!(o, Outcome::TooLarge { .. }), "{o:?}");
+    assert!(reason(&o).contains("HTTP 413"), "{o:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "sent once, not retried");
+
+    // A real tonic server's receive limit (OUT_OF_RANGE "decoded message length too large").
+    let (l, addr) = listener().await;
+    let svc = MetricsServiceServer::new(Collector {
+        answer: Arc::new(|_| Some(Ok(ExportMetricsServiceResponse::default()))),
+        calls: Arc::new(AtomicUsize::new(0)),
+        arrived: Arc::new(Notify::new()),
+    })
+    .max_decoding_message_size(4);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+    let exp = grpc(addr);
+    let o = exp.send(Signal::Metrics, body()).await;
+    assert!(matches!(o, Outcome::TooLarge { .. }), "{o:?}");
+    assert!(reason(&o).contains("too large"), "{o:?}");
+    // Under the limit the same server takes it.
+    let small: Bytes = ExportMetricsServiceRequest::default()
+        .encode_to_vec()
+        .into();
+    let o = exp.send(Signal::Metrics, small).await;
+    assert!(matches!(o, Outcome::Delivered { .. }), "{o:?}");
+
+    // grpc-go's wording (RESOURCE_EXHAUSTED without RetryInfo), sent by the server.
+    let (addr, _) = tonic_server(|_| {
+        Some(Err(tonic::Status::resource_exhausted(
+            "grpc: received message larger than max (5242880 vs. 4194304)",
+        )))
+    })
+    .await;
+    let o = grpc(addr).send(Signal::Metrics, body()).await;
+    assert!(matches!(o, Outcome::TooLarge { .. }), "{o:?}");
 }
 
 #[tokio::test]

@@ -6,6 +6,9 @@
 //! - refused (401, 403, 404, 407, 3xx; gRPC UNAUTHENTICATED, PERMISSION_DENIED,
 //!   UNIMPLEMENTED): the endpoint will not take this agent's data until someone fixes the
 //!   key, the path or the redirect; keep the batch and retry at `retry.max_interval`;
+//! - too large (HTTP 413; a gRPC server's message-size limit): give the batch back and send
+//!   its records again in requests of half as many records, halving again while the answer
+//!   is the same (see [`Split`]); a single record still too large is dropped (`too_large`);
 //! - permanent error or partially rejected data: drop and count (`rejected`), never retry.
 
 use std::sync::Arc;
@@ -43,6 +46,37 @@ pub struct ExportLoop {
     pub retry: RetryPolicy,
 }
 
+/// Requests made smaller after a "too large" answer. The refused batch goes back to the
+/// buffer and is taken again with at most `units` units (those of the first half of its
+/// records), so each refusal halves the records per request. The smaller size applies
+/// until as many records as the largest refused batch held have been resolved; then
+/// requests are `batch_size` again (the next too-large answer splits again). Kept by the
+/// export loop while it runs; a reload or the final flush starts at full size.
+#[derive(Debug, Default)]
+struct Split {
+    /// Most units per request while splitting.
+    units: usize,
+    /// Records still to be resolved at the smaller size (0: not splitting).
+    records: usize,
+    /// The first refusal of this loop is a WARN, later ones are DEBUG.
+    warned: bool,
+}
+
+impl Split {
+    fn max_units(&self, batch_size: usize) -> usize {
+        if self.records > 0 {
+            self.units.clamp(1, batch_size.max(1))
+        } else {
+            batch_size
+        }
+    }
+
+    /// `n` records were delivered or dropped.
+    fn resolved(&mut self, n: usize) {
+        self.records = self.records.saturating_sub(n);
+    }
+}
+
 enum Sent {
     Done,
     /// Stopped before the batch was resolved; it is back at the front of the queue.
@@ -55,6 +89,7 @@ impl ExportLoop {
         // The first flush comes right after the first cycle (a new agent shows data at
         // once), then every flush_interval or whenever a full batch is waiting.
         let mut next_flush = Instant::now() + FIRST_FLUSH.min(self.flush_interval);
+        let mut split = Split::default();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return self,
@@ -63,7 +98,7 @@ impl ExportLoop {
                 }
                 _ = self.buffer.batch_ready().notified() => {}
             }
-            if let Sent::Interrupted = self.drain(&cancel, None).await {
+            if let Sent::Interrupted = self.drain(&cancel, None, &mut split).await {
                 return self;
             }
         }
@@ -73,12 +108,19 @@ impl ExportLoop {
     /// for the next start, or (memory queue) is counted as dropped with reason `shutdown`.
     pub async fn final_flush(&self, deadline: Instant) {
         let never = CancellationToken::new();
-        let _ = self.drain(&never, Some(deadline)).await;
+        let _ = self
+            .drain(&never, Some(deadline), &mut Split::default())
+            .await;
     }
 
-    async fn drain(&self, cancel: &CancellationToken, deadline: Option<Instant>) -> Sent {
+    async fn drain(
+        &self,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+        split: &mut Split,
+    ) -> Sent {
         loop {
-            let batch = self.buffer.next_batch(self.batch_size);
+            let batch = self.buffer.next_batch(split.max_units(self.batch_size));
             if batch.is_empty() {
                 if batch.last_seq.is_some() {
                     // Only damaged records (already counted): acknowledge and go on.
@@ -87,7 +129,7 @@ impl ExportLoop {
                 }
                 return Sent::Done;
             }
-            if let Sent::Interrupted = self.send_batch(batch, cancel, deadline).await {
+            if let Sent::Interrupted = self.send_batch(batch, cancel, deadline, split).await {
                 return Sent::Interrupted;
             }
         }
@@ -98,6 +140,7 @@ impl ExportLoop {
         batch: Batch,
         cancel: &CancellationToken,
         deadline: Option<Instant>,
+        split: &mut Split,
     ) -> Sent {
         if crate::failpoint::fire("export_panic") {
             panic!("failpoint export_panic");
@@ -136,6 +179,39 @@ impl ExportLoop {
                             detail: &format!("partial success: {message}"),
                         });
                     }
+                    split.resolved(batch.records.len());
+                    self.buffer.settle(&batch);
+                    return Sent::Done;
+                }
+                Outcome::TooLarge { reason } => {
+                    let n = batch.records.len();
+                    let half = n / 2;
+                    self.stats.emit(Event::ExportTooLarge {
+                        signal,
+                        records: n,
+                        split_to: half,
+                        reason: &reason,
+                        quiet: split.warned,
+                    });
+                    if half > 0 {
+                        // Taken again first, in requests of at most half as many records.
+                        split.warned = true;
+                        split.units = batch.records[..half]
+                            .iter()
+                            .map(|r| r.units as usize)
+                            .sum::<usize>()
+                            .max(1);
+                        split.records = split.records.max(n);
+                        self.buffer.give_back(batch);
+                        return Sent::Done;
+                    }
+                    self.stats.emit(Event::Dropped {
+                        signal,
+                        reason: DropReason::TooLarge,
+                        items,
+                        detail: &reason,
+                    });
+                    split.resolved(n);
                     self.buffer.settle(&batch);
                     return Sent::Done;
                 }
@@ -152,6 +228,7 @@ impl ExportLoop {
                         items,
                         detail: &reason,
                     });
+                    split.resolved(batch.records.len());
                     self.buffer.settle(&batch);
                     return Sent::Done;
                 }
@@ -190,6 +267,7 @@ impl ExportLoop {
                             items,
                             detail: &detail,
                         });
+                        split.resolved(batch.records.len());
                         self.buffer.settle(&batch);
                         return Sent::Done;
                     }

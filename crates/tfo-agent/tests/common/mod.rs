@@ -77,6 +77,17 @@ impl Receiver {
         Self::start_full(grpc_port, http_port, script, &[])
     }
 
+    /// Refuses requests larger than `max` bytes on the wire (HTTP 413, gRPC
+    /// RESOURCE_EXHAUSTED from grpcio's own receive limit).
+    pub fn start_with_max_body(max: usize) -> Receiver {
+        Self::start_full(
+            0,
+            0,
+            None,
+            &["--max-body-bytes".to_string(), max.to_string()],
+        )
+    }
+
     /// Serves TLS on both transports; `client_ca` makes client certificates mandatory.
     pub fn start_tls(certs: &Certs, client_ca: bool) -> Receiver {
         let mut args = vec![
