@@ -442,6 +442,20 @@ fn an_unreachable_api_server_and_a_forbidden_resource_are_survived() {
         sample(&metrics_page(&agent), "tfo_agent_kubernetes_api_up") == Some(0.0)
     });
     assert!(senders_of(&series(&rx.requests()), "k8s.pod.phase").is_empty());
+    // The collector is reported down (not ready), the agent itself keeps serving.
+    let health = agent.bound_address("serving health checks at /, /healthz and /readyz");
+    wait_for(
+        "kubernetes among the collectors down",
+        Duration::from_secs(20),
+        || {
+            let body = http_get(health, "/readyz").1;
+            serde_json::from_str::<Value>(&body).is_ok_and(|v| {
+                v["collectors_down"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|c| c == "kubernetes"))
+            })
+        },
+    );
     api.set_unavailable(false);
     rx.wait_until(Duration::from_secs(60), "pods once the API is back", |r| {
         let s = series(r);

@@ -243,7 +243,13 @@ impl KubeSource {
             match tfo_kube::client::build_client(&self.kubeconfig).await {
                 Ok(c) => return Some(c),
                 Err(e) => {
+                    // Not ready: /readyz lists the collector among those down.
                     ctx.stats.set(sm::KUBE_API_UP, String::new(), 0.0);
+                    ctx.stats.set(
+                        sm::COLLECTOR_UP,
+                        "collector=\"kubernetes\"".to_string(),
+                        0.0,
+                    );
                     if !reported {
                         reported = true;
                         ctx.stats.emit(Event::KubeError {
@@ -543,5 +549,59 @@ impl Publisher {
                 self.counter(stats, sm::KUBE_EVENTS, format!("outcome=\"{outcome}\""), n);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        let k = &mut c.collectors.kubernetes;
+        k.enabled = true;
+        k.node_name = "node-a".into();
+        k.leader_election.lease_namespace = "telemetryflow".into();
+        c
+    }
+
+    #[test]
+    fn the_config_maps_to_scope_election_and_events() {
+        let s = KubeSource::from_config(&cfg()).unwrap();
+        assert_eq!(s.scope.node.as_deref(), Some("node-a"));
+        assert!(s.scope.node_local_pods);
+        let lc = s.election.expect("leader election on by default");
+        assert_eq!(
+            (
+                lc.name.as_str(),
+                lc.namespace.as_str(),
+                lc.identity.as_str()
+            ),
+            ("tfo-agent-cluster", "telemetryflow", "node-a")
+        );
+        assert_eq!(lc.lease_duration, Duration::from_secs(15));
+        assert!(s.events.is_some());
+
+        let mut c = cfg();
+        c.collectors.kubernetes.collect_events = false;
+        c.collectors.kubernetes.leader_election.enabled = false;
+        c.collectors.kubernetes.exclude_namespaces = vec!["kube-system".into()];
+        let s = KubeSource::from_config(&c).unwrap();
+        assert!(s.election.is_none() && s.events.is_none());
+        assert_eq!(s.scope.exclude_namespaces, ["kube-system"]);
+    }
+
+    #[test]
+    fn building_does_no_io_and_events_choose_the_logs_buffer() {
+        let c = cfg();
+        let (sources, warnings) = crate::registry::build_sources(&c);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let k = sources.iter().find(|s| s.name == "kubernetes").unwrap();
+        assert_eq!(k.signal, tfo_exporter::Signal::Logs);
+        let mut c = cfg();
+        c.collectors.kubernetes.collect_events = false;
+        let (sources, _) = crate::registry::build_sources(&c);
+        let k = sources.iter().find(|s| s.name == "kubernetes").unwrap();
+        assert_eq!(k.signal, tfo_exporter::Signal::Metrics);
     }
 }
