@@ -7,6 +7,11 @@
 /// Number of buckets in a [`Log2Hist`].
 pub const LOG2_BUCKETS: usize = 64;
 
+/// Slots the kernel programs keep per histogram (`HIST_SLOTS` in `bpf/tfo_common.h`): the
+/// last one, index `KERNEL_HIST_SLOTS - 1`, counts every value from `2^(KERNEL_HIST_SLOTS-1)`
+/// ns up, so it has no upper bound; the buckets of a [`Log2Hist`] above it are 0.
+pub const KERNEL_HIST_SLOTS: usize = 40;
+
 /// A histogram with power-of-two buckets: bucket `i` counts values `v` with
 /// `2^i <= v < 2^(i+1)` nanoseconds; bucket 0 also counts 0. The kernel side keeps fewer
 /// buckets for some histograms (see the program sources); its last bucket then holds
