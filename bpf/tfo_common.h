@@ -19,10 +19,15 @@ struct {
 	__type(value, u8);
 } tfo_excl SEC(".maps");
 
+/* The loader's own process (all its threads, whatever their names); 0 = none. */
+const volatile u32 cfg_self_tgid = 0;
+
 static __always_inline bool excluded_current(void)
 {
 	char comm[TASK_COMM_LEN] = {};
 
+	if (cfg_self_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == cfg_self_tgid)
+		return true;
 	bpf_get_current_comm(comm, sizeof(comm));
 	return bpf_map_lookup_elem(&tfo_excl, comm) != 0;
 }
@@ -31,6 +36,8 @@ static __always_inline bool excluded_task(struct task_struct *t)
 {
 	char comm[TASK_COMM_LEN] = {};
 
+	if (cfg_self_tgid && (u32)t->tgid == cfg_self_tgid)
+		return true;
 	bpf_probe_read_kernel(comm, sizeof(comm), &t->comm);
 	return bpf_map_lookup_elem(&tfo_excl, comm) != 0;
 }

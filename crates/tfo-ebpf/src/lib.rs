@@ -8,3 +8,9 @@
 pub mod snapshot;
 
 pub use snapshot::*;
+
+#[cfg(feature = "loader")]
+pub mod loader;
+
+#[cfg(feature = "loader")]
+pub use loader::{Loader, Options, Preflight, preflight};
