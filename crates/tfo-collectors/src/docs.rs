@@ -9,7 +9,8 @@ pub struct CollectorDoc<'a> {
     pub name: &'a str,
     pub intro: &'a str,
     /// Heading of the column that shows [`MetricDef::prom`]: the Prometheus exporter whose
-    /// names the collector's metrics map to (`node_exporter`, `kube-state-metrics`).
+    /// names the collector's metrics map to (`node_exporter`, `kube-state-metrics`); empty:
+    /// no such column (the collector has no Prometheus counterpart).
     pub equivalent: &'a str,
     /// `(sub-collector, its metric table)`.
     pub tables: Vec<(&'a str, &'a [MetricDef])>,
@@ -21,8 +22,10 @@ pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
         "# Metrics reference\n\n\
          Generated from the metric tables in `crates/tfo-collectors/src` by\n\
          `UPDATE_DOCS=1 cargo test -p tfo-collectors --test docs`; do not edit by hand.\n\n\
-         Counters are cumulative monotonic OTLP Sums whose start time is the host's boot time;\n\
-         up-down counters are non-monotonic cumulative Sums; gauges are Gauges. Units are UCUM.\n\n\
+         Counters are cumulative monotonic OTLP Sums whose start time is the host's boot time\n\
+         (for `collectors.ebpf`, when its programs were loaded); up-down counters are\n\
+         non-monotonic cumulative Sums; gauges are Gauges; histograms are cumulative\n\
+         explicit-bucket Histograms. Units are UCUM.\n\n\
          The node_exporter column gives the Prometheus name and type under which the agent's\n\
          `/metrics` endpoint exposes a node metric (`prometheus.expose_node_metrics`), with\n\
          the label each attribute becomes when it is renamed (`attribute→label`); the value is\n\
@@ -34,9 +37,14 @@ pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
     for c in collectors {
         s.push_str(&format!("\n## `collectors.{}`\n\n{}\n", c.name, c.intro));
         for (sub, table) in &c.tables {
+            let equivalent = if c.equivalent.is_empty() {
+                String::new()
+            } else {
+                format!(" {} |", c.equivalent)
+            };
+            let rule = if c.equivalent.is_empty() { "" } else { "---|" };
             s.push_str(&format!(
-                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source | {} | Description |\n|---|---|---|---|---|---|---|---|\n",
-                c.equivalent
+                "\n### {sub}\n\n| Name | Type | Value | Unit | Attributes | Source |{equivalent} Description |\n|---|---|---|---|---|---|{rule}---|\n",
             ));
             for d in *table {
                 let attrs = if d.attributes.is_empty() {
@@ -65,15 +73,19 @@ pub fn metrics_markdown(collectors: &[CollectorDoc<'_>]) -> String {
                         cell
                     }
                 };
+                let prom = if c.equivalent.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {prom} |")
+                };
                 s.push_str(&format!(
-                    "| `{}` | {} | {} | `{}` | {} | `{}` | {} | {} |\n",
+                    "| `{}` | {} | {} | `{}` | {} | `{}` |{prom} {} |\n",
                     d.name,
                     d.kind.as_str(),
                     d.value.as_str(),
                     d.unit,
                     attrs,
                     d.source.replace('|', "\\|"),
-                    prom,
                     d.help.replace('|', "\\|")
                 ));
             }

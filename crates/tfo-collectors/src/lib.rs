@@ -5,6 +5,7 @@
 //! cycle allocates each data point once.
 
 pub mod docs;
+pub mod ebpf;
 #[cfg(test)]
 mod fuzzing;
 pub mod kubernetes;
@@ -18,6 +19,7 @@ pub mod render;
 pub mod system;
 pub mod table;
 
+pub use ebpf::{EbpfCollector, EbpfOptions};
 pub use node::{NodeCollector, NodeOptions, PatternFilter};
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
 pub use paths::HostPaths;
@@ -54,6 +56,17 @@ pub enum CollectError {
     },
     #[error("parsing {path}: {reason}")]
     Parse { path: String, reason: String },
+    /// A kernel program of the eBPF collector is not attached; its metrics are missing.
+    #[error(
+        "eBPF program {program} ({hook}) is not attached: {reason}{}",
+        .fix.as_deref().map(|f| format!("; fix: {f}")).unwrap_or_default()
+    )]
+    Program {
+        program: String,
+        hook: String,
+        reason: String,
+        fix: Option<String>,
+    },
 }
 
 /// What a collection produced besides its metrics: the partial failures it survived.

@@ -3,7 +3,8 @@
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Metric, NumberDataPoint, Sum, metric, number_data_point,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum,
+    metric, number_data_point,
 };
 
 /// A string attribute.
@@ -79,6 +80,26 @@ pub fn sum(
             data_points: points,
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
             is_monotonic: monotonic,
+        })),
+        ..Default::default()
+    }
+}
+
+/// A cumulative explicit-bucket Histogram. Each point's `start_time_unix_nano` must be when
+/// its counts began.
+pub fn histogram(
+    name: &str,
+    description: &str,
+    unit: &str,
+    points: Vec<HistogramDataPoint>,
+) -> Metric {
+    Metric {
+        name: name.to_string(),
+        description: description.to_string(),
+        unit: unit.to_string(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
         })),
         ..Default::default()
     }

@@ -10,7 +10,7 @@
 //! on node_exporter keeps working on what we expose.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
+use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric, NumberDataPoint};
 
 use crate::{Ctx, otlp};
 
@@ -23,6 +23,9 @@ pub enum MetricKind {
     Counter,
     /// A cumulative non-monotonic Sum: a quantity split by state that can go up and down.
     UpDownCounter,
+    /// A cumulative explicit-bucket OTLP Histogram (a latency distribution): its points are
+    /// built by the collector ([`MetricDef::build_histogram`]), not from a single value.
+    Histogram,
 }
 
 impl MetricKind {
@@ -31,6 +34,7 @@ impl MetricKind {
             MetricKind::Gauge => "gauge",
             MetricKind::Counter => "counter",
             MetricKind::UpDownCounter => "updowncounter",
+            MetricKind::Histogram => "histogram",
         }
     }
 }
@@ -170,7 +174,7 @@ impl MetricDef {
     pub(crate) fn point(&self, attributes: Vec<KeyValue>, v: Val, ctx: &Ctx) -> NumberDataPoint {
         let start = match self.kind {
             MetricKind::Gauge => 0,
-            MetricKind::Counter | MetricKind::UpDownCounter => ctx.boot_ns,
+            MetricKind::Counter | MetricKind::UpDownCounter | MetricKind::Histogram => ctx.boot_ns,
         };
         match (self.value, v) {
             (ValueType::Int, Val::U(u)) => {
@@ -197,7 +201,23 @@ impl MetricDef {
             MetricKind::Gauge => otlp::gauge(self.name, self.help, self.unit, points),
             MetricKind::Counter => otlp::sum(self.name, self.help, self.unit, true, points),
             MetricKind::UpDownCounter => otlp::sum(self.name, self.help, self.unit, false, points),
+            // A table mistake (a histogram row given single values): the values are dropped
+            // rather than sent under a type the table does not declare.
+            MetricKind::Histogram => {
+                debug_assert!(
+                    points.is_empty(),
+                    "{}: number points on a histogram",
+                    self.name
+                );
+                self.build_histogram(Vec::new())
+            }
         }
+    }
+
+    /// Builds the OTLP message of a [`MetricKind::Histogram`] row from its data points.
+    pub fn build_histogram(&self, points: Vec<HistogramDataPoint>) -> Metric {
+        debug_assert_eq!(self.kind, MetricKind::Histogram, "{}", self.name);
+        otlp::histogram(self.name, self.help, self.unit, points)
     }
 
     /// Appends the metric to `out` unless it has no data points: an empty metric carries

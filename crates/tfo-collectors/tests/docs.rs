@@ -46,6 +46,26 @@ fn metrics_doc_is_generated_from_the_tables() {
             equivalent: "kube-state-metrics",
             tables: tfo_collectors::kubernetes::metric_tables(),
         },
+        tfo_collectors::docs::CollectorDoc {
+            name: "ebpf",
+            intro: "Kernel metrics from the agent's own eBPF programs (`bpf/tfo_*.bpf.c`, \
+         listed by `bpftool prog list | grep tfo`), which aggregate in the kernel (per-CPU \
+         counters and log2 histograms; no per-event traffic) and skip the processes named \
+         in `exclude_processes` (by comm). The Source column names each metric's hook. \
+         Counters are cumulative since the programs were loaded, which is their start time. \
+         Latencies (`*_ns`) are Histograms with power-of-two bucket bounds in nanoseconds \
+         (2, 4, 8, ... up to the highest non-empty bucket; the kernel's buckets are \
+         `[2^i, 2^(i+1))`, so a value equal to a bound is counted in the bucket above it, \
+         and its last bucket, from 2^39 ns (about 9 minutes) up, is the overflow bucket); \
+         their sum is estimated from bucket midpoints, as the kernel keeps no exact sum. \
+         Syscalls are named from the x86_64 table (`nr_<n>` for a number without a name). \
+         Toggles: `collect_syscalls`, `collect_network`, `collect_file_io`, \
+         `collect_scheduler`, `collect_memory`, `collect_tcp_events`. A program that cannot \
+         be loaded (missing capability CAP_BPF + CAP_PERFMON, no BTF, tracefs not mounted) \
+         is reported once with the fix, and the others keep running.",
+            equivalent: "",
+            tables: tfo_collectors::ebpf::metric_tables(),
+        },
     ]);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
     if std::env::var_os("UPDATE_DOCS").is_some() {

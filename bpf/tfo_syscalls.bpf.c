@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Syscalls and file I/O: tp_btf/sys_enter + tp_btf/sys_exit.
+ *
+ * Per syscall number: calls, errors (return < 0) and an entry-to-exit latency histogram.
+ * File I/O: the read/write/fsync families on *regular files* (the fd is looked up in the
+ * task's fd table at entry and its inode mode checked), and opens; count, errors, bytes
+ * (positive return values) and latency per operation.
+ *
+ * The entry timestamp lives in task-local storage (no size limit, freed with the task,
+ * so threads that never return from exit/exit_group leak nothing). Numbers are x86_64.
+ */
+#include "tfo_common.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader (collect_syscalls, collect_file_io). */
+const volatile u8 cfg_syscalls = 1;
+const volatile u8 cfg_fileio = 1;
+
+#define SC_MAX 512
+
+enum fio_op { FIO_NONE = 0, FIO_READ = 1, FIO_WRITE = 2, FIO_FSYNC = 3, FIO_OPEN = 4 };
+#define FIO_OPS 4
+
+struct sc_start {
+	u64 ts;
+	u32 nr;
+	u32 op;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sc_start);
+} tfo_sc_start SEC(".maps");
+
+struct sc_val {
+	u64 count;
+	u64 errors;
+	u64 hist[HIST_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SC_MAX);
+	__type(key, u32);
+	__type(value, struct sc_val);
+} tfo_sc_stats SEC(".maps");
+
+struct fio_val {
+	u64 count;
+	u64 errors;
+	u64 bytes;
+	u64 hist[HIST_SLOTS];
+};
+
+/* Index = enum fio_op - 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FIO_OPS);
+	__type(key, u32);
+	__type(value, struct fio_val);
+} tfo_fio_stats SEC(".maps");
+
+static __always_inline u32 fio_op_of(long nr)
+{
+	switch (nr) {
+	case 0:   /* read */
+	case 17:  /* pread64 */
+	case 19:  /* readv */
+	case 295: /* preadv */
+	case 327: /* preadv2 */
+		return FIO_READ;
+	case 1:   /* write */
+	case 18:  /* pwrite64 */
+	case 20:  /* writev */
+	case 296: /* pwritev */
+	case 328: /* pwritev2 */
+		return FIO_WRITE;
+	case 74: /* fsync */
+	case 75: /* fdatasync */
+		return FIO_FSYNC;
+	case 2:   /* open */
+	case 85:  /* creat */
+	case 257: /* openat */
+	case 437: /* openat2 */
+		return FIO_OPEN;
+	}
+	return FIO_NONE;
+}
+
+#define S_IFMT 0170000
+#define S_IFREG 0100000
+
+/* Whether fd refers to a regular file in the current task's fd table. */
+static __always_inline bool fd_is_regular(struct task_struct *t, unsigned long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds;
+	struct file *f = 0;
+	umode_t mode;
+
+	if (fd >= max)
+		return false;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return false;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	return (mode & S_IFMT) == S_IFREG;
+}
+
+SEC("tp_btf/sys_enter")
+int tfo_sys_enter(u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long nr = (long)ctx[1];
+	struct task_struct *t;
+	struct sc_start *s;
+	u32 op = FIO_NONE;
+
+	if ((unsigned long)nr >= SC_MAX)
+		return 0;
+	if (excluded_current())
+		return 0;
+	t = bpf_get_current_task_btf();
+	if (cfg_fileio) {
+		op = fio_op_of(nr);
+		if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di))
+			op = FIO_NONE;
+	}
+	if (!cfg_syscalls && op == FIO_NONE)
+		return 0;
+	s = bpf_task_storage_get(&tfo_sc_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	s->nr = nr;
+	s->op = op;
+	s->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int tfo_sys_exit(u64 *ctx)
+{
+	long ret = (long)ctx[1];
+	struct sc_start *s;
+	u64 ts, d;
+	u32 nr, op, slot;
+
+	s = bpf_task_storage_get(&tfo_sc_start, bpf_get_current_task_btf(), 0, 0);
+	if (!s || !s->ts)
+		return 0;
+	ts = s->ts;
+	nr = s->nr;
+	op = s->op;
+	s->ts = 0;
+	d = bpf_ktime_get_ns() - ts;
+	slot = hist_slot(d);
+
+	if (cfg_syscalls) {
+		struct sc_val *v = bpf_map_lookup_elem(&tfo_sc_stats, &nr);
+
+		if (v) {
+			v->count++;
+			if (ret < 0)
+				v->errors++;
+			v->hist[slot]++;
+		}
+	}
+	if (op != FIO_NONE) {
+		u32 idx = op - 1;
+		struct fio_val *f = bpf_map_lookup_elem(&tfo_fio_stats, &idx);
+
+		if (f) {
+			f->count++;
+			if (ret < 0)
+				f->errors++;
+			else if (op == FIO_READ || op == FIO_WRITE)
+				f->bytes += ret;
+			f->hist[slot]++;
+		}
+	}
+	return 0;
+}
