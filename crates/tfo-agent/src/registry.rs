@@ -107,7 +107,12 @@ pub const COLLECTORS: &[Entry] = &[
     Entry {
         name: "ebpf",
         enabled: |c| c.ebpf.enabled,
-        run: Run::Missing,
+        run: Run::Interval {
+            interval: |c| c.ebpf.interval,
+            // The programs are loaded at the first cycle (on the blocking pool), not here:
+            // building also runs for `config validate`.
+            build: |cfg, _| Ok(Box::new(settings::ebpf_collector(cfg)) as Box<dyn Collector>),
+        },
     },
     Entry {
         name: "process",

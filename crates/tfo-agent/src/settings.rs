@@ -345,6 +345,53 @@ fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().and_then(|v| nonempty(&v))
 }
 
+/// The eBPF collector: its programs load at its first cycle, so building it does no I/O and
+/// needs no privilege (`config validate` builds it too).
+pub fn ebpf_collector(cfg: &Config) -> tfo_collectors::ebpf::EbpfCollector {
+    let e = &cfg.collectors.ebpf;
+    let opts = tfo_ebpf::Options {
+        syscalls: e.collect_syscalls,
+        network: e.collect_network,
+        file_io: e.collect_file_io,
+        scheduler: e.collect_scheduler,
+        memory: e.collect_memory,
+        tcp_events: e.collect_tcp_events,
+        exclude_processes: e.exclude_processes.clone(),
+        exclude_self: true,
+        btf_path: nonempty(&e.btf_path).map(PathBuf::from),
+        pin_path: nonempty(&e.pin_path).map(PathBuf::from),
+    };
+    let categories = tfo_collectors::ebpf::EbpfOptions {
+        syscalls: opts.syscalls,
+        network: opts.network,
+        file_io: opts.file_io,
+        scheduler: opts.scheduler,
+        memory: opts.memory,
+        tcp_events: opts.tcp_events,
+    };
+    let mut loader: Option<tfo_ebpf::Loader> = None;
+    let source = Box::new(move || {
+        let l = loader.get_or_insert_with(|| {
+            let (l, programs) = tfo_ebpf::Loader::start(opts.clone());
+            let attached = programs.iter().filter(|p| p.attached).count();
+            tracing::info!(
+                collector = "ebpf",
+                attached,
+                programs = programs.len(),
+                "eBPF programs loaded"
+            );
+            l
+        });
+        Some(l.snapshot())
+    });
+    tfo_collectors::ebpf::EbpfCollector::new(source, categories).with_start_time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -415,7 +415,19 @@ pub struct Ebpf {
     pub collect_syscalls: bool,
     pub collect_network: bool,
     pub collect_file_io: bool,
+    /// Context switches, wakeups, run-queue latency, migrations.
+    pub collect_scheduler: bool,
+    /// Page faults (user, kernel, major), OOM kills.
+    pub collect_memory: bool,
+    /// TCP state transitions.
+    pub collect_tcp_events: bool,
+    /// Process names (comm) whose events are dropped in the kernel; the agent itself always is.
     pub exclude_processes: Vec<String>,
+    /// A directory on bpffs to pin the programs and maps under while the agent runs
+    /// (`bpftool prog show pinned ...`); empty: no pinning.
+    pub pin_path: String,
+    /// Kernel BTF when `/sys/kernel/btf/vmlinux` is missing; empty: that file.
+    pub btf_path: String,
 }
 
 impl Default for Ebpf {
@@ -426,7 +438,12 @@ impl Default for Ebpf {
             collect_syscalls: true,
             collect_network: true,
             collect_file_io: true,
+            collect_scheduler: true,
+            collect_memory: true,
+            collect_tcp_events: true,
             exclude_processes: Vec::new(),
+            pin_path: String::new(),
+            btf_path: String::new(),
         }
     }
 }
