@@ -1,0 +1,97 @@
+//! Helper for scripts/bench-ebpf.
+//!
+//! - `ebpf-bench hold`: loads and attaches every tfo_* program (as the agent would, itself
+//!   excluded), prints `ready`, waits for stdin to close, then prints per-program
+//!   run_cnt, run_time_ns and ns/run (needs `kernel.bpf_stats_enabled=1`);
+//!   `TFO_BENCH_CATS=syscalls,file_io` limits the categories.
+//! - `ebpf-bench getpid N`: N getpid() calls; prints ns per call.
+//! - `ebpf-bench rr N`: N 64-byte request/response round trips over one loopback TCP
+//!   connection; prints µs per round trip.
+
+use std::io::{BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n = || args.get(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(1_000_000);
+    match args.get(1).map(String::as_str) {
+        Some("hold") => hold(),
+        Some("getpid") => {
+            let n = n();
+            let t = Instant::now();
+            for _ in 0..n {
+                // SAFETY: no preconditions.
+                unsafe { libc::syscall(libc::SYS_getpid) };
+            }
+            println!("{:.1}", t.elapsed().as_nanos() as f64 / n as f64);
+        }
+        Some("rr") => {
+            let n = n();
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let srv = std::thread::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut b = [0u8; 64];
+                while s.read_exact(&mut b).is_ok() {
+                    s.write_all(&b).unwrap();
+                }
+            });
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_nodelay(true).unwrap();
+            let mut b = [0u8; 64];
+            let t = Instant::now();
+            for _ in 0..n {
+                c.write_all(&b).unwrap();
+                c.read_exact(&mut b).unwrap();
+            }
+            let us = t.elapsed().as_nanos() as f64 / n as f64 / 1000.0;
+            drop(c);
+            srv.join().unwrap();
+            println!("{us:.2}");
+        }
+        _ => {
+            eprintln!("usage: ebpf-bench hold | getpid N | rr N");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn hold() {
+    // TFO_BENCH_CATS=syscalls,file_io,... limits the categories (default: all).
+    let mut opts = tfo_ebpf::Options::default();
+    if let Ok(cats) = std::env::var("TFO_BENCH_CATS") {
+        let on = |c: &str| cats.split(',').any(|x| x == c);
+        opts.syscalls = on("syscalls");
+        opts.file_io = on("file_io");
+        opts.network = on("network");
+        opts.scheduler = on("scheduler");
+        opts.memory = on("memory");
+        opts.tcp_events = on("tcp_events");
+    }
+    let (loader, statuses) = tfo_ebpf::Loader::start(opts);
+    for s in &statuses {
+        if !s.attached {
+            eprintln!("{}: {:?} fix: {:?}", s.name, s.error, s.fix);
+        }
+    }
+    let base: Vec<_> = loader.programs();
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    while std::io::stdin().lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+        line.clear();
+    }
+    println!("{:<16} {:>12} {:>14} {:>8}", "program", "runs", "run_time_ns", "ns/run");
+    let (mut runs, mut time) = (0u64, 0u64);
+    for (p, b) in loader.programs().iter().zip(&base) {
+        let r = p.run_cnt.unwrap_or(0) - b.run_cnt.unwrap_or(0);
+        let t = p.run_time_ns.unwrap_or(0) - b.run_time_ns.unwrap_or(0);
+        runs += r;
+        time += t;
+        let avg = if r > 0 { format!("{:.1}", t as f64 / r as f64) } else { "-".into() };
+        println!("{:<16} {:>12} {:>14} {:>8}", p.name, r, t, avg);
+    }
+    println!("{:<16} {:>12} {:>14} {:>8.1}", "all", runs, time, time as f64 / runs.max(1) as f64);
+}
