@@ -14,7 +14,11 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n = || args.get(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(1_000_000);
+    let n = || {
+        args.get(2)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(1_000_000)
+    };
     match args.get(1).map(String::as_str) {
         Some("hold") => hold(),
         Some("getpid") => {
@@ -80,18 +84,36 @@ fn hold() {
     println!("ready");
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
-    while std::io::stdin().lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+    while std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
         line.clear();
     }
-    println!("{:<16} {:>12} {:>14} {:>8}", "program", "runs", "run_time_ns", "ns/run");
+    println!(
+        "{:<16} {:>12} {:>14} {:>8}",
+        "program", "runs", "run_time_ns", "ns/run"
+    );
     let (mut runs, mut time) = (0u64, 0u64);
     for (p, b) in loader.programs().iter().zip(&base) {
         let r = p.run_cnt.unwrap_or(0) - b.run_cnt.unwrap_or(0);
         let t = p.run_time_ns.unwrap_or(0) - b.run_time_ns.unwrap_or(0);
         runs += r;
         time += t;
-        let avg = if r > 0 { format!("{:.1}", t as f64 / r as f64) } else { "-".into() };
+        let avg = if r > 0 {
+            format!("{:.1}", t as f64 / r as f64)
+        } else {
+            "-".into()
+        };
         println!("{:<16} {:>12} {:>14} {:>8}", p.name, r, t, avg);
     }
-    println!("{:<16} {:>12} {:>14} {:>8.1}", "all", runs, time, time as f64 / runs.max(1) as f64);
+    println!(
+        "{:<16} {:>12} {:>14} {:>8.1}",
+        "all",
+        runs,
+        time,
+        time as f64 / runs.max(1) as f64
+    );
 }
