@@ -214,6 +214,9 @@ class Receiver:
         self.decode_errors = 0
         self.first_arrival = None  # time.monotonic()
         self.last_arrival = None
+        # Optional: called with (decoded request, is_metrics) under the lock, for benches
+        # that look inside the requests (scripts/bench_kube.py).
+        self.observe = None
         resp = {
             "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export":
                 (ms_pb2.ExportMetricsServiceRequest, ms_pb2.ExportMetricsServiceResponse, True),
@@ -267,6 +270,8 @@ class Receiver:
                         if kind:
                             points += len(getattr(m, kind).data_points)
         with self.lock:
+            if self.observe is not None:
+                self.observe(msg, is_metrics)
             if self.first_arrival is None:
                 self.first_arrival = now
             self.last_arrival = now
