@@ -22,12 +22,19 @@ struct {
 /* The loader's own process (all its threads, whatever their names); 0 = none. */
 const volatile u32 cfg_self_tgid = 0;
 
+/* Set by the loader when tfo_excl holds a comm the tgid check does not already cover
+ * (exclude_processes, or "tfo-agent" itself without exclude_self). When 0 the comm copy
+ * and the hash lookup are skipped: one compare per event instead of ~150 ns. */
+const volatile u8 cfg_excl_comms = 1;
+
 static __always_inline bool excluded_current(void)
 {
 	char comm[TASK_COMM_LEN] = {};
 
 	if (cfg_self_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == cfg_self_tgid)
 		return true;
+	if (!cfg_excl_comms)
+		return false;
 	bpf_get_current_comm(comm, sizeof(comm));
 	return bpf_map_lookup_elem(&tfo_excl, comm) != 0;
 }
@@ -38,6 +45,8 @@ static __always_inline bool excluded_task(struct task_struct *t)
 
 	if (cfg_self_tgid && (u32)t->tgid == cfg_self_tgid)
 		return true;
+	if (!cfg_excl_comms)
+		return false;
 	bpf_probe_read_kernel(comm, sizeof(comm), &t->comm);
 	return bpf_map_lookup_elem(&tfo_excl, comm) != 0;
 }

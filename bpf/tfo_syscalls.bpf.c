@@ -27,6 +27,12 @@ struct sc_start {
 	u64 ts;
 	u32 nr;
 	u32 op;
+	/* Exclusion verdict cache (only with cfg_excl_comms): the comm it was computed for
+	 * and 0 = none yet, 1 = counted, 2 = excluded. The verdict depends only on the comm
+	 * (the tgid check runs first), so a rename (prctl, /proc/.../comm) or an exec that
+	 * changes the comm is seen at the next syscall without hooking either. */
+	u64 comm0, comm1;
+	u32 verdict;
 };
 
 struct {
@@ -94,23 +100,44 @@ static __always_inline u32 fio_op_of(long nr)
 #define S_IFMT 0170000
 #define S_IFREG 0100000
 
-/* Whether fd refers to a regular file in the current task's fd table. */
+/* Whether fd refers to a regular file in the current task's fd table. The task pointer
+ * is trusted (tp_btf), so task->files->fdt and the fdtable fields are direct loads; only
+ * the fd slot and the file's inode mode need bpf_probe_read_kernel (3 copies, was 7). */
 static __always_inline bool fd_is_regular(struct task_struct *t, unsigned long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct fdtable *fdt = t->files->fdt;
 	struct file **fds;
 	struct file *f = 0;
-	umode_t mode;
+	struct inode *ino = 0;
+	umode_t mode = 0;
 
-	if (fd >= max)
+	if (fd >= fdt->max_fds)
 		return false;
-	fds = BPF_CORE_READ(fdt, fd);
+	fds = fdt->fd;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f)
 		return false;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	bpf_probe_read_kernel(&ino, sizeof(ino), __builtin_preserve_access_index(&f->f_inode));
+	if (!ino)
+		return false;
+	bpf_probe_read_kernel(&mode, sizeof(mode), __builtin_preserve_access_index(&ino->i_mode));
 	return (mode & S_IFMT) == S_IFREG;
+}
+
+/* Whether the current task's comm is in tfo_excl, cached in its task storage. */
+static __always_inline bool comm_excluded(struct task_struct *t, struct sc_start *s)
+{
+	u64 key[2];
+
+	/* Two 8-byte loads straight from task->comm (a BTF pointer; no helper call). */
+	key[0] = *(u64 *)&t->comm[0];
+	key[1] = *(u64 *)&t->comm[8];
+	if (!s->verdict || key[0] != s->comm0 || key[1] != s->comm1) {
+		s->comm0 = key[0];
+		s->comm1 = key[1];
+		s->verdict = bpf_map_lookup_elem(&tfo_excl, key) ? 2 : 1;
+	}
+	return s->verdict == 2;
 }
 
 SEC("tp_btf/sys_enter")
@@ -124,19 +151,24 @@ int tfo_sys_enter(u64 *ctx)
 
 	if ((unsigned long)nr >= SC_MAX)
 		return 0;
-	if (excluded_current())
+	if (cfg_self_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == cfg_self_tgid)
 		return 0;
-	t = bpf_get_current_task_btf();
-	if (cfg_fileio) {
+	if (cfg_fileio)
 		op = fio_op_of(nr);
-		if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di))
-			op = FIO_NONE;
-	}
 	if (!cfg_syscalls && op == FIO_NONE)
 		return 0;
+	t = bpf_get_current_task_btf();
 	s = bpf_task_storage_get(&tfo_sc_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
 		return 0;
+	if (cfg_excl_comms && comm_excluded(t, s))
+		return 0;
+	/* The fd check only for the read/write/fsync families (switch on nr first). */
+	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di)) {
+		op = FIO_NONE;
+		if (!cfg_syscalls)
+			return 0;
+	}
 	s->nr = nr;
 	s->op = op;
 	s->ts = bpf_ktime_get_ns();

@@ -585,6 +585,9 @@ impl Loader {
         } else {
             0
         };
+        // The comm lookup is only needed for names the tgid check does not cover: any
+        // exclude_processes entry, or the agent's own comm when its tgid is not excluded.
+        let excl_comms: u8 = (excl.len() > 1 || self_tgid == 0).into();
         let cfg_syscalls: u8 = opts.syscalls.into();
         let cfg_fileio: u8 = opts.file_io.into();
 
@@ -604,6 +607,7 @@ impl Loader {
                     &self_tgid,
                     true,
                 );
+                el.override_global("cfg_excl_comms", &excl_comms, true);
                 if obj == Obj::Syscalls {
                     el.override_global("cfg_syscalls", &cfg_syscalls, true)
                         .override_global("cfg_fileio", &cfg_fileio, true);
