@@ -427,6 +427,7 @@ fn unix_nanos() -> u64 {
 #[derive(Default)]
 struct Publisher {
     last: BTreeMap<(String, &'static str), u64>,
+    relists_seen: u64,
 }
 
 impl Publisher {
@@ -466,7 +467,16 @@ impl Publisher {
             String::new(),
             if all_up { 1.0 } else { 0.0 },
         );
-        for (kind, s) in stores.stats() {
+        let all = stores.stats();
+        // A relist builds the new store beside the old one from pages of raw JSON; once it
+        // is swapped in, give the freed pages back (measured: 36-69 MiB resident after
+        // relists of 10,000 pods, against 25 MiB in use).
+        let relists: u64 = all.iter().map(|(_, s)| s.relists).sum();
+        if relists != self.relists_seen {
+            self.relists_seen = relists;
+            release_freed_memory();
+        }
+        for (kind, s) in all {
             let res = sm::escape(&kind.rbac_name());
             stats.set(
                 sm::KUBE_OBJECTS,
