@@ -3,7 +3,9 @@
 //! node name, event type).
 
 use crate::proto::flow::{self, Flow};
-use crate::proto::observer::{GetFlowsResponse, NodeStatusEvent, get_flows_response::ResponseTypes};
+use crate::proto::observer::{
+    GetFlowsResponse, NodeStatusEvent, get_flows_response::ResponseTypes,
+};
 
 pub const FORWARDED: i32 = 1;
 pub const DROPPED: i32 = 2;
@@ -106,7 +108,10 @@ pub fn with_udp(mut f: Flow) -> Flow {
 
 pub fn with_icmp4(mut f: Flow) -> Flow {
     f.l4 = Some(flow::Layer4 {
-        protocol: Some(flow::layer4::Protocol::IcmPv4(flow::IcmPv4 { r#type: 8, code: 0 })),
+        protocol: Some(flow::layer4::Protocol::IcmPv4(flow::IcmPv4 {
+            r#type: 8,
+            code: 0,
+        })),
     });
     f
 }

@@ -87,11 +87,7 @@ impl Observer for Fake {
         &self,
         req: Request<GetFlowsRequest>,
     ) -> Result<Response<FlowStream>, Status> {
-        self.shared
-            .requests
-            .lock()
-            .unwrap()
-            .push(req.into_inner());
+        self.shared.requests.lock().unwrap().push(req.into_inner());
         let session = self
             .shared
             .sessions
@@ -156,7 +152,12 @@ impl FakeHubble {
         let _ = std::fs::remove_file(path);
         let listener = tokio::net::UnixListener::bind(path).expect("binding the fake socket");
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let mut f = Self::serve(sessions, None, incoming, format!("unix://{}", path.display()));
+        let mut f = Self::serve(
+            sessions,
+            None,
+            incoming,
+            format!("unix://{}", path.display()),
+        );
         f.socket = Some(path.to_path_buf());
         f
     }
@@ -284,25 +285,65 @@ impl Certs {
                 String::from_utf8_lossy(&o.stderr)
             );
         };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
         let mut a = vec!["req", "-x509"];
         a.extend(ec);
-        a.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=fake-hubble-ca"]);
+        a.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fake-hubble-ca",
+        ]);
         run(&a);
         for (name, usage, san) in [
-            ("server", "serverAuth", "subjectAltName=DNS:localhost,DNS:relay.hubble.test,IP:127.0.0.1\n"),
+            (
+                "server",
+                "serverAuth",
+                "subjectAltName=DNS:localhost,DNS:relay.hubble.test,IP:127.0.0.1\n",
+            ),
             ("client", "clientAuth", "subjectAltName=DNS:tfo-agent\n"),
         ] {
-            std::fs::write(d.join(format!("{name}.ext")), format!("{san}extendedKeyUsage={usage}\n")).unwrap();
+            std::fs::write(
+                d.join(format!("{name}.ext")),
+                format!("{san}extendedKeyUsage={usage}\n"),
+            )
+            .unwrap();
             let mut a = vec!["req"];
             a.extend(ec);
-            let (key, csr, subj) = (format!("{name}.key"), format!("{name}.csr"), format!("/CN={name}"));
+            let (key, csr, subj) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("/CN={name}"),
+            );
             a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
             run(&a);
             let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
             run(&[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", &pem, "-days", "2", "-extfile", &ext,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
             ]);
         }
         Certs { dir }

@@ -253,7 +253,11 @@ pub fn label_count(m: Metric, namespaces: bool) -> usize {
         Metric::Drops | Metric::HttpRequests | Metric::TcpFlags | Metric::DnsResponses => 2,
         Metric::LostEvents => 1,
     };
-    base + if namespaces && m.has_namespaces() { 2 } else { 0 }
+    base + if namespaces && m.has_namespaces() {
+        2
+    } else {
+        0
+    }
 }
 
 fn push(key: &mut Vec<u8>, label: &str) {
@@ -358,8 +362,18 @@ pub fn status_class(code: u32) -> &'static str {
 /// the rest.
 pub fn rcode_name(rcode: u32) -> Cow<'static, str> {
     const NAMES: [&str; 12] = [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE", "DSOTYPENI",
+        "NOERROR",
+        "FORMERR",
+        "SERVFAIL",
+        "NXDOMAIN",
+        "NOTIMP",
+        "REFUSED",
+        "YXDOMAIN",
+        "YXRRSET",
+        "NXRRSET",
+        "NOTAUTH",
+        "NOTZONE",
+        "DSOTYPENI",
     ];
     match NAMES.get(rcode as usize) {
         Some(n) => Cow::Borrowed(n),

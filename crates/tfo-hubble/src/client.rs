@@ -342,8 +342,12 @@ pub async fn run(
             if reported != Some(failure.kind()) {
                 reported = Some(failure.kind());
                 match fix {
-                    Some(fix) => tracing::warn!(collector = "hubble", address = %opts.address, error = %text, fix, retry_in = %retry, "Hubble is not reachable; retrying"),
-                    None => tracing::warn!(collector = "hubble", address = %opts.address, error = %text, retry_in = %retry, "Hubble flow stream failed; retrying"),
+                    Some(fix) => {
+                        tracing::warn!(collector = "hubble", address = %opts.address, error = %text, fix, retry_in = %retry, "Hubble is not reachable; retrying")
+                    }
+                    None => {
+                        tracing::warn!(collector = "hubble", address = %opts.address, error = %text, retry_in = %retry, "Hubble flow stream failed; retrying")
+                    }
                 }
             } else {
                 tracing::debug!(collector = "hubble", address = %opts.address, error = %text, retry_in = %retry, "Hubble still unreachable");

@@ -71,7 +71,12 @@ impl Snapshot {
     pub fn value(&self, m: Metric, labels: &[&str]) -> Option<u64> {
         self.series(m)
             .iter()
-            .find(|p| p.labels.iter().map(String::as_str).eq(labels.iter().copied()))
+            .find(|p| {
+                p.labels
+                    .iter()
+                    .map(String::as_str)
+                    .eq(labels.iter().copied())
+            })
             .map(|p| p.value)
     }
 

@@ -67,7 +67,11 @@ pub(crate) fn connector(
                 .map_err(|e| format!("{KEY} client certificate: {e}"))?
         }
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err(format!("{KEY}: cert_file and key_file must be set together")),
+        _ => {
+            return Err(format!(
+                "{KEY}: cert_file and key_file must be set together"
+            ));
+        }
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     let name = t.server_name.as_deref().unwrap_or(host);
