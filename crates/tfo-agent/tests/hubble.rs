@@ -75,7 +75,11 @@ fn script() -> Vec<tfo_hubble_fake::proto::observer::GetFlowsResponse> {
 }
 
 /// `(metric, attributes, value after one script)`.
-const EXPECTED: &[(&str, &[(&str, &str)], u64)] = &[
+type Expected = (&'static str, &'static [(&'static str, &'static str)], u64);
+/// `(metric name, sorted attributes) -> value`.
+type Series = std::collections::BTreeMap<(String, Vec<(String, String)>), u64>;
+
+const EXPECTED: &[Expected] = &[
     (
         "hubble.flows",
         &[
@@ -168,14 +172,8 @@ fn as_u64(v: &Value) -> Option<u64> {
 
 /// The series of every `hubble.*` metric in the latest exported cycle:
 /// `(name, sorted attributes) -> value`, with the cycle's time.
-fn latest_cycle(
-    reqs: &[Value],
-) -> (
-    u64,
-    std::collections::BTreeMap<(String, Vec<(String, String)>), u64>,
-) {
-    let mut by_time: std::collections::BTreeMap<u64, std::collections::BTreeMap<_, _>> =
-        Default::default();
+fn latest_cycle(reqs: &[Value]) -> (u64, Series) {
+    let mut by_time: std::collections::BTreeMap<u64, Series> = Default::default();
     for m in all_metrics(reqs) {
         let name = m["name"].as_str().unwrap_or("").to_string();
         if !name.starts_with("hubble.") {
@@ -194,7 +192,7 @@ fn latest_cycle(
     by_time.into_iter().next_back().unwrap_or_default()
 }
 
-fn expected(times: u64) -> std::collections::BTreeMap<(String, Vec<(String, String)>), u64> {
+fn expected(times: u64) -> Series {
     EXPECTED
         .iter()
         .map(|(name, a, v)| {

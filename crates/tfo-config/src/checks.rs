@@ -629,31 +629,6 @@ fn is_header_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_syntax() {
-        assert_eq!(glob_problem("/var/log/*.log"), None);
-        assert_eq!(glob_problem("/var/log/{a,b}/[!x]?.log"), None);
-        assert_eq!(glob_problem("/a/[]x]"), None);
-        assert!(glob_problem("/a/[x").unwrap().contains("unclosed `[`"));
-        assert!(glob_problem("/a/{x").unwrap().contains("unclosed `{`"));
-        assert!(glob_problem("/a/x}").unwrap().contains("without"));
-        assert!(glob_problem("/a/[x/y]").unwrap().contains("`/`"));
-        assert_eq!(glob_problem("/a/\\[x"), None);
-    }
-
-    #[test]
-    fn defaults_are_valid_and_quiet() {
-        let c = Config::default();
-        assert_eq!(c.issues(), []);
-        assert!(c.validate().is_ok());
-        assert!(c.warnings().is_empty());
-    }
-}
-
 /// Why a `collectors.ebpf.hubble.address` cannot work, if it cannot.
 fn hubble_address_problem(address: &str, tls: bool) -> Option<String> {
     if let Some(rest) = address.strip_prefix("unix:") {
@@ -690,5 +665,30 @@ fn hubble_address_problem(address: &str, tls: bool) -> Option<String> {
     match port.map(str::parse::<u16>) {
         Some(Err(_)) => bad(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_syntax() {
+        assert_eq!(glob_problem("/var/log/*.log"), None);
+        assert_eq!(glob_problem("/var/log/{a,b}/[!x]?.log"), None);
+        assert_eq!(glob_problem("/a/[]x]"), None);
+        assert!(glob_problem("/a/[x").unwrap().contains("unclosed `[`"));
+        assert!(glob_problem("/a/{x").unwrap().contains("unclosed `{`"));
+        assert!(glob_problem("/a/x}").unwrap().contains("without"));
+        assert!(glob_problem("/a/[x/y]").unwrap().contains("`/`"));
+        assert_eq!(glob_problem("/a/\\[x"), None);
+    }
+
+    #[test]
+    fn defaults_are_valid_and_quiet() {
+        let c = Config::default();
+        assert_eq!(c.issues(), []);
+        assert!(c.validate().is_ok());
+        assert!(c.warnings().is_empty());
     }
 }

@@ -61,7 +61,10 @@ fn mix(distinct: usize) -> Vec<tfo_hubble_fake::proto::observer::GetFlowsRespons
             f::msg(f::with_tcp(b(f::EGRESS), syn)),
             f::msg(f::with_tcp(b(f::INGRESS), ack)),
             f::msg(f::with_udp(b(f::EGRESS))),
-            f::msg(f::dropped(f::with_tcp(b(f::INGRESS), syn), f::POLICY_DENIED)),
+            f::msg(f::dropped(
+                f::with_tcp(b(f::INGRESS), syn),
+                f::POLICY_DENIED,
+            )),
             f::msg(f::http(b(f::INGRESS), f::REQUEST, "GET", 0)),
             f::msg(f::http(b(f::INGRESS), f::RESPONSE, "GET", 200)),
             f::msg(f::dns(b(f::EGRESS), f::REQUEST, 0, &["A"])),
@@ -155,7 +158,11 @@ fn main() {
     let total = (millions * 1e6) as u64;
     for (label, distinct, namespaces) in [
         ("defaults (no namespaces)", 0, false),
-        ("namespaces on, 5000 distinct source namespaces (cap 1000)", 5000, true),
+        (
+            "namespaces on, 5000 distinct source namespaces (cap 1000)",
+            5000,
+            true,
+        ),
     ] {
         let r = run(total, distinct, namespaces);
         println!("{label}:");
