@@ -280,16 +280,20 @@ async fn follow(
     };
     status.connected.store(true, Ordering::Relaxed);
     status.streams.fetch_add(1, Ordering::Relaxed);
-    status.set_error(None);
-    if reported.take().is_some() {
-        tracing::info!(collector = "hubble", address = %opts.address, "receiving Hubble flows again");
-    } else {
-        tracing::info!(collector = "hubble", address = %opts.address, "receiving Hubble flows");
-    }
     let mut n = 0u64;
     let end = loop {
         match stream.message().await {
             Ok(Some(m)) => {
+                if n == 0 {
+                    // Recovered only once something arrives: a server that accepts the
+                    // call and fails it at once is still a failure, not a recovery.
+                    status.set_error(None);
+                    if reported.take().is_some() {
+                        tracing::info!(collector = "hubble", address = %opts.address, "receiving Hubble flows again");
+                    } else {
+                        tracing::info!(collector = "hubble", address = %opts.address, "receiving Hubble flows");
+                    }
+                }
                 n += 1;
                 status.messages.fetch_add(1, Ordering::Relaxed);
                 agg.lock().unwrap_or_else(|p| p.into_inner()).record(&m);
