@@ -458,3 +458,69 @@ pub fn drop_reason_name(code: i32) -> Cow<'static, str> {
     };
     Cow::Borrowed(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn wire_text_is_used_only_when_clean() {
+        assert_eq!(text(Some(b"GET"), 16), "GET");
+        assert_eq!(text(None, 16), "");
+        assert_eq!(text(Some(b"G\0T"), 16), INVALID);
+        assert_eq!(text(Some(&[0xff, 0xfe]), 16), INVALID);
+        assert_eq!(text(Some(&[b'A'; 17]), 16), INVALID);
+        let q = |v: &[&'static str]| {
+            qtypes(
+                &v.iter()
+                    .map(|s| Bytes::from_static(s.as_bytes()))
+                    .collect::<Vec<_>>(),
+            )
+            .into_owned()
+        };
+        assert_eq!(q(&[]), "");
+        assert_eq!(q(&["A", "AAAA"]), "A,AAAA");
+        assert_eq!(q(&["A\n"]), INVALID);
+        assert_eq!(q(&["AAAAAAAAAAAAAAAA"; 5]), INVALID, "over 64 bytes joined");
+    }
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(drop_reason_name(133), "POLICY_DENIED");
+        assert_eq!(drop_reason_name(-4), "-4");
+        assert_eq!(rcode_name(3), "NXDOMAIN");
+        assert_eq!(rcode_name(23), "23");
+        assert_eq!(verdict_name(99), "VERDICT_UNKNOWN");
+        assert_eq!(status_class(99), "unknown");
+        assert_eq!(status_class(599), "5xx");
+    }
+
+    #[test]
+    fn a_zero_cap_still_counts_everything_under_other() {
+        let mut a = Aggregator::new(
+            AggOptions {
+                namespaces: false,
+                max_series: 0,
+            },
+            5,
+        );
+        for source in [1, 2, 3] {
+            a.record_lost(&LostEvent {
+                source,
+                num_events_lost: 2,
+            });
+        }
+        let s = a.snapshot();
+        assert_eq!(s.start_ns, 5);
+        assert_eq!(
+            s.series(Metric::LostEvents).len(),
+            2,
+            "one series, then _other"
+        );
+        assert_eq!(s.total(Metric::LostEvents), 6);
+        assert_eq!(s.value(Metric::LostEvents, &[OTHER]), Some(4));
+        assert_eq!(s.overflowed_series, 2);
+        assert_eq!(a.series_count(), 1);
+    }
+}
