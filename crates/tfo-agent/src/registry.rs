@@ -46,7 +46,8 @@ pub enum Run {
 
 /// One collector of the config's `collectors` section.
 pub struct Entry {
-    /// The key under `collectors.`.
+    /// The key under `collectors.` (dotted for a nested one: `ebpf.hubble`); also the
+    /// collector's name in logs and self-metrics.
     pub name: &'static str,
     pub enabled: fn(&Collectors) -> bool,
     pub run: Run,
@@ -112,6 +113,18 @@ pub const COLLECTORS: &[Entry] = &[
             // The programs are loaded at the first cycle (on the blocking pool), not here:
             // building also runs for `config validate`.
             build: |cfg, _| Ok(Box::new(settings::ebpf_collector(cfg)) as Box<dyn Collector>),
+        },
+    },
+    // Under collectors.ebpf but its own entry: it needs none of the programs (or their
+    // privileges), so it runs whether or not they load, on the eBPF interval.
+    Entry {
+        name: "ebpf.hubble",
+        enabled: |c| c.ebpf.hubble.enabled,
+        run: Run::Interval {
+            interval: |c| c.ebpf.interval,
+            build: |cfg, _| {
+                settings::hubble_collector(cfg).map(|c| Box::new(c) as Box<dyn Collector>)
+            },
         },
     },
     Entry {
@@ -274,6 +287,50 @@ mod tests {
         assert!(rebuild_source(&cfg, "logs").is_some());
         cfg.collectors.logs.enabled = false;
         assert!(rebuild_source(&cfg, "logs").is_none());
+    }
+
+    #[test]
+    fn hubble_runs_without_the_ebpf_programs_and_is_built_without_io() {
+        let mut cfg = Config::default();
+        cfg.collectors.system.enabled = false;
+        cfg.collectors.node_exporter.enabled = false;
+        cfg.collectors.ebpf.hubble.enabled = true;
+        assert!(!cfg.collectors.ebpf.enabled);
+        let (run, warn) = build_collectors(&cfg);
+        assert!(warn.is_empty(), "{warn:?}");
+        let names: Vec<_> = run.iter().map(|(c, _)| c.name()).collect();
+        assert_eq!(names, ["ebpf.hubble"]);
+        assert_eq!(run[0].1, cfg.collectors.ebpf.interval);
+        assert!(rebuild(&cfg, "ebpf.hubble").is_some());
+        // Both on: two collectors, each under its own key.
+        cfg.collectors.ebpf.enabled = true;
+        let names: Vec<_> = build_collectors(&cfg)
+            .0
+            .iter()
+            .map(|(c, _)| c.name())
+            .collect();
+        assert_eq!(names, ["ebpf", "ebpf.hubble"]);
+        // An address the client cannot use is a warning naming the key.
+        cfg.collectors.ebpf.hubble.address = "unix://relative".into();
+        let warn = build_collectors(&cfg).1;
+        assert_eq!(warn.len(), 1, "{warn:?}");
+        assert!(warn[0].contains("collectors.ebpf.hubble"), "{warn:?}");
+    }
+
+    #[test]
+    fn entry_names_are_config_sections() {
+        let cfg = serde_json::to_value(Config::default()).unwrap();
+        for e in COLLECTORS {
+            let mut v = &cfg["collectors"];
+            for part in e.name.split('.') {
+                v = &v[part];
+            }
+            assert!(
+                v.is_object(),
+                "collectors.{} is not a config section",
+                e.name
+            );
+        }
     }
 
     #[test]

@@ -392,6 +392,99 @@ pub fn ebpf_collector(cfg: &Config) -> tfo_collectors::ebpf::EbpfCollector {
     )
 }
 
+/// The client options of `collectors.ebpf.hubble`, checked without I/O.
+pub fn hubble_client_options(cfg: &Config) -> Result<tfo_hubble::client::ClientOptions, String> {
+    let h = &cfg.collectors.ebpf.hubble;
+    let address = tfo_hubble::client::Address::parse(&h.address)?;
+    let tls = h.tls.enabled.then(|| tfo_hubble::client::TlsOptions {
+        ca_file: h.tls.ca_file.clone(),
+        cert_file: h.tls.cert_file.clone(),
+        key_file: h.tls.key_file.clone(),
+        server_name: h.tls.server_name.clone(),
+    });
+    if tls.is_some() && matches!(address, tfo_hubble::client::Address::Unix(_)) {
+        return Err("TLS is enabled but the address is a Unix socket".into());
+    }
+    let mut opts = tfo_hubble::client::ClientOptions::new(address, tls);
+    // Tests shorten the retry periods; never below 10 ms.
+    if let Some(ms) = env_nonempty("TFO_HUBBLE_RETRY_MS").and_then(|v| v.parse::<u64>().ok()) {
+        let d = std::time::Duration::from_millis(ms.max(10));
+        opts.retry_missing = d;
+        opts.backoff_initial = d;
+        opts.backoff_max = d;
+    }
+    Ok(opts)
+}
+
+/// The Hubble collector: its client starts on a thread of its own at the first cycle (so
+/// building it does no I/O, for `config validate`) and stops when the collector is dropped.
+/// Its counters start when the client starts and live as long as the collector.
+pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCollector, String> {
+    use std::sync::{Arc, Mutex};
+    use tfo_hubble::aggregate::{AggOptions, Aggregator};
+
+    struct Running {
+        agg: Arc<Mutex<Aggregator>>,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+        }
+    }
+
+    let opts = hubble_client_options(cfg)?;
+    let h = &cfg.collectors.ebpf.hubble;
+    let agg_opts = AggOptions {
+        namespaces: h.namespaces,
+        max_series: h.max_series,
+    };
+    let mut running: Option<Running> = None;
+    let source = Box::new(move || {
+        if running.is_none() {
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            let agg = Arc::new(Mutex::new(Aggregator::new(agg_opts, start)));
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let (a, o) = (agg.clone(), opts.clone());
+            let spawned = std::thread::Builder::new()
+                .name("tfo-hubble".into())
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(collector = "ebpf.hubble", error = %e, "cannot start the Hubble client's runtime");
+                            return;
+                        }
+                    };
+                    let status = Arc::new(tfo_hubble::client::Status::default());
+                    rt.block_on(tfo_hubble::client::run(o, a, status, async {
+                        let _ = rx.await;
+                    }));
+                });
+            if let Err(e) = spawned {
+                tracing::error!(collector = "ebpf.hubble", error = %e, "cannot start the Hubble client thread");
+                return None;
+            }
+            running = Some(Running {
+                agg,
+                stop: Some(tx),
+            });
+        }
+        let r = running.as_ref()?;
+        let snap = r.agg.lock().unwrap_or_else(|p| p.into_inner()).snapshot();
+        Some(snap)
+    });
+    Ok(tfo_collectors::hubble::HubbleCollector::new(source))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod ebpf;
 #[cfg(test)]
 mod fuzzing;
+pub mod hubble;
 pub mod kubernetes;
 pub mod mounts;
 pub mod node;

@@ -66,6 +66,22 @@ fn metrics_doc_is_generated_from_the_tables() {
             equivalent: "",
             tables: tfo_collectors::ebpf::metric_tables(),
         },
+        tfo_collectors::docs::CollectorDoc {
+            name: "ebpf.hubble",
+            intro: "Flow metrics from Cilium's Hubble observer API (`observer.Observer/GetFlows` \
+         with `follow`), on the node's Hubble socket by default or Hubble Relay; independent \
+         of the eBPF programs above (`collectors.ebpf.hubble.enabled`, off by default). \
+         Counters are cumulative since the agent's Hubble client started, which is their \
+         start time, and continue across reconnects; label values are Hubble's enum names. \
+         With `namespaces: true` every metric but `hubble.lost_events` also carries \
+         `source_namespace` and `destination_namespace` (pod names never). At most \
+         `max_series` series per metric (default 1000): flows that would make more are \
+         counted in the series whose every attribute is `_other`. The Cilium column names \
+         the `hubble_*` Prometheus metric of Cilium's own Hubble metrics server each one \
+         corresponds to. See docs/hubble.md.",
+            equivalent: "Cilium",
+            tables: tfo_collectors::hubble::metric_tables(),
+        },
     ]);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
     if std::env::var_os("UPDATE_DOCS").is_some() {

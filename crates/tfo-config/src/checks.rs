@@ -106,6 +106,12 @@ impl Config {
         empty_path_to_none(&mut tf.tls.cert_file);
         empty_path_to_none(&mut tf.tls.key_file);
         tf.endpoint = tf.endpoint.trim().to_string();
+        let hubble = &mut self.collectors.ebpf.hubble;
+        hubble.address = hubble.address.trim().to_string();
+        empty_to_none(&mut hubble.tls.server_name);
+        empty_path_to_none(&mut hubble.tls.ca_file);
+        empty_path_to_none(&mut hubble.tls.cert_file);
+        empty_path_to_none(&mut hubble.tls.key_file);
         empty_to_none(&mut self.agent.id);
         empty_to_none(&mut self.agent.name);
         let ml = &mut self.collectors.logs.multiline;
@@ -222,6 +228,39 @@ impl Config {
                 message: format!("{present} is set but {missing} is not"),
                 allowed: Some("both cert_file and key_file (client TLS), or neither".to_string()),
             });
+        }
+        let hubble = &self.collectors.ebpf.hubble;
+        if hubble.tls.cert_file.is_some() != hubble.tls.key_file.is_some() {
+            let (missing, present) = if hubble.tls.cert_file.is_some() {
+                (
+                    "collectors.ebpf.hubble.tls.key_file",
+                    "collectors.ebpf.hubble.tls.cert_file",
+                )
+            } else {
+                (
+                    "collectors.ebpf.hubble.tls.cert_file",
+                    "collectors.ebpf.hubble.tls.key_file",
+                )
+            };
+            v.push(Issue {
+                paths: vec![present, missing],
+                message: format!("{present} is set but {missing} is not"),
+                allowed: Some("both cert_file and key_file (client TLS), or neither".to_string()),
+            });
+        }
+        if let Some(why) = hubble_address_problem(&hubble.address, hubble.tls.enabled) {
+            v.push(issue(
+                "collectors.ebpf.hubble.address",
+                &why,
+                Some("unix:///var/run/cilium/hubble.sock (node socket, no TLS) or host:port (Relay, e.g. hubble-relay.kube-system.svc:443)"),
+            ));
+        }
+        if hubble.max_series == 0 {
+            v.push(issue(
+                "collectors.ebpf.hubble.max_series",
+                "must be at least 1",
+                Some("a whole number from 1 up (default 1000)"),
+            ));
         }
         if self.agent.tags.keys().any(|k| k.trim().is_empty()) {
             v.push(issue(
@@ -588,6 +627,45 @@ fn glob_problem(pattern: &str) -> Option<String> {
 
 fn is_header_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Why a `collectors.ebpf.hubble.address` cannot work, if it cannot.
+fn hubble_address_problem(address: &str, tls: bool) -> Option<String> {
+    if let Some(rest) = address.strip_prefix("unix:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if !path.starts_with('/') {
+            return Some(format!("{address:?}: the socket path must be absolute"));
+        }
+        if tls {
+            return Some("TLS is enabled (collectors.ebpf.hubble.tls.enabled) but the address is a Unix socket, which Hubble serves without TLS".to_string());
+        }
+        return None;
+    }
+    let rest = address
+        .strip_prefix("http://")
+        .or_else(|| address.strip_prefix("https://"))
+        .unwrap_or(address)
+        .trim_end_matches('/');
+    let bad = || Some(format!("{address:?} is neither unix:///path nor host:port"));
+    if rest.is_empty() || rest.contains('/') {
+        return bad();
+    }
+    let port = if let Some(v6) = rest.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, after)) if !h.is_empty() => after.strip_prefix(':'),
+            _ => return bad(),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some(("", _)) => return bad(),
+            Some((_, p)) => Some(p),
+            None => None,
+        }
+    };
+    match port.map(str::parse::<u16>) {
+        Some(Err(_)) => bad(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

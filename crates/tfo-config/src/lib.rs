@@ -43,8 +43,8 @@ pub use checks::ENV_OVERRIDES;
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
     Agent, Buffer, Collectors, Compression, Config, Ebpf, EndpointVersion, Exporter, FsyncMode,
-    Health, Heartbeat, Kubernetes, LOG_LEVELS, LeaderElection, LogEncoding, LogFileFormat,
-    LogFormat, LogMultiline, LogStartAt, Logging, LogsCollector, NodeExporter, Otlp,
+    Health, Heartbeat, Hubble, HubbleTls, Kubernetes, LOG_LEVELS, LeaderElection, LogEncoding,
+    LogFileFormat, LogFormat, LogMultiline, LogStartAt, Logging, LogsCollector, NodeExporter, Otlp,
     ProcessCollector, Prometheus, Protocol, RemoteConfig, Retry, SystemCollector, TelemetryFlow,
     Tls, WhenFull, is_sensitive_name, redacted_headers,
 };

@@ -428,6 +428,51 @@ pub struct Ebpf {
     pub pin_path: String,
     /// Kernel BTF when `/sys/kernel/btf/vmlinux` is missing; empty: that file.
     pub btf_path: String,
+    /// Flow metrics from Cilium's Hubble observer API; independent of the programs.
+    #[serde(deserialize_with = "section")]
+    pub hubble: Hubble,
+}
+
+/// `collectors.ebpf.hubble`: the Hubble flow metrics client (crate `tfo-hubble`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hubble {
+    pub enabled: bool,
+    /// `unix:///path` (the node's Hubble socket) or `host:port` (Hubble Relay).
+    pub address: String,
+    #[serde(deserialize_with = "section")]
+    pub tls: HubbleTls,
+    /// Split flow series by source and destination namespace (more series).
+    pub namespaces: bool,
+    /// Most series per metric; flows beyond go to the `_other` series.
+    pub max_series: usize,
+}
+
+impl Default for Hubble {
+    fn default() -> Self {
+        Hubble {
+            enabled: false,
+            address: "unix:///var/run/cilium/hubble.sock".into(),
+            tls: HubbleTls::default(),
+            namespaces: false,
+            max_series: 1000,
+        }
+    }
+}
+
+/// TLS to Hubble Relay (TCP addresses only).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubbleTls {
+    pub enabled: bool,
+    /// CA bundle for Relay's certificate; unset: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (mTLS); requires `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (mTLS); requires `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Name to verify instead of the address's host (Relay: `*.hubble-relay.cilium.io`).
+    pub server_name: Option<String>,
 }
 
 impl Default for Ebpf {
@@ -444,6 +489,7 @@ impl Default for Ebpf {
             exclude_processes: Vec::new(),
             pin_path: String::new(),
             btf_path: String::new(),
+            hubble: Hubble::default(),
         }
     }
 }

@@ -581,3 +581,40 @@ fn endpoint_addresses_are_checked() {
     assert_eq!(e.path(), Some("buffer.when_full"));
     assert_eq!(e.allowed(), Some("auto, drop_oldest, block"));
 }
+
+#[test]
+fn hubble_settings_are_checked() {
+    let cfg = |yaml: &str| load_from_str(yaml, "agent.yaml", &no_env);
+    for (yaml, key) in [
+        (
+            "collectors:\n  ebpf:\n    hubble:\n      address: \"unix://relative.sock\"\n",
+            "collectors.ebpf.hubble.address",
+        ),
+        (
+            "collectors:\n  ebpf:\n    hubble:\n      address: \"relay:http\"\n",
+            "collectors.ebpf.hubble.address",
+        ),
+        (
+            "collectors:\n  ebpf:\n    hubble:\n      tls:\n        enabled: true\n",
+            "collectors.ebpf.hubble.address",
+        ),
+        (
+            "collectors:\n  ebpf:\n    hubble:\n      address: relay:4245\n      tls:\n        cert_file: /c.pem\n",
+            "collectors.ebpf.hubble.tls.cert_file",
+        ),
+        (
+            "collectors:\n  ebpf:\n    hubble:\n      max_series: 0\n",
+            "collectors.ebpf.hubble.max_series",
+        ),
+    ] {
+        let e = cfg(yaml).expect_err(yaml);
+        assert_eq!(e.path(), Some(key), "{yaml}: {e}");
+    }
+    let ok = cfg(
+        "collectors:\n  ebpf:\n    hubble:\n      enabled: true\n      address: hubble-relay:443\n      tls:\n        enabled: true\n        server_name: \"\"\n",
+    )
+    .unwrap();
+    let h = &ok.collectors.ebpf.hubble;
+    assert!(h.enabled && h.tls.enabled && h.tls.server_name.is_none());
+    assert!(!ok.collectors.ebpf.enabled, "independent of the programs");
+}
