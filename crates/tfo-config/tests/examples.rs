@@ -337,8 +337,14 @@ fn configmap_embeds_kubernetes_yaml() {
         .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
         .collect();
     let file = read_config("kubernetes.yaml");
-    let body = &file[file.find("\ntelemetryflow:").expect("telemetryflow section") + 1..];
-    assert_eq!(block, body, "deploy/kubernetes/configmap.yaml != configs/kubernetes.yaml");
+    let body = &file[file
+        .find("\ntelemetryflow:")
+        .expect("telemetryflow section")
+        + 1..];
+    assert_eq!(
+        block, body,
+        "deploy/kubernetes/configmap.yaml != configs/kubernetes.yaml"
+    );
     let embedded = load_from_str(&block, "configmap", &example_env()).unwrap();
     assert_eq!(embedded, load("kubernetes.yaml"));
     // and the DaemonSet provides every variable the config documents

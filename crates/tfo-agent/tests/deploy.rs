@@ -1,0 +1,323 @@
+//! The deployment manifests match what the agent does: RBAC equals the API accesses the
+//! Kubernetes collector's black-box test recorded (deploy/kubernetes/api-access.txt), and
+//! the DaemonSet keeps least privilege and wires the paths, ports and variables the agent
+//! and its config use. (Schema validation of every manifest is kubernetes-validate's job,
+//! in scripts/test.)
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::workspace_root;
+use serde_json::Value;
+
+fn manifest(path: &str) -> Value {
+    let text = std::fs::read_to_string(workspace_root().join(path)).expect(path);
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// `verb group/resource` for every combination a rule allows.
+fn allowed(rules: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().expect("rules") {
+        let (groups, resources, verbs) = (
+            strs(&rule["apiGroups"]),
+            strs(&rule["resources"]),
+            strs(&rule["verbs"]),
+        );
+        for x in groups.iter().chain(&resources).chain(&verbs) {
+            assert!(!x.contains('*'), "wildcard in {rule}");
+        }
+        for g in &groups {
+            for r in &resources {
+                for v in &verbs {
+                    out.insert(format!("{v} {g}/{r}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn api_access() -> BTreeSet<String> {
+    std::fs::read_to_string(workspace_root().join("deploy/kubernetes/api-access.txt"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// A rule the agent never uses, or an access no rule allows, fails here.
+#[test]
+fn rbac_is_exactly_the_recorded_api_access() {
+    let cluster = manifest("deploy/kubernetes/clusterrole.yaml");
+    let role = manifest("deploy/kubernetes/role.yaml");
+    assert_eq!(cluster["kind"], "ClusterRole");
+    assert_eq!(role["kind"], "Role");
+    let cluster_rules = allowed(&cluster["rules"]);
+    let role_rules = allowed(&role["rules"]);
+    // the Lease is namespaced (the Role); everything else is cluster-wide (the ClusterRole)
+    assert!(
+        role_rules
+            .iter()
+            .all(|a| a.ends_with(" coordination.k8s.io/leases")),
+        "{role_rules:?}"
+    );
+    assert!(cluster_rules.is_disjoint(&role_rules));
+    let granted: BTreeSet<String> = cluster_rules.union(&role_rules).cloned().collect();
+    let used = api_access();
+    assert!(used.len() >= 20, "{used:?}");
+    let unused: Vec<_> = granted.difference(&used).collect();
+    let missing: Vec<_> = used.difference(&granted).collect();
+    assert!(
+        unused.is_empty() && missing.is_empty(),
+        "RBAC != deploy/kubernetes/api-access.txt\n granted but never used: {unused:?}\n used but not granted: {missing:?}"
+    );
+    // get/update are limited to the agent's own Lease (the default lease_name); create
+    // cannot be limited by name
+    let lease = tfo_config::Config::default()
+        .collectors
+        .kubernetes
+        .leader_election
+        .lease_name;
+    for rule in role["rules"].as_array().unwrap() {
+        let verbs = strs(&rule["verbs"]);
+        if verbs.iter().any(|v| v != "create") {
+            assert_eq!(strs(&rule["resourceNames"]), [lease.clone()], "{rule}");
+        }
+    }
+    assert!(
+        cluster["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("resourceNames").is_none())
+    );
+}
+
+/// The bindings give exactly these roles to the DaemonSet's ServiceAccount, and the Role
+/// lives in the namespace the agent looks for its Lease in ($POD_NAMESPACE: its own).
+#[test]
+fn bindings_tie_the_roles_to_the_agents_service_account() {
+    let sa = manifest("deploy/kubernetes/serviceaccount.yaml");
+    let ds = manifest("deploy/kubernetes/daemonset.yaml");
+    let ns = manifest("deploy/kubernetes/namespace.yaml");
+    let namespace = ns["metadata"]["name"].as_str().unwrap();
+    assert_eq!(sa["metadata"]["namespace"], namespace);
+    assert_eq!(ds["metadata"]["namespace"], namespace);
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["serviceAccountName"],
+        sa["metadata"]["name"]
+    );
+    for (binding, role) in [
+        ("clusterrolebinding.yaml", "clusterrole.yaml"),
+        ("rolebinding.yaml", "role.yaml"),
+    ] {
+        let b = manifest(&format!("deploy/kubernetes/{binding}"));
+        let r = manifest(&format!("deploy/kubernetes/{role}"));
+        assert_eq!(b["roleRef"]["kind"], r["kind"], "{binding}");
+        assert_eq!(b["roleRef"]["name"], r["metadata"]["name"], "{binding}");
+        let subjects = b["subjects"].as_array().unwrap();
+        assert_eq!(subjects.len(), 1, "{binding}");
+        assert_eq!(subjects[0]["kind"], "ServiceAccount");
+        assert_eq!(subjects[0]["name"], sa["metadata"]["name"]);
+        assert_eq!(subjects[0]["namespace"], namespace);
+    }
+    assert_eq!(
+        manifest("deploy/kubernetes/role.yaml")["metadata"]["namespace"],
+        namespace
+    );
+    // the pods' namespace would not admit them under a stricter Pod Security level
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
+}
+
+fn container(ds: &Value) -> &Value {
+    let cs = ds["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cs.len(), 1);
+    &cs[0]
+}
+
+fn env_field(c: &Value, name: &str) -> Option<String> {
+    c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| {
+            e["valueFrom"]["fieldRef"]["fieldPath"]
+                .as_str()
+                .or(e["value"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+}
+
+fn set(v: &Value) -> BTreeSet<String> {
+    strs(v).into_iter().collect()
+}
+
+#[test]
+fn daemonset_is_least_privilege() {
+    let ds = manifest("deploy/kubernetes/daemonset.yaml");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = container(&ds);
+    let sc = &c["securityContext"];
+    assert_ne!(sc["privileged"], true, "privileged");
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        set(&sc["capabilities"]["drop"]),
+        set(&serde_json::json!(["ALL"]))
+    );
+    let base = set(&sc["capabilities"]["add"]);
+    assert_eq!(
+        base,
+        ["DAC_READ_SEARCH", "SYS_PTRACE"].map(String::from).into(),
+        "eBPF's capabilities come only with the overlay"
+    );
+    assert!(
+        pod.get("initContainers").is_none() && pod["securityContext"].get("privileged").is_none()
+    );
+    // no tracefs/bpffs without eBPF
+    for v in pod["volumes"].as_array().unwrap() {
+        let p = v["hostPath"]["path"].as_str().unwrap_or("");
+        assert!(!p.starts_with("/sys"), "{v}");
+    }
+    assert_eq!(env_field(c, "TFO_EBPF_ENABLED").as_deref(), Some("false"));
+
+    // the overlay adds exactly BPF + PERFMON, the mounts, and turns the collector on
+    let patch = manifest("deploy/kubernetes-ebpf/daemonset-ebpf.yaml");
+    let pc = container(&patch);
+    let mut want = base.clone();
+    want.extend(["BPF".to_string(), "PERFMON".to_string()]);
+    assert_eq!(set(&pc["securityContext"]["capabilities"]["add"]), want);
+    assert_eq!(
+        set(&pc["securityContext"]["capabilities"]["drop"]),
+        set(&serde_json::json!(["ALL"]))
+    );
+    assert_eq!(env_field(pc, "TFO_EBPF_ENABLED").as_deref(), Some("true"));
+    let mounts: BTreeSet<_> = pc["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        mounts,
+        ["/sys/fs/bpf", "/sys/kernel/tracing"]
+            .map(String::from)
+            .into()
+    );
+}
+
+/// Host root, buffer, config, probes and the downward API line up with the agent's config.
+#[test]
+fn daemonset_wires_what_the_agent_reads() {
+    let ds = manifest("deploy/kubernetes/daemonset.yaml");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = container(&ds);
+    let defaults = tfo_config::Config::default();
+
+    assert_eq!(env_field(c, "NODE_NAME").as_deref(), Some("spec.nodeName"));
+    assert_eq!(
+        env_field(c, "POD_NAMESPACE").as_deref(),
+        Some("metadata.namespace")
+    );
+
+    let volume = |name: &str| -> Value {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("volume {name}"))
+    };
+    let mount_of = |path: &str| -> Value {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("no mount at {path}"))
+    };
+    // collectors.root_path: /host is the host's / read-only
+    let text = std::fs::read_to_string(workspace_root().join("configs/kubernetes.yaml")).unwrap();
+    assert!(
+        text.contains("\n  root_path: /host "),
+        "configs/kubernetes.yaml root_path"
+    );
+    let host = mount_of("/host");
+    assert_eq!(host["readOnly"], true);
+    assert_eq!(
+        volume(host["name"].as_str().unwrap())["hostPath"]["path"],
+        "/"
+    );
+    // data_dir (agent id) and the buffer under it persist on the node
+    let data = mount_of(defaults.agent.data_dir.to_str().unwrap());
+    assert_ne!(data["readOnly"], true);
+    assert_eq!(
+        volume(data["name"].as_str().unwrap())["hostPath"]["path"],
+        "/var/lib/tfo-agent"
+    );
+    assert!(defaults.buffer.path.starts_with(&defaults.agent.data_dir));
+    // the config file from the ConfigMap, at the path the image runs with
+    let cfg = mount_of("/etc/tfo-agent");
+    assert_eq!(
+        volume(cfg["name"].as_str().unwrap())["configMap"]["name"],
+        "tfo-agent-config"
+    );
+    assert_eq!(
+        strs(&c["args"]),
+        ["--config", "/etc/tfo-agent/tfo-agent.yaml", "run"]
+    );
+
+    // probes hit the health listener's port on loopback (hostNetwork: the node's)
+    let port: u64 = defaults
+        .health
+        .listen_address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(defaults.health.listen_address.starts_with("127.0.0.1:"));
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let g = &c[probe]["httpGet"];
+        assert_eq!(g["path"], path, "{probe}");
+        assert_eq!(g["port"], port, "{probe}");
+        assert_eq!(g["host"], "127.0.0.1", "{probe}");
+    }
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    let tolerations = pod["tolerations"].as_array().unwrap();
+    assert!(
+        tolerations.iter().any(|t| t["operator"] == "Exists"
+            && t.get("key").is_none()
+            && t.get("effect").is_none())
+    );
+    assert_eq!(ds["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    for r in ["requests", "limits"] {
+        for k in ["cpu", "memory"] {
+            assert!(c["resources"][r][k].is_string(), "resources.{r}.{k}");
+        }
+    }
+}
