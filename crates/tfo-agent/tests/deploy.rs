@@ -321,3 +321,224 @@ fn daemonset_wires_what_the_agent_reads() {
         }
     }
 }
+
+// --- Container image and systemd unit: their command lines, run with the built binary ---
+
+/// Instructions of the Dockerfile's final stage, continuation lines joined.
+fn final_stage() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace_root().join("Dockerfile")).unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(head) => pending.push_str(&format!("{head} ")),
+            None => {
+                pending.push_str(t);
+                let (op, rest) = pending.split_once(' ').unwrap_or((&pending, ""));
+                out.push((op.to_ascii_uppercase(), rest.trim().to_string()));
+                pending.clear();
+            }
+        }
+    }
+    let last_from = out.iter().rposition(|(op, _)| op == "FROM").expect("FROM");
+    out.split_off(last_from)
+}
+
+fn exec_form(v: &str) -> Vec<String> {
+    serde_json::from_str(v).unwrap_or_else(|e| panic!("not an exec-form JSON array: {v}: {e}"))
+}
+
+/// Runs an image or unit command line with the built binary, mapping the in-image paths
+/// of the binary and the config file to `bin` and `config`.
+fn command(argv: &[String], config: &std::path::Path) -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_tfo-agent");
+    assert_eq!(argv[0], "/usr/bin/tfo-agent");
+    let mut c = std::process::Command::new(bin);
+    for a in &argv[1..] {
+        if a == "/etc/tfo-agent/tfo-agent.yaml" {
+            c.arg(config);
+        } else {
+            c.arg(a);
+        }
+    }
+    c.env_remove("TELEMETRYFLOW_ENDPOINT")
+        .env_remove("NOTIFY_SOCKET");
+    c
+}
+
+/// A config for running the agent here: the paths and ports it writes and binds are the
+/// test's own; one collector, quickly.
+fn local_config(dir: &std::path::Path, health_port: u16) -> String {
+    format!(
+        "telemetryflow:\n  endpoint: 127.0.0.1:{otlp}\n\
+         agent:\n  data_dir: {d}/data\n\
+         heartbeat:\n  enabled: false\n\
+         collectors:\n  node_exporter:\n    enabled: false\n  system:\n    interval: 1s\n\
+         buffer:\n  path: {d}/buffer\n\
+         prometheus:\n  enabled: false\n\
+         health:\n  listen_address: 127.0.0.1:{health_port}\n",
+        otlp = common::free_port(),
+        d = dir.display(),
+    )
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The image's ENTRYPOINT + CMD and HEALTHCHECK, parsed from the Dockerfile, run with the
+/// binary `cargo build` makes (the Dockerfile's builder runs the same build in release):
+/// the shipped config validates, the agent runs, and the health check passes while it
+/// runs and fails once it has stopped.
+#[test]
+fn image_command_line_runs_the_agent() {
+    let stage = final_stage();
+    let get = |op: &str| -> String {
+        stage
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, v)| v.clone())
+            .next_back()
+            .unwrap_or_else(|| panic!("no {op}"))
+    };
+    let mut argv = exec_form(&get("ENTRYPOINT"));
+    argv.extend(exec_form(&get("CMD")));
+    assert_eq!(
+        argv,
+        [
+            "/usr/bin/tfo-agent",
+            "--config",
+            "/etc/tfo-agent/tfo-agent.yaml",
+            "run"
+        ]
+    );
+    // the binary lands at the ENTRYPOINT, the config at the path CMD names
+    let text = std::fs::read_to_string(workspace_root().join("Dockerfile")).unwrap();
+    assert!(text.contains("cargo build --release --locked -p tfo-agent"));
+    assert!(text.contains("target/release/tfo-agent /out/usr/bin/tfo-agent"));
+    assert!(
+        stage
+            .iter()
+            .any(|(o, v)| o == "COPY" && v == "--from=builder /out/ /")
+    );
+    let (_, copy) = stage
+        .iter()
+        .find(|(o, v)| o == "COPY" && v.ends_with(" /etc/tfo-agent/tfo-agent.yaml"))
+        .expect("COPY of the config");
+    let shipped = workspace_root().join(copy.split_whitespace().next().unwrap());
+    assert!(text.contains("VOLUME [\"/var/lib/tfo-agent\"]"));
+    for label in ["title", "version", "revision", "licenses"] {
+        assert!(
+            get("LABEL").contains(&format!("org.opencontainers.image.{label}=")),
+            "{label}"
+        );
+    }
+
+    // the shipped config, as the image would run it
+    let mut validate = argv.clone();
+    *validate.last_mut().unwrap() = "config".into();
+    validate.push("validate".into());
+    let o = command(&validate, &shipped).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("configuration OK"));
+
+    // the same command line running, and the HEALTHCHECK against it
+    let hc = get("HEALTHCHECK");
+    let check = exec_form(&hc[hc.find("CMD ").expect("HEALTHCHECK CMD") + 4..]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let cfg = dir.path().join("tfo-agent.yaml");
+    std::fs::write(&cfg, local_config(dir.path(), port)).unwrap();
+    let health = |extra: &[&str]| {
+        let mut c = command(&check, &cfg);
+        c.args(extra).output().unwrap()
+    };
+    assert_eq!(health(&[]).status.code(), Some(1), "no agent yet");
+    let mut agent = command(&argv, &cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the health check to pass", || health(&[]).status.success());
+    wait_for("readiness", || health(&["--ready"]).status.success());
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    assert!(agent.wait().unwrap().success());
+    assert_eq!(health(&[]).status.code(), Some(1), "agent stopped");
+}
+
+/// The systemd unit's ExecStart runs the agent (Type=notify: it sends READY=1 after the
+/// first collection and STOPPING=1 on SIGTERM); ExecStartPre and ExecReload validate the
+/// config; ExecReload sends SIGHUP. (`systemd-analyze verify` checks the unit in
+/// scripts/test.)
+#[test]
+fn systemd_unit_command_lines_and_readiness() {
+    let unit =
+        std::fs::read_to_string(workspace_root().join("deploy/systemd/tfo-agent.service")).unwrap();
+    let values = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(values("Type"), ["notify"]);
+    assert_eq!(values("Restart"), ["on-failure"]);
+    assert_eq!(values("ProtectSystem"), ["strict"]);
+    assert_eq!(values("NoNewPrivileges"), ["yes"]);
+    assert_eq!(values("ReadWritePaths"), ["/var/lib/tfo-agent"]);
+    assert_eq!(
+        values("AmbientCapabilities"),
+        ["CAP_SYS_PTRACE CAP_DAC_READ_SEARCH"]
+    );
+    assert_eq!(
+        values("CapabilityBoundingSet"),
+        ["CAP_SYS_PTRACE CAP_DAC_READ_SEARCH"]
+    );
+    let reload = values("ExecReload");
+    assert_eq!(reload.last().unwrap(), "/bin/kill -HUP $MAINPID");
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let start = words(&values("ExecStart")[0]);
+    assert_eq!(start.last().unwrap(), "run");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tfo-agent.yaml");
+    std::fs::write(&cfg, local_config(dir.path(), common::free_port())).unwrap();
+    for pre in values("ExecStartPre")
+        .iter()
+        .chain(&reload[..reload.len() - 1])
+    {
+        let o = command(&words(pre), &cfg).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{pre}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut agent = command(&start, &cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 within 30 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let n = sock.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(agent.wait().unwrap().success());
+}
