@@ -542,3 +542,217 @@ fn systemd_unit_command_lines_and_readiness() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(agent.wait().unwrap().success());
 }
+
+// --- Helm chart: rendered by a real helm (scripts/test provides it as $TFO_HELM) ---------
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn render(tool: &str, args: &[&str]) -> Vec<Value> {
+    let o = std::process::Command::new(tool)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(
+        o.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    documents(&String::from_utf8(o.stdout).unwrap())
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// The agent config a ConfigMap holds, loaded with the DaemonSet's environment.
+fn config_of(docs: &[Value], ebpf: bool) -> tfo_config::Config {
+    let text = find(docs, "ConfigMap")["data"]["tfo-agent.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let env = |v: &str| -> Option<String> {
+        match v {
+            "TELEMETRYFLOW_API_KEY_ID" => Some("tfk_a".into()),
+            "TELEMETRYFLOW_API_KEY_SECRET" => Some("tfs_b".into()),
+            "CLUSTER_NAME" => Some("main".into()),
+            "TFO_EBPF_ENABLED" => Some(ebpf.to_string()),
+            _ => None,
+        }
+    };
+    tfo_config::load_from_str(&text, "configmap", &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn names(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `helm template` with eBPF off and on gives the objects `kubectl kustomize` gives for
+/// deploy/kubernetes and deploy/kubernetes-ebpf: same kinds and names, the same RBAC rules,
+/// an equivalent agent config, and the same pod spec where it matters.
+#[test]
+fn helm_chart_renders_the_plain_manifests() {
+    let (Ok(helm), Ok(kubectl)) = (std::env::var("TFO_HELM"), std::env::var("TFO_KUBECTL")) else {
+        assert!(
+            std::env::var_os("TFO_REQUIRE_PEERS").is_none(),
+            "TFO_HELM and TFO_KUBECTL must name helm and kubectl (scripts/test sets them)"
+        );
+        eprintln!("SKIPPED: TFO_HELM / TFO_KUBECTL not set");
+        return;
+    };
+    for ebpf in [false, true] {
+        let on = format!("ebpf.enabled={ebpf}");
+        let chart = render(
+            &helm,
+            &[
+                "template",
+                "tfo-agent",
+                "charts/tfo-agent",
+                "--namespace",
+                "telemetryflow",
+                "--set",
+                "credentials.existingSecret=tfo-credentials",
+                "--set",
+                &on,
+            ],
+        );
+        let dir = if ebpf {
+            "deploy/kubernetes-ebpf"
+        } else {
+            "deploy/kubernetes"
+        };
+        let plain = render(&kubectl, &["kustomize", dir]);
+        let ids = |docs: &[Value]| -> BTreeSet<String> {
+            docs.iter()
+                .filter(|d| d["kind"] != "Namespace") // helm installs into an existing one
+                .map(|d| {
+                    format!(
+                        "{}/{}/{}",
+                        d["kind"].as_str().unwrap(),
+                        d["metadata"]["namespace"].as_str().unwrap_or(""),
+                        d["metadata"]["name"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(ids(&chart), ids(&plain), "ebpf {ebpf}");
+        for kind in ["ClusterRole", "Role"] {
+            assert_eq!(
+                find(&chart, kind)["rules"],
+                find(&plain, kind)["rules"],
+                "{kind}"
+            );
+        }
+        for kind in ["ClusterRoleBinding", "RoleBinding"] {
+            assert_eq!(
+                find(&chart, kind)["subjects"],
+                find(&plain, kind)["subjects"],
+                "{kind}"
+            );
+            assert_eq!(
+                find(&chart, kind)["roleRef"],
+                find(&plain, kind)["roleRef"],
+                "{kind}"
+            );
+        }
+        let (cc, pc) = (config_of(&chart, ebpf), config_of(&plain, ebpf));
+        assert_eq!(cc, pc, "ebpf {ebpf}");
+        assert_eq!(cc.collectors.ebpf.enabled, ebpf);
+
+        let (cd, pd) = (find(&chart, "DaemonSet"), find(&plain, "DaemonSet"));
+        assert_eq!(cd["spec"]["updateStrategy"], pd["spec"]["updateStrategy"]);
+        let (cp, pp) = (
+            &cd["spec"]["template"]["spec"],
+            &pd["spec"]["template"]["spec"],
+        );
+        for key in [
+            "serviceAccountName",
+            "priorityClassName",
+            "hostNetwork",
+            "hostPID",
+            "dnsPolicy",
+            "terminationGracePeriodSeconds",
+            "tolerations",
+            "securityContext",
+        ] {
+            assert_eq!(cp[key], pp[key], "pod spec {key}, ebpf {ebpf}");
+        }
+        let unordered = |v: &Value| -> BTreeSet<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_string())
+                .collect()
+        };
+        assert_eq!(
+            unordered(&cp["volumes"]),
+            unordered(&pp["volumes"]),
+            "volumes, ebpf {ebpf}"
+        );
+        let (c, p) = (container(cd), container(pd));
+        for key in [
+            "args",
+            "securityContext",
+            "livenessProbe",
+            "readinessProbe",
+            "resources",
+        ] {
+            assert_eq!(c[key], p[key], "container {key}, ebpf {ebpf}");
+        }
+        let mounts = |v: &Value| -> BTreeSet<String> {
+            v["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        };
+        assert_eq!(mounts(c), mounts(p), "mounts, ebpf {ebpf}");
+        // the chart sets collectors.ebpf.enabled directly instead of TFO_EBPF_ENABLED
+        let mut want = names(&p["env"]);
+        want.remove("TFO_EBPF_ENABLED");
+        assert_eq!(names(&c["env"]), want);
+        for var in ["NODE_NAME", "HOSTNAME", "POD_NAMESPACE"] {
+            assert_eq!(env_field(c, var), env_field(p, var), "{var}");
+        }
+    }
+    // a created Secret holds what the values say; none is created for an existing one
+    let docs = render(
+        &helm,
+        &[
+            "template",
+            "tfo-agent",
+            "charts/tfo-agent",
+            "--namespace",
+            "telemetryflow",
+            "--set",
+            "credentials.apiKeyId=tfk_a",
+            "--set",
+            "credentials.apiKeySecret=tfs_b",
+        ],
+    );
+    let secret = find(&docs, "Secret");
+    assert_eq!(secret["data"]["api-key-id"], "dGZrX2E=");
+    let refs: Vec<&Value> = container(find(&docs, "DaemonSet"))["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["valueFrom"].get("secretKeyRef"))
+        .collect();
+    assert_eq!(refs.len(), 2);
+    assert!(refs.iter().all(|r| r["name"] == secret["metadata"]["name"]));
+}
