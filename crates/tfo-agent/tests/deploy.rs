@@ -93,7 +93,7 @@ fn rbac_is_exactly_the_recorded_api_access() {
     for rule in role["rules"].as_array().unwrap() {
         let verbs = strs(&rule["verbs"]);
         if verbs.iter().any(|v| v != "create") {
-            assert_eq!(strs(&rule["resourceNames"]), [lease.clone()], "{rule}");
+            assert_eq!(strs(&rule["resourceNames"]), [lease.as_str()], "{rule}");
         }
     }
     assert!(
