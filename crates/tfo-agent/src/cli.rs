@@ -12,6 +12,7 @@ Examples:
   tfo-agent collect                              collect once and print; nothing is sent
   tfo-agent collect --logs /var/log/syslog       the log records the agent would send for a file
   tfo-agent buffer status                        what waits in the disk buffer
+  tfo-agent health                               is the running agent alive (exit 0/1)
   tfo-agent version --json
 
 Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.";
@@ -84,6 +85,13 @@ pub enum Command {
         /// Output format: `table` (alias `text`) for people, `json` for scripts
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+    },
+    /// Ask the running agent's health listener (health.listen_address): exit 0 when
+    /// /healthz (or, with --ready, /readyz) answers 200, else 1. For container HEALTHCHECKs.
+    Health {
+        /// Check readiness (/readyz: the first collection has run) instead of liveness
+        #[arg(long)]
+        ready: bool,
     },
     /// Print version, platform and the git commit it was built from
     Version {

@@ -78,7 +78,70 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Buffer {
             action: BufferAction::Status { path, format },
         } => buffer_status(&loaded, path, format),
+        Command::Health { ready } => health(&loaded.config.health, ready),
         Command::Version { .. } => unreachable!("handled above"),
+    }
+}
+
+/// GET /healthz or /readyz from the health listener with a plain HTTP/1.0 request (no
+/// client library: this runs every few seconds as a container HEALTHCHECK).
+fn health(cfg: &tfo_config::Health, ready: bool) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let path = if ready { "/readyz" } else { "/healthz" };
+    if !cfg.enabled {
+        eprintln!("error: health.enabled is false: no health listener to ask");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let addr = match cfg
+        .listen_address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        // a wildcard listener is asked on loopback
+        Some(a) if a.ip().is_unspecified() => {
+            let ip = match a.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            };
+            SocketAddr::new(ip, a.port())
+        }
+        Some(a) => a,
+        None => {
+            eprintln!(
+                "error: health.listen_address {:?} does not resolve",
+                cfg.listen_address
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let timeout = Duration::from_secs(5);
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut body = String::new();
+        s.take(64 * 1024).read_to_string(&mut body)?;
+        Ok(body)
+    })();
+    match answer {
+        Ok(text) => {
+            let status = text.split_whitespace().nth(1).unwrap_or("");
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+            println!("{path}: {status} {body}");
+            if status == "200" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: http://{addr}{path}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

@@ -335,7 +335,9 @@ impl Stats {
     }
 
     pub fn set_stopping(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        if !self.stopping.swap(true, Ordering::Relaxed) {
+            crate::notify::send("STOPPING=1");
+        }
     }
 
     /// Records one signal's exporter state; the reason is kept for the readiness report.
@@ -516,7 +518,9 @@ impl Stats {
                 );
                 self.set(self_metrics::COLLECTOR_SERIES, l.clone(), points as f64);
                 let up = points > 0 || errors == 0;
-                self.collecting.store(true, Ordering::Relaxed);
+                if !self.collecting.swap(true, Ordering::Relaxed) {
+                    crate::notify::send("READY=1");
+                }
                 self.set(self_metrics::COLLECTOR_UP, l, if up { 1.0 } else { 0.0 });
             }
             Event::CollectorError { collector, error } => {

@@ -7,6 +7,7 @@ mod events;
 mod failpoint;
 mod identity;
 mod logging;
+mod notify;
 mod pipeline;
 mod platform;
 mod preflight;

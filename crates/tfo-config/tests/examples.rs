@@ -109,8 +109,13 @@ fn documented_variables_are_exactly_what_each_config_needs() {
             required.contains(&"TELEMETRYFLOW_API_KEY_SECRET".to_string()),
             "{name}"
         );
-        assert_eq!(optional, ["HOSTNAME"], "{name}");
+        assert_eq!(optional[0], "HOSTNAME", "{name}");
     }
+    let (_, optional) = documented_variables(&read_config("kubernetes.yaml"));
+    assert_eq!(
+        optional,
+        ["HOSTNAME", "NODE_NAME", "POD_NAMESPACE", "TFO_EBPF_ENABLED"]
+    );
 }
 
 /// HOSTNAME is not exported by bash: unset, the agent name stays unset (the agent then uses
@@ -298,16 +303,30 @@ fn kubernetes() {
     assert_eq!(c.collectors.kubernetes.interval, Duration::from_secs(30));
     assert_eq!(c.collectors.kubernetes.kubeconfig_path, "");
     assert!(c.collectors.node_exporter.enabled);
+    // the DaemonSet mounts the host's / at /host
+    assert_eq!(c.collectors.root_path, Path::new("/host"));
+    assert!(!c.collectors.ebpf.enabled);
+    // the eBPF overlay (deploy/kubernetes-ebpf) turns it on through the environment
+    let env = env_of(&[
+        ("TELEMETRYFLOW_API_KEY_ID", "tfk_prod_42"),
+        ("TELEMETRYFLOW_API_KEY_SECRET", SECRET),
+        ("CLUSTER_NAME", "main"),
+        ("TFO_EBPF_ENABLED", "true"),
+    ]);
+    let on = load_from_str(&read_config("kubernetes.yaml"), "k", &env).unwrap();
+    assert!(on.collectors.ebpf.enabled);
     // the seed's DaemonSet config has no tls section: the secret would go out in cleartext
     let warnings = c.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("telemetryflow.tls.enabled:"));
 }
 
-/// The ConfigMap's `data.tfo-agent.yaml` block is the same config as configs/kubernetes.yaml.
+/// The ConfigMap's `data.tfo-agent.yaml` block is configs/kubernetes.yaml, byte for byte
+/// (from `telemetryflow:` on; the header comments differ), and the DaemonSet sets every
+/// variable that config documents.
 #[test]
 fn configmap_embeds_kubernetes_yaml() {
-    let manifest = workspace_file("deploy/kubernetes/kubernetes-configmap.yaml");
+    let manifest = workspace_file("deploy/kubernetes/configmap.yaml");
     let mut lines = manifest.lines();
     lines
         .by_ref()
@@ -317,14 +336,23 @@ fn configmap_embeds_kubernetes_yaml() {
         .take_while(|l| l.is_empty() || l.starts_with("    "))
         .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
         .collect();
-    assert!(block.contains("telemetryflow:"), "{block}");
+    let file = read_config("kubernetes.yaml");
+    let body = &file[file
+        .find("\ntelemetryflow:")
+        .expect("telemetryflow section")
+        + 1..];
+    assert_eq!(
+        block, body,
+        "deploy/kubernetes/configmap.yaml != configs/kubernetes.yaml"
+    );
     let embedded = load_from_str(&block, "configmap", &example_env()).unwrap();
     assert_eq!(embedded, load("kubernetes.yaml"));
     // and the DaemonSet provides every variable the config documents
-    let (required, optional) = documented_variables(&read_config("kubernetes.yaml"));
+    let daemonset = workspace_file("deploy/kubernetes/daemonset.yaml");
+    let (required, optional) = documented_variables(&file);
     assert!(required.len() >= 3);
     for var in required.iter().chain(&optional) {
-        assert!(manifest.contains(&format!("- name: {var}")), "{var}");
+        assert!(daemonset.contains(&format!("- name: {var}")), "{var}");
     }
 }
 
@@ -360,6 +388,15 @@ fn tuning_low_resource() {
     assert!(!ne.disk_io && !ne.thermal);
     assert!(!c.collectors.kubernetes.enabled);
     assert!(!c.collectors.ebpf.enabled);
+    // the eBPF overlay (deploy/kubernetes-ebpf) turns it on through the environment
+    let env = env_of(&[
+        ("TELEMETRYFLOW_API_KEY_ID", "tfk_prod_42"),
+        ("TELEMETRYFLOW_API_KEY_SECRET", SECRET),
+        ("CLUSTER_NAME", "main"),
+        ("TFO_EBPF_ENABLED", "true"),
+    ]);
+    let on = load_from_str(&read_config("kubernetes.yaml"), "k", &env).unwrap();
+    assert!(on.collectors.ebpf.enabled);
     assert_eq!(c.buffer.max_size_mb, 50);
 }
 
