@@ -10,26 +10,9 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use tfo_hubble::snapshot::Metric as Which;
 pub use tfo_hubble::snapshot::Snapshot;
 
-use crate::table::{MetricDef, MetricKind, PromKind, Val, ValueType};
+use crate::table::counter_i as counter;
+use crate::table::{MetricDef, PromKind, Val};
 use crate::{CollectReport, Collector, Ctx};
-
-const fn counter(
-    name: &'static str,
-    unit: &'static str,
-    attributes: &'static [&'static str],
-    help: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Counter,
-        ValueType::Int,
-        unit,
-        attributes,
-        help,
-        source,
-    )
-}
 
 /// The attributes added to flow metrics when `collectors.ebpf.hubble.namespaces` is on.
 pub const NAMESPACE_ATTRIBUTES: [&str; 2] = ["source_namespace", "destination_namespace"];

@@ -246,3 +246,78 @@ macro_rules! metrics_from_rows {
     };
 }
 pub(crate) use metrics_from_rows;
+
+// Row constructors for every collector's table: a counter or gauge of integers or
+// doubles (the value type follows from what the source reports).
+
+pub(crate) const fn counter_i(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Counter,
+        ValueType::Int,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+pub(crate) const fn counter_f(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Counter,
+        ValueType::Double,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+pub(crate) const fn gauge_i(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Gauge,
+        ValueType::Int,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}
+
+pub(crate) const fn gauge_f(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::Gauge,
+        ValueType::Double,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}

@@ -196,23 +196,7 @@ pub fn syscall_name(nr: u32) -> std::borrow::Cow<'static, str> {
 }
 
 /// A counter row: a cumulative monotonic integer Sum.
-pub(crate) const fn counter(
-    name: &'static str,
-    unit: &'static str,
-    attributes: &'static [&'static str],
-    help: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Counter,
-        ValueType::Int,
-        unit,
-        attributes,
-        help,
-        source,
-    )
-}
+pub(crate) use crate::table::counter_i as counter;
 
 /// A latency row: a cumulative Histogram in nanoseconds.
 pub(crate) const fn latency(

@@ -36,23 +36,16 @@ use tfo_kube::model::event::{Event, EventType, UnixNanos};
 
 use crate::Ctx;
 use crate::otlp::attr;
-use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::table::{MetricDef, Val};
 
+/// An integer counter of events (every row of this table).
 const fn counter(
     name: &'static str,
     attributes: &'static [&'static str],
     help: &'static str,
     source: &'static str,
 ) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Counter,
-        ValueType::Int,
-        "{event}",
-        attributes,
-        help,
-        source,
-    )
+    crate::table::counter_i(name, "{event}", attributes, help, source)
 }
 
 pub const METRICS: &[MetricDef] = &[

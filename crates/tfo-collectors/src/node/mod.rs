@@ -88,7 +88,7 @@ use regex::bytes::Regex;
 
 use crate::mounts::{LibcStatFs, MountScanner, StatFs};
 use crate::parse::{is_not_found, parse_error};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::table::MetricDef;
 use crate::{CollectError, CollectReport, Collector, Ctx, HostPaths};
 pub use kept::MAX_KEPT_FDS;
 use kept::{FdBudget, Kept};
@@ -306,79 +306,8 @@ pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
     ]
 }
 
-// Table row constructors: the value type follows from what the kernel reports.
-
-pub(crate) const fn counter_i(
-    name: &'static str,
-    unit: &'static str,
-    attributes: &'static [&'static str],
-    help: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Counter,
-        ValueType::Int,
-        unit,
-        attributes,
-        help,
-        source,
-    )
-}
-
-pub(crate) const fn counter_f(
-    name: &'static str,
-    unit: &'static str,
-    attributes: &'static [&'static str],
-    help: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Counter,
-        ValueType::Double,
-        unit,
-        attributes,
-        help,
-        source,
-    )
-}
-
-pub(crate) const fn gauge_i(
-    name: &'static str,
-    unit: &'static str,
-    attributes: &'static [&'static str],
-    help: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Gauge,
-        ValueType::Int,
-        unit,
-        attributes,
-        help,
-        source,
-    )
-}
-
-pub(crate) const fn gauge_f(
-    name: &'static str,
-    unit: &'static str,
-    attributes: &'static [&'static str],
-    help: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef::new(
-        name,
-        MetricKind::Gauge,
-        ValueType::Double,
-        unit,
-        attributes,
-        help,
-        source,
-    )
-}
+// Table row constructors, shared by every collector (table.rs).
+pub(crate) use crate::table::{counter_f, counter_i, gauge_f, gauge_i};
 
 /// The data points of one cycle for each row of a table, pushed in any order and appended
 /// as metrics in table order (points of a row in the order they were added).
