@@ -61,26 +61,32 @@ static __always_inline struct net_val *stats(void)
 	return bpf_map_lookup_elem(&tfo_net_stats, &zero);
 }
 
+/* The counters of a successful send or receive of `ret` bytes on an IPv4/IPv6 TCP or UDP
+ * socket by a process not excluded; NULL for anything else. */
+static __always_inline struct net_val *inet_io(struct sock *sk, int ret, u16 *proto)
+{
+	unsigned short family;
+
+	if (ret <= 0)
+		return NULL;
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	*proto = sk->sk_protocol;
+	if (*proto != IPPROTO_TCP && *proto != IPPROTO_UDP)
+		return NULL;
+	if (excluded_current())
+		return NULL;
+	return stats();
+}
+
 SEC("tp_btf/sock_send_length")
 int tfo_sock_send(u64 *ctx)
 {
-	struct sock *sk = (struct sock *)ctx[0];
 	int ret = (int)ctx[1];
-	unsigned short family;
 	u16 proto;
-	struct net_val *v;
+	struct net_val *v = inet_io((struct sock *)ctx[0], ret, &proto);
 
-	if (ret <= 0)
-		return 0;
-	family = sk->__sk_common.skc_family;
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	proto = sk->sk_protocol;
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return 0;
-	if (excluded_current())
-		return 0;
-	v = stats();
 	if (!v)
 		return 0;
 	if (proto == IPPROTO_TCP) {
@@ -95,24 +101,14 @@ int tfo_sock_send(u64 *ctx)
 SEC("tp_btf/sock_recv_length")
 int tfo_sock_recv(u64 *ctx)
 {
-	struct sock *sk = (struct sock *)ctx[0];
 	int ret = (int)ctx[1];
 	int flags = (int)ctx[2];
-	unsigned short family;
 	u16 proto;
 	struct net_val *v;
 
-	if (ret <= 0 || (flags & MSG_PEEK))
+	if (flags & MSG_PEEK)
 		return 0;
-	family = sk->__sk_common.skc_family;
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	proto = sk->sk_protocol;
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return 0;
-	if (excluded_current())
-		return 0;
-	v = stats();
+	v = inet_io((struct sock *)ctx[0], ret, &proto);
 	if (!v)
 		return 0;
 	if (proto == IPPROTO_TCP) {
