@@ -578,13 +578,20 @@ fn status(loaded: &Loaded, format: OutputFormat) -> ExitCode {
     let identity = crate::identity::Identity::resolve(cfg, &settings::host_paths(cfg));
     let data_dir = settings::data_dir(cfg);
     let local = crate::platform::read_state(&data_dir).unwrap_or_default();
-    let mut buffer = json!(null);
-    let bdir = settings::buffer_dir(cfg).join("metrics");
-    if cfg.buffer.enabled
-        && bdir.exists()
-        && let Ok(i) = tfo_buffer::inspect(&bdir)
-    {
-        buffer = json!({"path": bdir.display().to_string(), "records": i.stats.records, "disk_bytes": i.stats.disk_bytes});
+    // One entry per signal log on disk (metrics always once the agent ran; logs and the
+    // others only when they were ever enabled).
+    let mut buffers = Vec::new();
+    if cfg.buffer.enabled {
+        for signal in SIGNALS {
+            let d = settings::buffer_dir(cfg).join(signal);
+            if !d.exists() {
+                continue;
+            }
+            buffers.push(match tfo_buffer::inspect(&d) {
+                Ok(i) => json!({"signal": signal, "path": d.display().to_string(), "records": i.stats.records, "disk_bytes": i.stats.disk_bytes}),
+                Err(e) => json!({"signal": signal, "path": d.display().to_string(), "error": e.to_string()}),
+            });
+        }
     }
     let platform = match crate::platform::settings(cfg, &identity.agent_name) {
         None => json!({"configured": false}),
@@ -615,7 +622,7 @@ fn status(loaded: &Loaded, format: OutputFormat) -> ExitCode {
         "last_heartbeat_error": local.last_heartbeat_error,
         "last_export_unix": local.last_export_unix,
         "config_version": local.config_version,
-        "buffer": buffer,
+        "buffers": buffers,
         "platform": platform,
     });
     match format {
@@ -657,20 +664,24 @@ fn status_text(v: &serde_json::Value, now: u64) -> String {
     }
     line("last export", when(&v["last_export_unix"]));
     line("config version", text(&v["config_version"]));
-    let b = &v["buffer"];
-    line(
-        "buffer",
-        if b.is_null() {
-            "- (disabled, or nothing buffered yet)".to_string()
-        } else {
-            format!(
-                "{} records, {} bytes on disk ({})",
-                b["records"],
-                b["disk_bytes"],
-                text(&b["path"])
-            )
-        },
-    );
+    match v["buffers"].as_array().map(Vec::as_slice) {
+        None | Some([]) => line("buffer", "- (disabled, or nothing buffered yet)".into()),
+        Some(bufs) => {
+            for b in bufs {
+                let what = if b["error"].is_null() {
+                    format!(
+                        "{} records, {} bytes on disk ({})",
+                        b["records"],
+                        b["disk_bytes"],
+                        text(&b["path"])
+                    )
+                } else {
+                    format!("error: {} ({})", text(&b["error"]), text(&b["path"]))
+                };
+                line(&format!("buffer {}", text(&b["signal"])), what);
+            }
+        }
+    }
     let p = &v["platform"];
     if p["configured"] != true {
         line(
@@ -753,6 +764,29 @@ mod tests {
             format_unix_nanos(1_714_557_600_123_456_789),
             "2024-05-01T10:00:00.123456789Z"
         );
+    }
+
+    #[test]
+    fn status_lists_every_signal_buffer() {
+        let v = json!({
+            "agent_id": "a", "agent_name": "n", "data_dir": "/d",
+            "buffers": [
+                {"signal": "metrics", "path": "/d/buffer/metrics", "records": 3, "disk_bytes": 300},
+                {"signal": "logs", "path": "/d/buffer/logs", "error": "bad header"},
+            ],
+            "platform": {"configured": false},
+        });
+        let t = status_text(&v, 0);
+        assert!(
+            t.contains("buffer metrics   3 records, 300 bytes on disk (/d/buffer/metrics)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("buffer logs      error: bad header (/d/buffer/logs)"),
+            "{t}"
+        );
+        let t = status_text(&json!({"buffers": [], "platform": {}}), 0);
+        assert!(t.contains("buffer           - (disabled"), "{t}");
     }
 
     #[test]

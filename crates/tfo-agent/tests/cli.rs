@@ -454,6 +454,10 @@ fn status_prints_human_times_and_json_keeps_unix_seconds() {
         "agent:\n  data_dir: {d}\nbuffer:\n  path: {d}/buffer\n",
         d = dir.path().display()
     );
+    // Every signal's log is reported, not only the metrics one.
+    for signal in ["metrics", "logs"] {
+        std::fs::create_dir_all(dir.path().join("buffer").join(signal)).unwrap();
+    }
     let o = with_config(&yaml, &["status"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
@@ -476,6 +480,12 @@ fn status_prints_human_times_and_json_keeps_unix_seconds() {
     );
     assert!(line("config version").ends_with("v7"), "{out}");
     assert!(line("platform").contains("not configured"), "{out}");
+    for signal in ["metrics", "logs"] {
+        assert!(
+            line(&format!("buffer {signal}")).contains("0 records"),
+            "{out}"
+        );
+    }
     // No raw Unix seconds and no JSON quoting in the human format.
     assert!(
         !out.contains(&heartbeat.to_string()) && !out.contains("1700000000"),
@@ -488,6 +498,13 @@ fn status_prints_human_times_and_json_keeps_unix_seconds() {
     assert_eq!(v["last_heartbeat_unix"], heartbeat);
     assert_eq!(v["last_export_unix"], 1_700_000_000u64);
     assert_eq!(v["config_version"], "v7");
+    let signals: Vec<_> = v["buffers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["signal"].as_str().unwrap())
+        .collect();
+    assert_eq!(signals, ["metrics", "logs"], "{v}");
 }
 
 /// `host.arch` as the OpenTelemetry semantic conventions spell this machine's architecture.
