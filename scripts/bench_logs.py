@@ -189,9 +189,9 @@ def write_lines(path, mib, seed=1, text="varied"):
     return n
 
 
-def config(tmp, endpoint_port, log_glob, extra_buffer=""):
+def config(tmp, endpoint_port, log_glob, extra_buffer="", extra=""):
     health, prom = free_port(), free_port()
-    text = (
+    text = extra + (
         "agent:\n  data_dir: '%s/data'\n"
         "collectors:\n  logs:\n    enabled: true\n    paths: ['%s']\n    start_at: beginning\n"
         "telemetryflow: {endpoint: '127.0.0.1:%d'}\n"
@@ -233,13 +233,13 @@ def du(path):
     return total
 
 
-def throughput(agent, base, mib, deadline_s, text):
+def throughput(agent, base, mib, deadline_s, text, extra=""):
     tmp = tempfile.mkdtemp(prefix="bench-logs-", dir=base)
     try:
         os.makedirs(os.path.join(tmp, "logs"))
         lines = write_lines(os.path.join(tmp, "logs", "app.log"), mib, text=text)
         rx = LogsReceiver()
-        cfg, prom, cfg_text = config(tmp, rx.port, os.path.join(tmp, "logs", "*.log"))
+        cfg, prom, cfg_text = config(tmp, rx.port, os.path.join(tmp, "logs", "*.log"), extra=extra)
         busy = busy_processes(exclude=set())
         load = loadavg()
         t0 = time.monotonic()
@@ -353,13 +353,18 @@ def main():
                     help="line content of the throughput file (see write_lines)")
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where temp dirs go")
     ap.add_argument("--deadline", type=float, default=900)
+    ap.add_argument("--config", default="",
+                    help="YAML put at the top of the agent's config (a breakdown, e.g. "
+                         "'exporter: {otlp: {batch_size: 1000}}'; the result is the default)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.config and not a.config.endswith("\n"):
+        a.config += "\n"
     a.agent = os.path.abspath(a.agent)
     out = {"commit": git_commit(os.path.dirname(os.path.abspath(__file__))),
            "throughput": [], "backlog": None}
     for _ in range(a.runs):
-        r = throughput(a.agent, a.dir, a.mib, a.deadline, a.text)
+        r = throughput(a.agent, a.dir, a.mib, a.deadline, a.text, a.config)
         out["throughput"].append(r)
         if not a.json:
             print("throughput: %d MiB (%s, %d lines of %d B): agent CPU %.2f s -> %.1f MiB/s per core; "

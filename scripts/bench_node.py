@@ -294,7 +294,8 @@ class Receiver:
 # --------------------------------------------------------------------------- agent
 
 
-def agent_config(tmp, *, interval, otlp_port, metrics_port, health_port, collection_only=False):
+def agent_config(tmp, *, interval, otlp_port, metrics_port, health_port, collection_only=False,
+                 extra=""):
     """Writes the agent config: shipped defaults, except loopback ports, temp state dirs
     and the collector intervals. Only keys listed in docs/configuration.md are used."""
     lines = ["agent:", "  data_dir: '%s'" % os.path.join(tmp, "data")]
@@ -312,6 +313,8 @@ def agent_config(tmp, *, interval, otlp_port, metrics_port, health_port, collect
                   "buffer: {path: '%s'}" % os.path.join(tmp, "buffer"),
                   "health: {listen_address: '127.0.0.1:%d'}" % health_port]
     lines += ["prometheus: {listen_address: '127.0.0.1:%d'}" % metrics_port]
+    if extra:
+        lines += [extra.rstrip("\n")]
     path = os.path.join(tmp, "collection-only.yaml" if collection_only else "agent.yaml")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -356,7 +359,7 @@ def run_node(a, tmp):
     mport, hport, nport = free_port(), free_port(), free_port()
     ival = "%dms" % round(a.interval * 1000)
     cfg = agent_config(tmp, interval=ival, otlp_port=rx.port, metrics_port=mport,
-                       health_port=hport)
+                       health_port=hport, extra=a.config)
     validate(a.agent, cfg)
     load_before = loadavg()
     others = busy_processes(exclude={os.getpid()})
@@ -607,6 +610,9 @@ def main():
                     help="node: add a collection-only phase (exporter and buffer off)")
     ap.add_argument("--scrape-gzip", action="store_true",
                     help="node: scrape with Accept-Encoding: gzip, as Prometheus does")
+    ap.add_argument("--config", default="",
+                    help="node: YAML appended to the agent's config (a breakdown, e.g. "
+                         "--config='exporter: {otlp: {batch_size: 1000}}'; the result is the default)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
     a = ap.parse_args()
