@@ -56,6 +56,7 @@ struct pt_regs {
 	unsigned long di;
 	unsigned long si;
 	unsigned long dx;
+	unsigned long orig_ax;
 };
 
 struct inode {

@@ -356,6 +356,7 @@ pub fn ebpf_collector(cfg: &Config) -> tfo_collectors::ebpf::EbpfCollector {
         scheduler: e.collect_scheduler,
         memory: e.collect_memory,
         tcp_events: e.collect_tcp_events,
+        syscall_latency: e.syscall_latency,
         exclude_processes: e.exclude_processes.clone(),
         exclude_self: true,
         btf_path: nonempty(&e.btf_path).map(PathBuf::from),
@@ -368,6 +369,7 @@ pub fn ebpf_collector(cfg: &Config) -> tfo_collectors::ebpf::EbpfCollector {
         scheduler: opts.scheduler,
         memory: opts.memory,
         tcp_events: opts.tcp_events,
+        syscall_latency: opts.syscall_latency,
     };
     let mut loader: Option<tfo_ebpf::Loader> = None;
     let source = Box::new(move || {

@@ -258,6 +258,13 @@ fn a_known_workload_shows_in_the_exported_kernel_counters() {
         "page faults {d_faults}"
     );
 
+    // Shipped default `syscall_latency: false`: counts come from sys_exit alone and no
+    // latency histogram is measured or sent.
+    let reqs = rx.requests();
+    for name in ["ebpf.syscall.latency_ns", "ebpf.fileio.latency_ns"] {
+        assert!(latest(&reqs, name, &[]).is_none(), "{name} sent by default");
+    }
+
     // The programs are released when the agent exits: no tfo_ program is left that was
     // not there before it started (another process may hold its own).
     assert_eq!(agent.terminate(Duration::from_secs(10)), 0);

@@ -421,6 +421,10 @@ pub struct Ebpf {
     pub collect_memory: bool,
     /// TCP state transitions.
     pub collect_tcp_events: bool,
+    /// Entry-to-exit latency of syscalls and file I/O (`ebpf.syscall.latency_ns`,
+    /// `ebpf.fileio.latency_ns`): attaches `tp_btf/sys_enter` too, about doubling the cost
+    /// per syscall. Off: counts, errors and bytes from `tp_btf/sys_exit` alone.
+    pub syscall_latency: bool,
     /// Process names (comm) whose events are dropped in the kernel; the agent itself always is.
     pub exclude_processes: Vec<String>,
     /// A directory on bpffs to pin the programs and maps under while the agent runs
@@ -486,6 +490,7 @@ impl Default for Ebpf {
             collect_scheduler: true,
             collect_memory: true,
             collect_tcp_events: true,
+            syscall_latency: false,
             exclude_processes: Vec::new(),
             pin_path: String::new(),
             btf_path: String::new(),

@@ -200,6 +200,7 @@ pub const KEYS: &[Key] = &[
     k("collectors.ebpf.collect_scheduler", Kind::Bool),
     k("collectors.ebpf.collect_memory", Kind::Bool),
     k("collectors.ebpf.collect_tcp_events", Kind::Bool),
+    k("collectors.ebpf.syscall_latency", Kind::Bool),
     k("collectors.ebpf.exclude_processes", Kind::StringList),
     k("collectors.ebpf.pin_path", Kind::String),
     k("collectors.ebpf.btf_path", Kind::String),

@@ -64,7 +64,12 @@ fn main() {
 
 fn hold() {
     // TFO_BENCH_CATS=syscalls,file_io,... limits the categories (default: all).
-    let mut opts = tfo_ebpf::Options::default();
+    // As the agent ships (collectors.ebpf.syscall_latency: false) unless
+    // TFO_BENCH_LATENCY=1 adds the entry hook and the latency histograms.
+    let mut opts = tfo_ebpf::Options {
+        syscall_latency: std::env::var("TFO_BENCH_LATENCY").is_ok_and(|v| v == "1"),
+        ..tfo_ebpf::Options::default()
+    };
     if let Ok(cats) = std::env::var("TFO_BENCH_CATS") {
         let on = |c: &str| cats.split(',').any(|x| x == c);
         opts.syscalls = on("syscalls");

@@ -26,6 +26,10 @@ pub struct Options {
     pub scheduler: bool,
     pub memory: bool,
     pub tcp_events: bool,
+    /// Entry-to-exit latency of syscalls and file I/O: attaches `tp_btf/sys_enter` and reads
+    /// the clock twice per syscall. Without it only `tp_btf/sys_exit` runs (counts, errors
+    /// and bytes), at about half the per-syscall cost.
+    pub syscall_latency: bool,
     /// Process names (comm, first 15 bytes) whose events are dropped in the kernel.
     /// `tfo-agent` is always added.
     pub exclude_processes: Vec<String>,
@@ -48,6 +52,7 @@ impl Default for Options {
             scheduler: true,
             memory: true,
             tcp_events: true,
+            syscall_latency: true,
             exclude_processes: Vec::new(),
             exclude_self: true,
             btf_path: None,
@@ -225,6 +230,8 @@ fn categories_of(name: &str, o: &Options) -> Vec<Category> {
         }
     };
     match name {
+        // Without latency the exit program does the whole job alone.
+        "tfo_sys_enter" if !o.syscall_latency => {}
         "tfo_sys_enter" | "tfo_sys_exit" => {
             add(o.syscalls, Category::Syscalls);
             add(o.file_io, Category::FileIo);
@@ -590,6 +597,7 @@ impl Loader {
         let excl_comms: u8 = (excl.len() > 1 || self_tgid == 0).into();
         let cfg_syscalls: u8 = opts.syscalls.into();
         let cfg_fileio: u8 = opts.file_io.into();
+        let cfg_latency: u8 = opts.syscall_latency.into();
 
         if let Some(btf) = &btf {
             for obj in Obj::ALL {
@@ -610,7 +618,8 @@ impl Loader {
                 el.override_global("cfg_excl_comms", &excl_comms, true);
                 if obj == Obj::Syscalls {
                     el.override_global("cfg_syscalls", &cfg_syscalls, true)
-                        .override_global("cfg_fileio", &cfg_fileio, true);
+                        .override_global("cfg_fileio", &cfg_fileio, true)
+                        .override_global("cfg_latency", &cfg_latency, true);
                 }
                 let mut ebpf = match el.load(obj.bytes()) {
                     Ok(e) => e,
@@ -956,6 +965,13 @@ mod tests {
         assert!(categories_of("tfo_sock_send", &o).is_empty());
         o.syscalls = false;
         assert_eq!(categories_of("tfo_sys_enter", &o), vec![Category::FileIo]);
+        o.syscalls = true;
+        o.syscall_latency = false;
+        assert!(categories_of("tfo_sys_enter", &o).is_empty());
+        assert_eq!(
+            categories_of("tfo_sys_exit", &o),
+            vec![Category::Syscalls, Category::FileIo]
+        );
     }
 
     #[test]

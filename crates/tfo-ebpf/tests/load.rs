@@ -214,6 +214,77 @@ fn excluded_comm_generates_no_syscall_counts() {
     assert!(d < 100, "exclude_self: own getppid calls counted: {d}");
 }
 
+/// `syscall_latency: false`: only tfo_sys_exit is attached and counts by itself (the number
+/// from orig_ax, the fd from di), including errors, file bytes and the comm exclusion.
+#[test]
+fn count_only_syscalls_without_the_entry_hook() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        return;
+    }
+    let comm = "tfo-excl-count";
+    let (loader, statuses) = Loader::start(Options {
+        syscall_latency: false,
+        exclude_processes: vec![comm.to_string()],
+        ..all_in_process()
+    });
+    assert_eq!(statuses.len(), 13, "{statuses:#?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.attached && s.name != "tfo_sys_enter")
+    );
+
+    let n = 10_000u64;
+    let dir = std::env::temp_dir().join(format!("tfo-ebpf-count-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = loader.snapshot();
+    for _ in 0..n {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::getppid() };
+    }
+    for _ in 0..100 {
+        // SAFETY: closing an invalid fd only returns EBADF.
+        unsafe { libc::close(-1) };
+    }
+    let chunk = vec![1u8; 64 * 1024];
+    let mut f = std::fs::File::create(dir.join("data")).unwrap();
+    for _ in 0..16 {
+        f.write_all(&chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    std::thread::Builder::new()
+        .name(comm.to_string())
+        .spawn(move || {
+            for _ in 0..n {
+                // SAFETY: no preconditions.
+                unsafe { libc::getppid() };
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let after = loader.snapshot();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let (c0, _, _) = syscall(&before, GETPPID);
+    let (c1, e1, l1) = syscall(&after, GETPPID);
+    let d = c1 - c0;
+    // The excluded thread's n calls are not in d.
+    assert!(d >= n && d < n + n / 2, "getppid: counted {d} for {n}");
+    assert_eq!((e1, l1), (0, 0), "no errors, no latency samples");
+    let (_, ce0, _) = syscall(&before, 3);
+    let (_, ce1, _) = syscall(&after, 3);
+    assert!(ce1 - ce0 >= 100, "close(-1) errors: {}", ce1 - ce0);
+    let (w0, wb0, _) = fileop(&before, FileOp::Write);
+    let (w1, wb1, wl1) = fileop(&after, FileOp::Write);
+    assert!(w1 - w0 >= 16, "writes {}", w1 - w0);
+    assert!(wb1 - wb0 >= 16 * chunk.len() as u64, "bytes {}", wb1 - wb0);
+    assert_eq!(wl1, 0, "no file I/O latency without the entry hook");
+    assert!(fileop(&after, FileOp::Fsync).0 > fileop(&before, FileOp::Fsync).0);
+}
+
 #[test]
 fn file_write_and_fsync_are_counted() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

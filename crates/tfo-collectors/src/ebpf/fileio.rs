@@ -1,6 +1,7 @@
-//! File I/O by operation: calls, bytes and latency of read/write/fsync/open syscalls on
-//! regular files (the fd is classified at entry, so sockets, pipes and devices do not
-//! count), from `tp_btf/sys_enter` and `tp_btf/sys_exit`.
+//! File I/O by operation: calls, bytes and (with `syscall_latency`) latency of
+//! read/write/fsync/open syscalls on regular files (the fd is classified by its inode, so
+//! sockets, pipes and devices do not count), from `tp_btf/sys_exit`, plus `tp_btf/sys_enter`
+//! for latency.
 
 use tfo_ebpf::snapshot::{FileIoStats, FileOp};
 
@@ -17,7 +18,7 @@ const ROWS: [MetricDef; 3] = [
          readv, preadv, preadv2), `write` (write, pwrite64, writev, pwritev, pwritev2), \
          `fsync` (fsync, fdatasync), `open` (open, openat, openat2, creat; any path). \
          Failed calls are included.",
-        "tp_btf/sys_enter + tp_btf/sys_exit",
+        "tp_btf/sys_exit (tp_btf/sys_enter too with syscall_latency)",
     ),
     counter(
         "ebpf.fileio.bytes",
@@ -32,15 +33,16 @@ const ROWS: [MetricDef; 3] = [
         &["operation"],
         "Time from entry to exit of file operations on regular files, by operation. \
          Power-of-two bucket bounds; the sum is estimated from bucket midpoints.",
-        "tp_btf/sys_enter + tp_btf/sys_exit",
+        "tp_btf/sys_enter + tp_btf/sys_exit (only with syscall_latency: true)",
     ),
 ];
 
 pub const METRICS: &[MetricDef] = &ROWS;
 
 /// Maps the per-operation counters: every operation the loader reports has a series
-/// (zeros included); bytes only for read and write, which move data.
-pub(crate) fn map(stats: &FileIoStats, e: &mut Emit<'_>) {
+/// (zeros included); bytes only for read and write, which move data; latency only when it
+/// is measured (`latency`).
+pub(crate) fn map(stats: &FileIoStats, latency: bool, e: &mut Emit<'_>) {
     let [operations, bytes, latency_ns] = &ROWS;
     e.counter(
         operations,
@@ -54,8 +56,10 @@ pub(crate) fn map(stats: &FileIoStats, e: &mut Emit<'_>) {
             .filter(|s| matches!(s.op, FileOp::Read | FileOp::Write))
             .map(|s| ([s.op.as_str()], s.bytes)),
     );
-    e.histogram(
-        latency_ns,
-        stats.ops.iter().map(|s| ([s.op.as_str()], &s.latency)),
-    );
+    if latency {
+        e.histogram(
+            latency_ns,
+            stats.ops.iter().map(|s| ([s.op.as_str()], &s.latency)),
+        );
+    }
 }

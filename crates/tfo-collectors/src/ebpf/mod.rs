@@ -40,6 +40,9 @@ pub struct EbpfOptions {
     pub scheduler: bool,
     pub memory: bool,
     pub tcp_events: bool,
+    /// `collectors.ebpf.syscall_latency`: the syscall and file I/O latency histograms are
+    /// measured (their programs attached) and sent.
+    pub syscall_latency: bool,
 }
 
 impl Default for EbpfOptions {
@@ -51,6 +54,7 @@ impl Default for EbpfOptions {
             scheduler: true,
             memory: true,
             tcp_events: true,
+            syscall_latency: true,
         }
     }
 }
@@ -155,13 +159,13 @@ impl Collector for EbpfCollector {
 pub(crate) fn map(snap: &Snapshot, opts: &EbpfOptions, ctx: &Ctx, out: &mut Vec<Metric>) {
     let mut e = Emit { ctx: *ctx, out };
     if opts.syscalls {
-        syscalls::map(&snap.syscalls, &mut e);
+        syscalls::map(&snap.syscalls, opts.syscall_latency, &mut e);
     }
     if opts.network {
         network::map(&snap.tcp, &snap.udp, &mut e);
     }
     if opts.file_io {
-        fileio::map(&snap.fileio, &mut e);
+        fileio::map(&snap.fileio, opts.syscall_latency, &mut e);
     }
     if opts.scheduler {
         sched::map(&snap.sched, &mut e);
@@ -847,6 +851,7 @@ mod tests {
             scheduler: false,
             memory: false,
             tcp_events: false,
+            syscall_latency: false,
         };
         assert!(run(snapshot(), none).is_empty());
         let out = run(
@@ -864,6 +869,33 @@ mod tests {
         let out = run(Snapshot::default(), EbpfOptions::default());
         assert!(out.iter().all(|m| !m.name.starts_with("ebpf.syscall.")));
         assert_eq!(counter_points(&out, "ebpf.tcp.connections")[0].1, 0);
+    }
+
+    #[test]
+    fn latency_histograms_only_when_measured() {
+        let names = |o| {
+            run(snapshot(), o)
+                .iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let on = names(EbpfOptions::default());
+        let off = names(EbpfOptions {
+            syscall_latency: false,
+            ..EbpfOptions::default()
+        });
+        for n in ["ebpf.syscall.latency_ns", "ebpf.fileio.latency_ns"] {
+            assert!(on.iter().any(|m| m == n), "{n} in {on:?}");
+            assert!(!off.iter().any(|m| m == n), "{n} in {off:?}");
+        }
+        for n in [
+            "ebpf.syscall.count",
+            "ebpf.syscall.errors",
+            "ebpf.fileio.operations",
+            "ebpf.fileio.bytes",
+        ] {
+            assert!(off.iter().any(|m| m == n), "{n} in {off:?}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ const ROWS: [MetricDef; 3] = [
         "Time from syscall entry to exit, including time blocked (a read waiting for data, \
          a futex wait), by syscall name. Power-of-two bucket bounds; the sum is estimated \
          from bucket midpoints (the kernel keeps no exact sum).",
-        "tp_btf/sys_enter + tp_btf/sys_exit",
+        "tp_btf/sys_enter + tp_btf/sys_exit (only with syscall_latency: true)",
     ),
     counter(
         "ebpf.syscall.errors",
@@ -37,8 +37,9 @@ const ROWS: [MetricDef; 3] = [
 
 pub const METRICS: &[MetricDef] = &ROWS;
 
-/// Maps the per-syscall counters; a syscall never completed since load has no series.
-pub(crate) fn map(stats: &[SyscallStat], e: &mut Emit<'_>) {
+/// Maps the per-syscall counters; a syscall never completed since load has no series. The
+/// latency histogram only when it is measured (`latency`).
+pub(crate) fn map(stats: &[SyscallStat], latency: bool, e: &mut Emit<'_>) {
     let [count, latency_ns, errors] = &ROWS;
     let seen: Vec<_> = stats
         .iter()
@@ -46,6 +47,8 @@ pub(crate) fn map(stats: &[SyscallStat], e: &mut Emit<'_>) {
         .map(|s| (syscall_name(s.nr), s))
         .collect();
     e.counter(count, seen.iter().map(|(n, s)| ([n], s.count)));
-    e.histogram(latency_ns, seen.iter().map(|(n, s)| ([n], &s.latency)));
+    if latency {
+        e.histogram(latency_ns, seen.iter().map(|(n, s)| ([n], &s.latency)));
+    }
     e.counter(errors, seen.iter().map(|(n, s)| ([n], s.errors)));
 }
