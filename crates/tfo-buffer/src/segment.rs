@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::format::{self, HEADER_LEN, MAGIC};
 
@@ -118,6 +118,9 @@ pub(crate) struct FrameReader {
     file: File,
     buf: Bytes,
     buf_start: u64,
+    /// An earlier chunk still shared with payloads handed out (a batch in flight), kept to
+    /// be reused once they are dropped.
+    spare: Option<Bytes>,
 }
 
 impl FrameReader {
@@ -127,7 +130,35 @@ impl FrameReader {
             file: File::open(path)?,
             buf: Bytes::new(),
             buf_start: 0,
+            spare: None,
         })
+    }
+
+    /// A zeroed buffer of `size` bytes, reusing the current or the spare chunk when no
+    /// payload refers to it any more. A fresh 1 MiB chunk is above the allocator's mmap
+    /// threshold: every read of one cost an mmap, 256 page faults with zeroing and an
+    /// munmap (about 7 % of the agent's CPU while draining logs from the disk).
+    fn chunk(&mut self, size: usize) -> BytesMut {
+        let candidates = [Some(std::mem::take(&mut self.buf)), self.spare.take()];
+        let mut found = None;
+        for b in candidates.into_iter().flatten() {
+            match b.try_into_mut() {
+                Ok(m) if found.is_none() && m.capacity() >= size => found = Some(m),
+                Ok(m) if m.capacity() >= CHUNK => self.spare = Some(m.freeze()),
+                Ok(_) => {}
+                // Still referenced by payloads in flight: the newest such chunk waits as
+                // the spare (at most one, so at most one more chunk of memory is held).
+                Err(shared) => {
+                    if shared.len() >= HEADER_LEN && self.spare.is_none() {
+                        self.spare = Some(shared);
+                    }
+                }
+            }
+        }
+        let mut m = found.unwrap_or_else(|| BytesMut::with_capacity(size.max(CHUNK)));
+        m.clear();
+        m.resize(size, 0);
+        m
     }
 
     /// Makes `buf` cover `off .. off + need`; false when the file ends (or `limit` is) earlier.
@@ -141,7 +172,7 @@ impl FrameReader {
         }
         // Bounded by `limit`, which is a file length, so the allocation is bounded by the file.
         let size = (need.max(CHUNK) as u64).min(limit - off) as usize;
-        let mut v = vec![0u8; size];
+        let mut v = self.chunk(size);
         let mut got = 0;
         while got < size {
             match self.file.read_at(&mut v[got..], off + got as u64) {
@@ -152,7 +183,7 @@ impl FrameReader {
             }
         }
         v.truncate(got);
-        self.buf = Bytes::from(v);
+        self.buf = v.freeze();
         self.buf_start = off;
         Ok(got >= need)
     }

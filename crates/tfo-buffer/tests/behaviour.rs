@@ -480,3 +480,48 @@ fn shared_between_threads() {
     }
     assert_eq!(log.stats().records, 0);
 }
+
+/// The disk reader reuses its read chunks once no payload refers to them: payloads held
+/// while many later chunks are read (a batch in flight) must keep their bytes, and every
+/// payload read must be what was appended.
+#[test]
+fn payloads_held_across_chunk_reuse_keep_their_bytes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = Options {
+        segment_bytes: 16 << 20,
+        memory_limit_bytes: 0,
+        ..opts()
+    };
+    let log = Log::open(tmp.path(), o).expect("open");
+    let n = 400u64; // 400 x 24 KiB: about 9 chunks of 1 MiB
+    let body = |i: u64| -> Vec<u8> { (0..24 * 1024).map(|j| (i * 31 + j) as u8).collect() };
+    for i in 0..n {
+        log.append(i, body(i)).expect("append");
+    }
+    let held = log.read_batch(10, usize::MAX).expect("read");
+    let mut seen = held.len() as u64;
+    loop {
+        let b = log.read_batch(7, usize::MAX).expect("read");
+        if b.is_empty() {
+            break;
+        }
+        for e in &b {
+            assert_eq!(
+                &e.payload[..],
+                &body(e.timestamp_ms)[..],
+                "record {}",
+                e.timestamp_ms
+            );
+        }
+        seen += b.len() as u64;
+    }
+    assert_eq!(seen, n);
+    for e in &held {
+        assert_eq!(
+            &e.payload[..],
+            &body(e.timestamp_ms)[..],
+            "held record {}",
+            e.timestamp_ms
+        );
+    }
+}
