@@ -582,6 +582,7 @@ mod tests {
                 "collectors",
                 "exporter",
                 "buffer",
+                "receivers",
                 "logging",
                 "prometheus",
                 "health",

@@ -39,7 +39,7 @@ fn unknown_nested_and_top_level_keys() {
     assert_eq!(
         e.allowed(),
         Some(
-            "telemetryflow, agent, heartbeat, collectors, exporter, buffer, logging, prometheus, health, remote_config"
+            "telemetryflow, agent, heartbeat, collectors, exporter, buffer, receivers, logging, prometheus, health, remote_config"
         )
     );
 }

@@ -27,6 +27,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use tfo_exporter::Signal;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -112,6 +113,22 @@ impl TraceService for Otel {
 
 type Reply = hyper::Response<tonic::body::Body>;
 
+/// tonic refuses a message over the size limit with `OUT_OF_RANGE`, which OTLP exporters
+/// retry forever; it becomes `RESOURCE_EXHAUSTED` without `RetryInfo` (not retried, as
+/// grpc-go answers), and is counted.
+fn sized(ingest: &Ingest, signal: Signal, mut resp: Reply) -> Reply {
+    let h = resp.headers_mut();
+    let too_large = h.get("grpc-status").is_some_and(|v| v == "11")
+        && h.get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
+    if too_large {
+        h.insert("grpc-status", hyper::header::HeaderValue::from_static("8"));
+        ingest.refused(TRANSPORT, signal, 0, &Refusal::TooLarge);
+    }
+    resp
+}
+
 /// Binds `addr` now and serves until `cancel`.
 pub async fn serve(
     key: &str,
@@ -136,7 +153,7 @@ pub async fn serve(
     let traces = TraceServiceServer::new(otel)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
-    let cancel = cancel.clone();
+    let (ingest, cancel) = (ingest.clone(), cancel.clone());
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
@@ -157,22 +174,26 @@ pub async fn serve(
             };
             let _ = stream.set_nodelay(true);
             let (m, l, t) = (metrics.clone(), logs.clone(), traces.clone());
+            let ing = ingest.clone();
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let path = req.uri().path();
+                let ing = ing.clone();
                 let fut: std::pin::Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>> =
                     if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
                         let mut s = t.clone();
-                        Box::pin(async move { s.call(req).await })
+                        Box::pin(async move { Ok(sized(&ing, Signal::Traces, s.call(req).await?)) })
                     } else if path
                         .starts_with("/opentelemetry.proto.collector.metrics.v1.MetricsService/")
                     {
                         let mut s = m.clone();
-                        Box::pin(async move { s.call(req).await })
+                        Box::pin(
+                            async move { Ok(sized(&ing, Signal::Metrics, s.call(req).await?)) },
+                        )
                     } else if path
                         .starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/")
                     {
                         let mut s = l.clone();
-                        Box::pin(async move { s.call(req).await })
+                        Box::pin(async move { Ok(sized(&ing, Signal::Logs, s.call(req).await?)) })
                     } else {
                         Box::pin(async { Ok(Status::unimplemented("unknown service").into_http()) })
                     };

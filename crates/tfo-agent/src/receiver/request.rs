@@ -174,7 +174,7 @@ impl Otlp for ExportTraceServiceRequest {
 
     fn response(rejected: u64, message: String) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected as i64,
                 error_message: message,
             }),
@@ -227,7 +227,7 @@ impl Otlp for ExportLogsServiceRequest {
 
     fn response(rejected: u64, message: String) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: rejected as i64,
                 error_message: message,
             }),
@@ -297,7 +297,7 @@ impl Otlp for ExportMetricsServiceRequest {
 
     fn response(rejected: u64, message: String) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: rejected as i64,
                 error_message: message,
             }),
@@ -317,6 +317,7 @@ mod tests {
             value: Some(AnyValue {
                 value: Some(any_value::Value::StringValue(v.into())),
             }),
+            ..Default::default()
         }
     }
 
