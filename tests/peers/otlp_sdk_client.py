@@ -125,7 +125,8 @@ def stream(args):
 
 
 def refused(args):
-    spans = make_spans(resource("sdk-refused"), ["x-%d" % j for j in range(50)])
+    # About 60 KB: more than a buffer that just refused a 50 KB request has room for.
+    spans = make_spans(resource("sdk-refused"), ["x-%d-%s" % (j, "y" * 1000) for j in range(60)])
     req = encode_spans(spans)
     channel = grpc.insecure_channel(args.grpc)
     call = channel.unary_unary(

@@ -21,11 +21,15 @@ use serde_json::Value;
 const GRPC_LISTENING: &str = "OTLP/gRPC receiver listening";
 const HTTP_LISTENING: &str = "OTLP/HTTP receiver listening at /v1/metrics, /v1/logs, /v1/traces";
 
-/// The harness config (exporting to `port`) with the receiver on free loopback ports.
+/// The harness config (exporting to `port`) with the receiver on free loopback ports and
+/// `buffer` lines added to the `buffer` section.
 fn config(port: u16, buffer: &str) -> String {
+    let base = common::config("grpc", port, "").replace(
+        "buffer:\n  path: ./buffer\n",
+        &format!("buffer:\n  path: ./buffer\n{buffer}"),
+    );
     format!(
-        "{}{buffer}\nreceivers:\n  otlp:\n    enabled: true\n    grpc:\n      listen_address: 127.0.0.1:0\n    http:\n      listen_address: 127.0.0.1:0\n",
-        common::config("grpc", port, "")
+        "{base}\nreceivers:\n  otlp:\n    enabled: true\n    grpc:\n      listen_address: 127.0.0.1:0\n    http:\n      listen_address: 127.0.0.1:0\n"
     )
 }
 
@@ -317,7 +321,7 @@ fn every_acknowledged_request_survives_kill_9() {
 fn a_full_buffer_makes_clients_retry_instead_of_losing_data() {
     // Nothing listens at the collector address: the traces' share of a 1 MiB buffer fills.
     let port = common::free_port();
-    let agent = Agent::start(&config(port, "  max_size_mb: 1\n  memory_limit_mb: 1"));
+    let agent = Agent::start(&config(port, "  max_size_mb: 1\n  memory_limit_mb: 1\n"));
     let http = agent.bound_address(HTTP_LISTENING);
     let grpc = agent.bound_address(GRPC_LISTENING).to_string();
     let spans: Vec<Span> = (0..200u64)
