@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,24 +35,11 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from bench_node import cpu_seconds, free_port, wait_port
+
 PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 OP = b"\x2a\x08bench-op"  # Span.name (field 5, length 8)
 LAT = re.compile(rb"\x2a\x0dlat-(\d{9})")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def kv(k, v):
@@ -112,19 +98,6 @@ class Sink:
         server.add_insecure_port("127.0.0.1:%d" % port)
         server.start()
         return server
-
-
-def wait_port(port, proc, deadline=30):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit("the agent exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("the agent's receiver does not listen on %d" % port)
 
 
 def load(port, raw, at, seconds, concurrency, rate, sent):
@@ -247,7 +220,7 @@ receivers:
                             stderr=open(os.path.join(tmp, "agent.log"), "w"))
     a.pid = proc.pid
     try:
-        wait_port(a.recv_port, proc)
+        wait_port(a.recv_port, proc, "the agent's receiver")
         raw, at = template(a.spans)
         # Warm-up.
         run_phase(a, sink, raw, at, 0, 2, a.concurrency)

@@ -161,18 +161,7 @@ impl Config {
         }
         let r = &self.receivers.otlp;
         if r.enabled && !r.auth.required() {
-            for (key, on, addr) in [
-                (
-                    "receivers.otlp.grpc.listen_address",
-                    r.grpc.enabled,
-                    &r.grpc.listen_address,
-                ),
-                (
-                    "receivers.otlp.http.listen_address",
-                    r.http.enabled,
-                    &r.http.listen_address,
-                ),
-            ] {
+            for (key, on, addr) in r.listeners() {
                 if on && !is_loopback(addr) {
                     out.push(format!(
                         "{key}: the OTLP receiver listens on {addr} without receivers.otlp.auth: \
@@ -189,19 +178,7 @@ impl Config {
         if !r.enabled {
             return;
         }
-        let listeners = [
-            (
-                "receivers.otlp.grpc.listen_address",
-                r.grpc.enabled,
-                &r.grpc.listen_address,
-            ),
-            (
-                "receivers.otlp.http.listen_address",
-                r.http.enabled,
-                &r.http.listen_address,
-            ),
-        ];
-        for (key, on, addr) in listeners {
+        for (key, on, addr) in r.listeners() {
             if on && let Err(why) = endpoint::check_listen_address(addr) {
                 v.push(issue(key, why, Some(endpoint::LISTEN_ALLOWED)));
             }

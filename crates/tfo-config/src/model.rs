@@ -838,6 +838,24 @@ impl Default for OtlpReceiver {
     }
 }
 
+impl OtlpReceiver {
+    /// Each transport's listen address key, whether it is enabled, and its address.
+    pub fn listeners(&self) -> [(&'static str, bool, &str); 2] {
+        [
+            (
+                "receivers.otlp.grpc.listen_address",
+                self.grpc.enabled,
+                &self.grpc.listen_address,
+            ),
+            (
+                "receivers.otlp.http.listen_address",
+                self.http.enabled,
+                &self.http.listen_address,
+            ),
+        ]
+    }
+}
+
 /// One transport of the OTLP receiver, with its default port (the OTLP ones, on loopback
 /// as the OpenTelemetry Collector binds since v0.104).
 macro_rules! listener {

@@ -28,8 +28,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tfo_exporter::Signal;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::Service;
@@ -136,12 +134,7 @@ pub async fn serve(
     ingest: &Arc<Ingest>,
     cancel: &CancellationToken,
 ) -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("{key}: {addr}: {e}"))?;
+    let (listener, local) = crate::serve::listen(key, addr).await?;
     let otel = Otel(ingest.clone());
     let max = ingest.settings().max_bytes;
     let metrics = MetricsServiceServer::new(otel.clone())
@@ -154,68 +147,46 @@ pub async fn serve(
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max);
     let (ingest, cancel) = (ingest.clone(), cancel.clone());
-    tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return,
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            };
-            let stream = tokio::select! {
-                _ = cancel.cancelled() => return,
-                a = listener.accept() => match a {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let (m, l, t) = (metrics.clone(), logs.clone(), traces.clone());
-            let ing = ingest.clone();
-            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let path = req.uri().path();
-                let ing = ing.clone();
-                let fut: std::pin::Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>> =
-                    if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
-                        let mut s = t.clone();
-                        Box::pin(async move { Ok(sized(&ing, Signal::Traces, s.call(req).await?)) })
-                    } else if path
-                        .starts_with("/opentelemetry.proto.collector.metrics.v1.MetricsService/")
-                    {
-                        let mut s = m.clone();
-                        Box::pin(
-                            async move { Ok(sized(&ing, Signal::Metrics, s.call(req).await?)) },
-                        )
-                    } else if path
-                        .starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/")
-                    {
-                        let mut s = l.clone();
-                        Box::pin(async move { Ok(sized(&ing, Signal::Logs, s.call(req).await?)) })
-                    } else {
-                        Box::pin(async { Ok(Status::unimplemented("unknown service").into_http()) })
-                    };
-                fut
-            });
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .max_concurrent_streams(256)
-                    .keep_alive_interval(Some(Duration::from_secs(60)))
-                    .serve_connection(TokioIo::new(stream), svc);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = cancel.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                    }
+    let stop = cancel.clone();
+    crate::serve::accept_loop(listener, MAX_CONNECTIONS, stop, move |stream| {
+        let _ = stream.set_nodelay(true);
+        let (m, l, t) = (metrics.clone(), logs.clone(), traces.clone());
+        let ing = ingest.clone();
+        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let path = req.uri().path();
+            let ing = ing.clone();
+            let fut: std::pin::Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>> =
+                if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
+                    let mut s = t.clone();
+                    Box::pin(async move { Ok(sized(&ing, Signal::Traces, s.call(req).await?)) })
+                } else if path
+                    .starts_with("/opentelemetry.proto.collector.metrics.v1.MetricsService/")
+                {
+                    let mut s = m.clone();
+                    Box::pin(async move { Ok(sized(&ing, Signal::Metrics, s.call(req).await?)) })
+                } else if path.starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/") {
+                    let mut s = l.clone();
+                    Box::pin(async move { Ok(sized(&ing, Signal::Logs, s.call(req).await?)) })
+                } else {
+                    Box::pin(async { Ok(Status::unimplemented("unknown service").into_http()) })
+                };
+            fut
+        });
+        let cancel = cancel.clone();
+        async move {
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(256)
+                .keep_alive_interval(Some(Duration::from_secs(60)))
+                .serve_connection(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
                 }
-                drop(permit);
-            });
+            }
         }
     });
     Ok(local)

@@ -20,8 +20,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tfo_exporter::Signal;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::request::Otlp;
@@ -66,53 +64,29 @@ pub async fn serve(
     ingest: &Arc<Ingest>,
     cancel: &CancellationToken,
 ) -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("{key}: {addr}: {e}"))?;
+    let (listener, local) = crate::serve::listen(key, addr).await?;
     let (ingest, cancel) = (ingest.clone(), cancel.clone());
-    tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return,
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            };
-            let stream = tokio::select! {
-                _ = cancel.cancelled() => return,
-                a = listener.accept() => match a {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let ingest = ingest.clone();
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let ingest = ingest.clone();
-                    async move { Ok::<_, Infallible>(handle(&ingest, req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), svc);
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = tokio::time::timeout(CONNECTION_LIFETIME, conn.as_mut()) => {}
-                    _ = cancel.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                    }
-                }
-                drop(permit);
+    let stop = cancel.clone();
+    crate::serve::accept_loop(listener, MAX_CONNECTIONS, stop, move |stream| {
+        let _ = stream.set_nodelay(true);
+        let (ingest, cancel) = (ingest.clone(), cancel.clone());
+        async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let ingest = ingest.clone();
+                async move { Ok::<_, Infallible>(handle(&ingest, req).await) }
             });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, conn.as_mut()) => {}
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
         }
     });
     Ok(local)

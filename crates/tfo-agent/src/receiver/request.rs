@@ -13,9 +13,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use tfo_exporter::encode::point_count;
 use tfo_exporter::{Record, Signal};
 
 /// One signal's request type, as the receiver handles it.
@@ -235,17 +235,6 @@ impl Otlp for ExportLogsServiceRequest {
     }
 }
 
-fn points(m: &Metric) -> usize {
-    match &m.data {
-        Some(metric::Data::Gauge(g)) => g.data_points.len(),
-        Some(metric::Data::Sum(s)) => s.data_points.len(),
-        Some(metric::Data::Histogram(h)) => h.data_points.len(),
-        Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
-        Some(metric::Data::Summary(s)) => s.data_points.len(),
-        None => 0,
-    }
-}
-
 impl Otlp for ExportMetricsServiceRequest {
     const SIGNAL: Signal = Signal::Metrics;
     type Response = ExportMetricsServiceResponse;
@@ -264,7 +253,7 @@ impl Otlp for ExportMetricsServiceRequest {
                 s.metrics.retain(|m| {
                     let ok = !m.name.is_empty() && m.data.is_some();
                     if !ok {
-                        n += points(m).max(1) as u64;
+                        n += point_count(m).max(1) as u64;
                     }
                     ok
                 });
@@ -286,7 +275,7 @@ impl Otlp for ExportMetricsServiceRequest {
             .flat_map(|r| &r.scope_metrics)
             .flat_map(|s| &s.metrics)
         {
-            items += points(m);
+            items += point_count(m);
             units += 1;
         }
         (
