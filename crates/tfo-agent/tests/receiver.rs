@@ -99,15 +99,26 @@ fn span_names(reqs: &[Value]) -> Vec<String> {
 
 /// A plain HTTP/1.1 POST: (status, raw headers, body).
 fn http_post(addr: SocketAddr, path: &str, ctype: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    http_post_with(addr, path, &format!("Content-Type: {ctype}\r\n"), body)
+}
+
+/// A POST with `headers` (each line ending in CRLF); the server may answer before reading
+/// the whole body (a refused one).
+fn http_post_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
-    s.write_all(body).unwrap();
+    let _ = s.write_all(body);
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read response");
     let split = buf
@@ -379,4 +390,56 @@ fn a_full_buffer_makes_clients_retry_instead_of_losing_data() {
         "tfo_agent_receiver_requests_total{transport=\"http\",signal=\"traces\",status=\"ok\"}",
     );
     assert_eq!(ok, Some(f64::from(accepted)));
+}
+
+#[test]
+fn auth_gzip_and_the_size_limit_over_http() {
+    let peer = Receiver::start(None);
+    let cfg = config(peer.grpc_port, "").replace(
+        "    enabled: true\n    grpc:",
+        "    enabled: true\n    max_recv_msg_size_mb: 1\n    auth:\n      bearer_token: t0ken\n    grpc:",
+    );
+    let agent = Agent::start(&cfg);
+    let http = agent.bound_address(HTTP_LISTENING);
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![9; 16],
+                    span_id: vec![9; 8],
+                    name: "gzipped-span".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let proto = "Content-Type: application/x-protobuf\r\n";
+    let (status, _, _) = http_post_with(http, "/v1/traces", proto, &req);
+    assert_eq!(status, 401, "no token");
+    let wrong = format!("{proto}Authorization: Bearer t0kem\r\n");
+    assert_eq!(http_post_with(http, "/v1/traces", &wrong, &req).0, 401);
+    let auth = format!("{proto}Authorization: Bearer t0ken\r\n");
+    let gz = format!("{auth}Content-Encoding: gzip\r\n");
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&req).unwrap();
+    let (status, _, body) = http_post_with(http, "/v1/traces", &gz, &z.finish().unwrap());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // 2 MiB of zeros: a small gzip body that inflates beyond the 1 MiB limit.
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&vec![0u8; 2 << 20]).unwrap();
+    assert_eq!(
+        http_post_with(http, "/v1/traces", &gz, &z.finish().unwrap()).0,
+        413
+    );
+    assert_eq!(
+        http_post_with(http, "/v1/traces", &auth, &vec![0u8; 2 << 20]).0,
+        413
+    );
+    assert_eq!(http_post_with(http, "/v1/nothing", &auth, &req).0, 404);
+    peer.wait_until(Duration::from_secs(20), "the gzipped span", |reqs| {
+        span_names(reqs).contains(&"gzipped-span".to_string())
+    });
 }
