@@ -3,7 +3,6 @@
 //! no router framework is needed). gzip requests are accepted (`grpc-encoding: gzip`).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tfo_exporter::Signal;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::Service;
@@ -127,14 +127,8 @@ fn sized(ingest: &Ingest, signal: Signal, mut resp: Reply) -> Reply {
     resp
 }
 
-/// Binds `addr` now and serves until `cancel`.
-pub async fn serve(
-    key: &str,
-    addr: &str,
-    ingest: &Arc<Ingest>,
-    cancel: &CancellationToken,
-) -> Result<SocketAddr, String> {
-    let (listener, local) = crate::serve::listen(key, addr).await?;
+/// Serves `listener` until `cancel`.
+pub fn serve(listener: TcpListener, ingest: &Arc<Ingest>, cancel: &CancellationToken) {
     let otel = Otel(ingest.clone());
     let max = ingest.settings().max_bytes;
     let metrics = MetricsServiceServer::new(otel.clone())
@@ -189,5 +183,4 @@ pub async fn serve(
             }
         }
     });
-    Ok(local)
 }

@@ -5,7 +5,6 @@
 //! or 429 (too many requests at once), with `Retry-After`.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use tfo_exporter::Signal;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::request::Otlp;
@@ -57,14 +57,8 @@ impl Format {
 
 type Reply = Response<Full<Bytes>>;
 
-/// Binds `addr` now and serves until `cancel`.
-pub async fn serve(
-    key: &str,
-    addr: &str,
-    ingest: &Arc<Ingest>,
-    cancel: &CancellationToken,
-) -> Result<SocketAddr, String> {
-    let (listener, local) = crate::serve::listen(key, addr).await?;
+/// Serves `listener` until `cancel`.
+pub fn serve(listener: TcpListener, ingest: &Arc<Ingest>, cancel: &CancellationToken) {
     let (ingest, cancel) = (ingest.clone(), cancel.clone());
     let stop = cancel.clone();
     crate::serve::accept_loop(listener, MAX_CONNECTIONS, stop, move |stream| {
@@ -89,7 +83,6 @@ pub async fn serve(
             }
         }
     });
-    Ok(local)
 }
 
 fn signal_of(path: &str) -> Option<Signal> {

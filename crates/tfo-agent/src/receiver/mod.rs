@@ -306,14 +306,22 @@ impl Receiver {
         let r = &cfg.receivers.otlp;
         let ingest = Arc::new(Ingest::new(buffers, stats.clone(), settings));
         let cancel = CancellationToken::new();
-        if r.grpc.enabled {
-            let key = "receivers.otlp.grpc.listen_address";
-            let addr = grpc::serve(key, &r.grpc.listen_address, &ingest, &cancel).await?;
+        // Both bound before either serves: a taken port fails the start cleanly.
+        let [(gkey, gon, gaddr), (hkey, hon, haddr)] = r.listeners();
+        let grpc_listener = match gon {
+            true => Some(crate::serve::listen(gkey, gaddr).await?),
+            false => None,
+        };
+        let http_listener = match hon {
+            true => Some(crate::serve::listen(hkey, haddr).await?),
+            false => None,
+        };
+        if let Some((listener, addr)) = grpc_listener {
+            grpc::serve(listener, &ingest, &cancel);
             tracing::info!(address = %addr, "OTLP/gRPC receiver listening");
         }
-        if r.http.enabled {
-            let key = "receivers.otlp.http.listen_address";
-            let addr = http::serve(key, &r.http.listen_address, &ingest, &cancel).await?;
+        if let Some((listener, addr)) = http_listener {
+            http::serve(listener, &ingest, &cancel);
             tracing::info!(address = %addr, "OTLP/HTTP receiver listening at /v1/metrics, /v1/logs, /v1/traces");
         }
         Ok(Receiver { ingest, cancel })
