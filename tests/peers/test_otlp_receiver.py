@@ -266,3 +266,26 @@ def test_grpc_decode_error_and_code_mapping(make_receiver):
     assert "decode_error" in recs[0] and recs[0]["request"] is None
     assert recs[1]["response"] == {"grpc_code": "RESOURCE_EXHAUSTED"} and recs[1]["path"] == "/v2/metrics"
     assert recs[2]["response"] == {"http_status": 503}
+
+
+def test_traces_over_grpc_and_http(make_receiver):
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    def spans(name):
+        return trace_service_pb2.ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(
+            scope_spans=[trace_pb2.ScopeSpans(spans=[trace_pb2.Span(
+                trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name=name)])])])
+
+    r = make_receiver()
+    stub = trace_service_pb2_grpc.TraceServiceStub(r.channel)
+    resp = stub.Export(spans("via-grpc"), timeout=5)
+    assert not resp.HasField("partial_success")
+    status, headers, payload = r.http_post("/v1/traces", spans("via-http").SerializeToString())
+    assert status == 200
+    trace_service_pb2.ExportTraceServiceResponse.FromString(payload)
+    g, h = r.records()
+    assert g["signal"] == "traces" and g["path"].endswith("TraceService/Export")
+    assert h["signal"] == "traces" and h["path"] == "/v1/traces"
+    assert g["request"]["resource_spans"][0]["scope_spans"][0]["spans"][0]["name"] == "via-grpc"
+    assert h["request"]["resource_spans"][0]["scope_spans"][0]["spans"][0]["name"] == "via-http"

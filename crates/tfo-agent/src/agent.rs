@@ -39,6 +39,7 @@ use crate::pipeline::export::{ExportLoop, ExportRuntime};
 use crate::pipeline::stream::{self, Encoding, Shared};
 use crate::pipeline::{self, Buffers, collect};
 use crate::platform::{self, Control};
+use crate::receiver::{self, Receiver};
 use crate::{preflight, registry, self_metrics, serve, settings};
 
 /// A runtime failure (exit code 1).
@@ -62,22 +63,29 @@ struct Prepared {
     exporter: Option<Exporter>,
     /// The logs' own exporter, built on the logs export runtime (when there is one).
     logs_exporter: Option<Exporter>,
+    /// The traces' own exporter (with a traces buffer), on the shared workers.
+    traces_exporter: Option<Exporter>,
 }
 
-fn prepare(cfg: &Config, logs_rt: Option<&ExportRuntime>) -> Result<Prepared, RunError> {
+fn prepare(cfg: &Config, env: &Env) -> Result<Prepared, RunError> {
     let identity = Identity::resolve(cfg, &settings::host_paths(cfg));
     let exporter = preflight::build_exporter(cfg, &identity).map_err(RunError)?;
-    let logs_exporter = match (logs_rt, &exporter) {
+    let logs_exporter = match (&env.logs_runtime, &exporter) {
         (Some(rt), Some(_)) => Some(
             rt.enter(|| preflight::build_transport(cfg, &identity))
                 .map_err(RunError)?,
         ),
         _ => None,
     };
+    let traces_exporter = match (&env.buffers.traces, &exporter) {
+        (Some(_), Some(_)) => Some(preflight::build_transport(cfg, &identity).map_err(RunError)?),
+        _ => None,
+    };
     Ok(Prepared {
         identity,
         exporter,
         logs_exporter,
+        traces_exporter,
     })
 }
 
@@ -273,6 +281,9 @@ impl Env {
         if let Some(e) = p.logs_exporter.take() {
             out.extend(self.start_export(cfg, Signal::Logs, e));
         }
+        if let Some(e) = p.traces_exporter.take() {
+            out.extend(self.start_export(cfg, Signal::Traces, e));
+        }
         out
     }
 
@@ -403,7 +414,7 @@ impl Pipeline {
                 continue;
             };
             buffer.rewind_reader();
-            let p = prepare(cfg, env.logs_runtime.as_ref()).map_err(|e| {
+            let p = prepare(cfg, env).map_err(|e| {
                 env.stats.task_dead("export");
                 RunError(format!(
                     "the export task died and cannot be rebuilt: {}",
@@ -413,6 +424,7 @@ impl Pipeline {
             let exporter = match signal {
                 Signal::Metrics => p.exporter,
                 Signal::Logs => p.logs_exporter,
+                Signal::Traces => p.traces_exporter,
             };
             if let Some(exporter) = exporter
                 && let Some(e) = env.start_export(cfg, signal, exporter)
@@ -516,7 +528,9 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let endpoints = CancellationToken::new();
     serve_endpoints(&cfg, &stats, &env.node_view, &endpoints).await?;
     let upkeep = spawn_upkeep(&env, &endpoints);
-    let mut pipeline = env.start(&cfg, prepare(&cfg, env.logs_runtime.as_ref())?);
+    let prepared = prepare(&cfg, &env)?;
+    let receiver = start_receiver(&cfg, &env, &prepared.identity).await?;
+    let mut pipeline = env.start(&cfg, prepared);
     let reload_path = config_path.or(loaded.source);
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<Control>(4);
     let (interval_tx, interval_rx) = tokio::sync::watch::channel(cfg.heartbeat.interval);
@@ -567,7 +581,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 continue;
             }
         };
-        let prepared = match prepare(&new_cfg, env.logs_runtime.as_ref()) {
+        let prepared = match prepare(&new_cfg, &env) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e.0, "{what}: cannot be applied; the running configuration stays");
@@ -585,6 +599,26 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 "buffer, prometheus and health settings take effect at the next restart"
             );
         }
+        let (old_r, new_r) = (&cfg.receivers.otlp, &new_cfg.receivers.otlp);
+        if (
+            old_r.enabled,
+            &old_r.grpc,
+            &old_r.http,
+            old_r.max_recv_msg_size_mb,
+        ) != (
+            new_r.enabled,
+            &new_r.grpc,
+            &new_r.http,
+            new_r.max_recv_msg_size_mb,
+        ) {
+            tracing::warn!(
+                "receivers.otlp: enabled, listeners and max_recv_msg_size_mb take effect at the next restart (auth applies now)"
+            );
+        }
+        if let Some(r) = &receiver {
+            r.ingest
+                .set_settings(receiver_settings(&new_cfg, &env, &prepared.identity));
+        }
         pipeline.swap(&env, &new_cfg, prepared).await;
         if PlatformTask::inputs_changed(&cfg, &new_cfg) {
             platform.stop();
@@ -594,8 +628,33 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         let _ = interval_tx.send(cfg.heartbeat.interval);
         tracing::info!("{what}");
     }
-    shutdown(env, pipeline, platform, &endpoints, upkeep, &cfg).await;
+    shutdown(env, pipeline, platform, receiver, &endpoints, upkeep, &cfg).await;
     Ok(())
+}
+
+fn receiver_settings(cfg: &Config, env: &Env, identity: &Identity) -> receiver::Settings {
+    receiver::Settings::of(
+        cfg,
+        &identity.resource_attributes(cfg),
+        env.buffers.logs_record_bytes,
+    )
+}
+
+/// The OTLP receiver, when enabled; a listener that cannot be bound is a start-up error
+/// naming its key.
+async fn start_receiver(
+    cfg: &Config,
+    env: &Env,
+    identity: &Identity,
+) -> Result<Option<Receiver>, RunError> {
+    if !cfg.receivers.otlp.enabled {
+        return Ok(None);
+    }
+    let settings = receiver_settings(cfg, env, identity);
+    Receiver::start(cfg, &env.buffers, &env.stats, settings)
+        .await
+        .map(Some)
+        .map_err(RunError)
 }
 
 /// Validates and merges a remote document; `None` (logged, reported in the next
@@ -631,6 +690,7 @@ async fn shutdown(
     env: Env,
     pipeline: Pipeline,
     platform: PlatformTask,
+    receiver: Option<Receiver>,
     endpoints: &CancellationToken,
     upkeep: JoinHandle<()>,
     cfg: &Config,
@@ -651,6 +711,10 @@ async fn shutdown(
         })
         .ok();
     platform.stop();
+    // Clients are told to retry from now on; requests being stored finish first.
+    if let Some(r) = receiver {
+        r.stop(timeout / 2).await;
+    }
     pipeline.stop(&env, deadline).await;
     endpoints.cancel();
     let _ = upkeep.await;

@@ -529,7 +529,7 @@ fn buffer_status(
 }
 
 /// The per-signal logs a buffer directory may hold.
-const SIGNALS: [&str; 2] = ["metrics", "logs"];
+const SIGNALS: [&str; 3] = ["metrics", "logs", "traces"];
 
 /// Why there is no buffer to report at `dir`, or `None` when there is one (possibly empty).
 /// An empty directory is an empty buffer; a directory with other things but no signal log

@@ -121,7 +121,28 @@ pub enum Event<'a> {
     LogsLinesSplit {
         cuts: u64,
     },
+    /// The OTLP receiver stored a request (`items` of it; `rejected` invalid ones were not,
+    /// and the client was told so by a partial success).
+    ReceiverAccepted {
+        transport: &'static str,
+        signal: Signal,
+        items: u64,
+        rejected: u64,
+        detail: &'a str,
+    },
+    /// The OTLP receiver did not take a request (`items`: 0 when it was not decoded); the
+    /// client was told why, and to retry when `reason` is full, stopping or throttled.
+    ReceiverRefused {
+        transport: &'static str,
+        signal: Signal,
+        items: u64,
+        reason: &'static str,
+        detail: &'a str,
+    },
 }
+
+/// How often the OTLP receiver logs a refusal of one reason at WARN.
+const RECEIVER_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Counters and gauges behind `/metrics`, the readiness report and the shutdown summary.
 /// Keys are a [`self_metrics::TABLE`] name and a rendered Prometheus label string; the label
@@ -138,10 +159,12 @@ pub struct Stats {
     /// Each signal's exporter state: metrics and logs go to the collector separately and
     /// can fail separately (a collector without a logs service refuses logs while it
     /// takes metrics), so each has its own state, change lines and shutdown decision.
-    exporters: Mutex<[SignalExport; 2]>,
+    exporters: Mutex<[SignalExport; 3]>,
     /// Internal tasks that died and could not be started again; `/healthz` fails while
     /// this is not empty.
     dead_tasks: Mutex<Vec<String>>,
+    /// When the OTLP receiver last logged a refusal at WARN, by reason.
+    receiver_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
 }
 
 /// One signal's exporter state, and when its last export-failure line at WARN was logged
@@ -158,6 +181,7 @@ fn slot(signal: Signal) -> usize {
     match signal {
         Signal::Metrics => 0,
         Signal::Logs => 1,
+        Signal::Traces => 2,
     }
 }
 
@@ -234,6 +258,7 @@ impl Default for Stats {
                 seen: s == Signal::Metrics,
             })),
             dead_tasks: Mutex::new(Vec::new()),
+            receiver_logged: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -494,6 +519,23 @@ impl Stats {
         }
     }
 
+    /// Whether a receiver refusal with this reason may be logged at WARN now (at most one
+    /// per reason per [`RECEIVER_LOG_EVERY`]; a client retrying in a loop would flood the log).
+    fn receiver_log_due(&self, reason: &'static str) -> bool {
+        let mut m = self
+            .receiver_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match m.get(reason) {
+            Some(t) if now.duration_since(*t) < RECEIVER_LOG_EVERY => false,
+            _ => {
+                m.insert(reason, now);
+                true
+            }
+        }
+    }
+
     /// Logs and counts one event.
     pub fn emit(&self, e: Event<'_>) {
         match e {
@@ -575,6 +617,83 @@ impl Stats {
                     self_metrics::LOGS_BYTES_LOST,
                     format!("reason=\"{reason}\""),
                     bytes,
+                );
+            }
+            Event::ReceiverAccepted {
+                transport,
+                signal,
+                items,
+                rejected,
+                detail,
+            } => {
+                let sig = signal.as_str();
+                self.add(
+                    self_metrics::RECEIVER_ITEMS,
+                    format!("signal=\"{sig}\""),
+                    items,
+                );
+                let status = if rejected > 0 {
+                    self.add(
+                        self_metrics::RECEIVER_REFUSED,
+                        format!("signal=\"{sig}\",reason=\"invalid_items\""),
+                        rejected,
+                    );
+                    if self.receiver_log_due("invalid_items") {
+                        tracing::warn!(
+                            transport,
+                            signal = sig,
+                            rejected,
+                            detail,
+                            "OTLP receiver: invalid items rejected (partial success; at most one such line per 10 s)"
+                        );
+                    }
+                    "partial"
+                } else {
+                    "ok"
+                };
+                self.add(
+                    self_metrics::RECEIVER_REQUESTS,
+                    format!("transport=\"{transport}\",signal=\"{sig}\",status=\"{status}\""),
+                    1,
+                );
+            }
+            Event::ReceiverRefused {
+                transport,
+                signal,
+                items,
+                reason,
+                detail,
+            } => {
+                let sig = signal.as_str();
+                if self.receiver_log_due(reason) {
+                    tracing::warn!(
+                        transport,
+                        signal = sig,
+                        reason,
+                        items,
+                        detail,
+                        "OTLP receiver refused a request (at most one line per reason per 10 s; all are counted)"
+                    );
+                } else {
+                    tracing::debug!(
+                        transport,
+                        signal = sig,
+                        reason,
+                        detail,
+                        "OTLP receiver refused a request"
+                    );
+                }
+                if items > 0 {
+                    self.add(
+                        self_metrics::RECEIVER_REFUSED,
+                        format!("signal=\"{sig}\",reason=\"{reason}\""),
+                        items,
+                    );
+                }
+                self.add(
+                    self_metrics::RECEIVER_REQUESTS,
+                    format!("transport=\"{transport}\",signal=\"{sig}\",status=\"{reason}\""),
+                    1,
                 );
             }
             Event::LogsLinesSplit { cuts } => {

@@ -11,6 +11,7 @@ mod notify;
 mod pipeline;
 mod platform;
 mod preflight;
+mod receiver;
 mod registry;
 mod self_metrics;
 mod serve;

@@ -93,6 +93,9 @@ pub const KUBE_ERRORS: &str = "tfo_agent_kubernetes_errors_total";
 
 /// Counters kept in microseconds (so they stay integers) and rendered in seconds.
 pub const MICROSECOND_COUNTERS: &[&str] = &[PROCESS_CPU, BUFFER_BACKPRESSURE];
+pub const RECEIVER_ITEMS: &str = "tfo_agent_receiver_accepted_items_total";
+pub const RECEIVER_REFUSED: &str = "tfo_agent_receiver_refused_items_total";
+pub const RECEIVER_REQUESTS: &str = "tfo_agent_receiver_requests_total";
 pub const HEARTBEATS: &str = "tfo_agent_heartbeat_requests_total";
 pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_seconds";
 pub const PROCESS_CPU: &str = "tfo_agent_process_cpu_seconds_total";
@@ -307,6 +310,21 @@ pub const TABLE: &[SelfMetric] = &[
         KUBE_ERRORS,
         &["kind"],
         "Kubernetes collector errors outside the watches, by kind: client (no kubeconfig or in-cluster credentials; retried every 30 s), start.",
+    ),
+    counter(
+        RECEIVER_ITEMS,
+        &["signal"],
+        "Items (data points, log records, spans) the OTLP receiver stored in the buffer before answering success.",
+    ),
+    counter(
+        RECEIVER_REFUSED,
+        &["signal", "reason"],
+        "Items the OTLP receiver did not take, by reason: full (buffer full; the client was told to retry), stopping, throttled (too many requests at once), invalid_items (rejected by partial success), no_buffer. Requests refused before decoding (unauthenticated, invalid, too_large) count in tfo_agent_receiver_requests_total only.",
+    ),
+    counter(
+        RECEIVER_REQUESTS,
+        &["transport", "signal", "status"],
+        "OTLP receiver requests by transport (grpc, http), signal and status: ok, partial (some items rejected), full, stopping, throttled, unauthenticated, invalid, too_large, no_buffer. gRPC requests tonic refuses before decoding (oversized, undecodable) are not counted.",
     ),
     counter(
         HEARTBEATS,

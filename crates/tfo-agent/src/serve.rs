@@ -48,15 +48,45 @@ pub async fn bind(
     site: Site,
     cancel: CancellationToken,
 ) -> Result<SocketAddr, String> {
+    let (listener, local) = listen(key, addr).await?;
+    let site = Arc::new(site);
+    accept_loop(listener, MAX_CONNECTIONS, cancel, move |stream| {
+        let site = site.clone();
+        async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let site = site.clone();
+                async move { Ok::<_, Infallible>(handle(&site, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        }
+    });
+    Ok(local)
+}
+
+/// Binds `addr`; the error names the config `key`.
+pub async fn listen(key: &str, addr: &str) -> Result<(TcpListener, SocketAddr), String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("{key}: {addr}: {e}"))?;
-    let site = Arc::new(site);
+    Ok((listener, local))
+}
+
+/// Accepts connections on `listener` until `cancel`, serving each with `serve` on a task of
+/// its own, at most `max` at once (a further client waits in the kernel's backlog).
+pub fn accept_loop<F, Fut>(listener: TcpListener, max: usize, cancel: CancellationToken, serve: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots = Arc::new(Semaphore::new(max));
         loop {
             let permit = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -73,22 +103,13 @@ pub async fn bind(
                     }
                 },
             };
-            let site = site.clone();
+            let conn = serve(stream);
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let site = site.clone();
-                    async move { Ok::<_, Infallible>(handle(&site, &req)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), svc);
-                let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                conn.await;
                 drop(permit);
             });
         }
     });
-    Ok(local)
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

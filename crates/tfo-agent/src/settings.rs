@@ -199,34 +199,63 @@ pub fn retry_policy(cfg: &Config) -> RetryPolicy {
 /// A checkpoint write is two fsyncs on a small file, a ledger write a 20-byte overwrite.
 pub const LOGS_STATE_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Which part of `buffer.max_size_mb` and `buffer.memory_limit_mb` a signal's buffer gets.
-///
-/// The bounds are totals across signals, split when the agent starts: while only metrics
-/// are buffered they get everything; when the log collector is enabled (or an earlier run
-/// left logs in `buffer.path/logs`), metrics and logs get fixed halves, so a log flood can
-/// never push metrics out and metrics can never stall the log collector.
-pub fn buffer_share(total_bytes: u64, signal: Signal, logs_active: bool) -> u64 {
-    let metrics = if logs_active {
-        total_bytes / 2
-    } else {
-        total_bytes
-    };
-    match signal {
-        Signal::Metrics => metrics,
-        Signal::Logs => total_bytes - metrics,
+/// Which buffers beside metrics (always open) are in use, decided when the agent starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Active {
+    pub logs: bool,
+    pub traces: bool,
+}
+
+impl Active {
+    /// Logs: the log collector or Kubernetes events are enabled, the OTLP receiver is (it
+    /// takes logs), or an earlier run left logs in `buffer.path/logs`. Traces: the OTLP
+    /// receiver is enabled, or an earlier run left traces.
+    pub fn of(cfg: &Config) -> Active {
+        let receiver = cfg.receivers.otlp.enabled;
+        Active {
+            logs: cfg.collectors.logs.enabled
+                || kube_events(cfg)
+                || receiver
+                || backlog(cfg, Signal::Logs),
+            traces: receiver || backlog(cfg, Signal::Traces),
+        }
+    }
+
+    pub fn has(self, signal: Signal) -> bool {
+        match signal {
+            Signal::Metrics => true,
+            Signal::Logs => self.logs,
+            Signal::Traces => self.traces,
+        }
     }
 }
 
-/// Whether the logs buffer is opened: the log collector is enabled, or an earlier run left
-/// logs in `buffer.path/logs` that must still be delivered.
-pub fn logs_active(cfg: &Config) -> bool {
-    if cfg.collectors.logs.enabled || kube_events(cfg) {
-        return true;
+/// Which part of `buffer.max_size_mb` and `buffer.memory_limit_mb` a signal's buffer gets.
+///
+/// The bounds are totals across signals, split when the agent starts into equal shares
+/// among the signals in use (metrics also get the remainder): while only metrics are
+/// buffered they get everything; with logs, halves; with logs and traces (the OTLP
+/// receiver), thirds. Fixed shares, so a log or trace flood can never push metrics out
+/// and a metrics backlog can never stall a producer that blocks.
+pub fn buffer_share(total_bytes: u64, signal: Signal, active: Active) -> u64 {
+    if !active.has(signal) {
+        return 0;
     }
+    let n = 1 + u64::from(active.logs) + u64::from(active.traces);
+    let share = total_bytes / n;
+    match signal {
+        Signal::Metrics => total_bytes - share * (n - 1),
+        _ => share,
+    }
+}
+
+/// Whether an earlier run left records of `signal` in its disk buffer (they must still be
+/// delivered).
+fn backlog(cfg: &Config, signal: Signal) -> bool {
     if !cfg.buffer.enabled {
         return false;
     }
-    let dir = buffer_dir(cfg).join(Signal::Logs.as_str());
+    let dir = buffer_dir(cfg).join(signal.as_str());
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.flatten().any(|e| {
             e.path().extension().is_some_and(|x| x == "seg")
@@ -236,29 +265,25 @@ pub fn logs_active(cfg: &Config) -> bool {
 }
 
 /// The disk buffer settings of one signal: its share of the bounds (see [`buffer_share`]);
-/// metrics follow `buffer.when_full`, logs always block (backpressure: the log collector
-/// stops reading, nothing is dropped).
-pub fn disk_settings(cfg: &Config, signal: Signal, logs_active: bool) -> DiskSettings {
+/// metrics follow `buffer.when_full`, logs and traces always block (backpressure: the log
+/// collector stops reading, the OTLP receiver asks its clients to retry; nothing is dropped).
+pub fn disk_settings(cfg: &Config, signal: Signal, active: Active) -> DiskSettings {
     let b = &cfg.buffer;
     DiskSettings {
         dir: buffer_dir(cfg),
-        max_bytes: buffer_share(b.max_size_mb.saturating_mul(1 << 20), signal, logs_active),
-        memory_bytes: buffer_share(
-            b.memory_limit_mb.saturating_mul(1 << 20),
-            signal,
-            logs_active,
-        ),
+        max_bytes: buffer_share(b.max_size_mb.saturating_mul(1 << 20), signal, active),
+        memory_bytes: buffer_share(b.memory_limit_mb.saturating_mul(1 << 20), signal, active),
         fsync: match b.fsync {
             tfo_config::FsyncMode::Always => tfo_buffer::FsyncMode::Always,
             tfo_config::FsyncMode::Interval => tfo_buffer::FsyncMode::Interval(b.fsync_interval),
             tfo_config::FsyncMode::Never => tfo_buffer::FsyncMode::Never,
         },
         // Metrics: drop the oldest unless `block` is asked for explicitly.
-        block_when_full: signal == Signal::Logs || b.when_full == tfo_config::WhenFull::Block,
+        block_when_full: signal != Signal::Metrics || b.when_full == tfo_config::WhenFull::Block,
         max_age: b.max_age,
         ledger_interval: match signal {
             Signal::Metrics => Duration::from_secs(1),
-            Signal::Logs => LOGS_STATE_INTERVAL,
+            Signal::Logs | Signal::Traces => LOGS_STATE_INTERVAL,
         },
     }
 }
@@ -494,16 +519,30 @@ mod tests {
     #[test]
     fn buffer_shares_add_up_to_the_total() {
         let mib = 1u64 << 20;
-        assert_eq!(buffer_share(500 * mib, Signal::Metrics, false), 500 * mib);
-        assert_eq!(buffer_share(500 * mib, Signal::Logs, false), 0);
+        let none = Active::default();
+        assert_eq!(buffer_share(500 * mib, Signal::Metrics, none), 500 * mib);
+        assert_eq!(buffer_share(500 * mib, Signal::Logs, none), 0);
+        assert_eq!(buffer_share(500 * mib, Signal::Traces, none), 0);
+        let logs = Active {
+            logs: true,
+            traces: false,
+        };
+        let all = Active {
+            logs: true,
+            traces: true,
+        };
         for total in [1, 2, 3, 500, 501] {
-            let t = total * mib;
-            let (m, l) = (
-                buffer_share(t, Signal::Metrics, true),
-                buffer_share(t, Signal::Logs, true),
-            );
-            assert_eq!(m + l, t, "{total}");
-            assert!(m.abs_diff(l) <= 1);
+            let t = total * mib + total;
+            for active in [logs, all] {
+                let shares: Vec<u64> = Signal::ALL
+                    .iter()
+                    .map(|s| buffer_share(t, *s, active))
+                    .collect();
+                assert_eq!(shares.iter().sum::<u64>(), t, "{total}");
+                let used: Vec<u64> = shares.into_iter().filter(|s| *s > 0).collect();
+                let (lo, hi) = (used.iter().min().unwrap(), used.iter().max().unwrap());
+                assert!(hi - lo < used.len() as u64, "{total}: {used:?}");
+            }
         }
     }
 }

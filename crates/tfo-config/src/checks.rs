@@ -114,6 +114,13 @@ impl Config {
         empty_path_to_none(&mut hubble.tls.key_file);
         empty_to_none(&mut self.agent.id);
         empty_to_none(&mut self.agent.name);
+        let auth = &mut self.receivers.otlp.auth;
+        empty_to_none(&mut auth.api_key_id);
+        for secret in [&mut auth.bearer_token, &mut auth.api_key_secret] {
+            if secret.as_ref().is_some_and(Secret::is_empty) {
+                *secret = None;
+            }
+        }
         let ml = &mut self.collectors.logs.multiline;
         empty_to_none(&mut ml.start_pattern);
         empty_to_none(&mut ml.end_pattern);
@@ -152,7 +159,67 @@ impl Config {
                 tf.endpoint
             ));
         }
+        let r = &self.receivers.otlp;
+        if r.enabled && !r.auth.required() {
+            for (key, on, addr) in r.listeners() {
+                if on && !is_loopback(addr) {
+                    out.push(format!(
+                        "{key}: the OTLP receiver listens on {addr} without receivers.otlp.auth: \
+                         anyone who can reach it can send data in this agent's name"
+                    ));
+                }
+            }
+        }
         out
+    }
+
+    fn receiver_issues(&self, v: &mut Vec<Issue>) {
+        let r = &self.receivers.otlp;
+        if !r.enabled {
+            return;
+        }
+        for (key, on, addr) in r.listeners() {
+            if on && let Err(why) = endpoint::check_listen_address(addr) {
+                v.push(issue(key, why, Some(endpoint::LISTEN_ALLOWED)));
+            }
+        }
+        if r.grpc.enabled
+            && r.http.enabled
+            && r.grpc.listen_address == r.http.listen_address
+            && !r.http.listen_address.ends_with(":0")
+        {
+            v.push(Issue {
+                paths: vec![
+                    "receivers.otlp.http.listen_address",
+                    "receivers.otlp.grpc.listen_address",
+                ],
+                message: format!(
+                    "the gRPC and HTTP receivers both listen on {}",
+                    r.http.listen_address
+                ),
+                allowed: Some("two different addresses or ports".to_string()),
+            });
+        }
+        if !(1..=64).contains(&r.max_recv_msg_size_mb) {
+            v.push(issue(
+                "receivers.otlp.max_recv_msg_size_mb",
+                format!("{} is out of range", r.max_recv_msg_size_mb),
+                Some("a whole number of MiB from 1 to 64"),
+            ));
+        }
+        let a = &r.auth;
+        if a.api_key_id.is_some() != a.api_key_secret.is_some() {
+            let (key, missing) = if a.api_key_id.is_some() {
+                ("receivers.otlp.auth.api_key_id", "api_key_secret")
+            } else {
+                ("receivers.otlp.auth.api_key_secret", "api_key_id")
+            };
+            v.push(issue(
+                key,
+                format!("set without receivers.otlp.auth.{missing}"),
+                Some("both api_key_id and api_key_secret, or neither"),
+            ));
+        }
     }
 
     pub(crate) fn issues(&self) -> Vec<Issue> {
@@ -389,6 +456,7 @@ impl Config {
                 ));
             }
         }
+        self.receiver_issues(&mut v);
         let health = &self.health;
         if health.enabled {
             if let Err(why) = endpoint::check_listen_address(&health.listen_address) {

@@ -39,6 +39,8 @@ pub struct Config {
     #[serde(deserialize_with = "section")]
     pub collectors: Collectors,
     #[serde(deserialize_with = "section")]
+    pub receivers: Receivers,
+    #[serde(deserialize_with = "section")]
     pub exporter: Exporter,
     #[serde(deserialize_with = "section")]
     pub buffer: Buffer,
@@ -802,6 +804,102 @@ impl Default for Prometheus {
             path: "/metrics".to_string(),
             expose_node_metrics: false,
         }
+    }
+}
+
+/// Listeners that take telemetry from local applications (`receivers.*`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Receivers {
+    #[serde(deserialize_with = "section")]
+    pub otlp: OtlpReceiver,
+}
+
+/// The local OTLP receiver: applications send OTLP to the agent, which forwards it through
+/// its buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpReceiver {
+    pub enabled: bool,
+    #[serde(deserialize_with = "section")]
+    pub grpc: GrpcListener,
+    #[serde(deserialize_with = "section")]
+    pub http: HttpListener,
+    /// Largest request accepted, decompressed, in MiB (gRPC message or HTTP body).
+    pub max_recv_msg_size_mb: u64,
+    #[serde(deserialize_with = "section")]
+    pub auth: ReceiverAuth,
+}
+
+impl Default for OtlpReceiver {
+    fn default() -> Self {
+        OtlpReceiver {
+            enabled: false,
+            grpc: GrpcListener::default(),
+            http: HttpListener::default(),
+            max_recv_msg_size_mb: 4,
+            auth: ReceiverAuth::default(),
+        }
+    }
+}
+
+impl OtlpReceiver {
+    /// Each transport's listen address key, whether it is enabled, and its address.
+    pub fn listeners(&self) -> [(&'static str, bool, &str); 2] {
+        [
+            (
+                "receivers.otlp.grpc.listen_address",
+                self.grpc.enabled,
+                &self.grpc.listen_address,
+            ),
+            (
+                "receivers.otlp.http.listen_address",
+                self.http.enabled,
+                &self.http.listen_address,
+            ),
+        ]
+    }
+}
+
+/// One transport of the OTLP receiver, with its default port (the OTLP ones, on loopback
+/// as the OpenTelemetry Collector binds since v0.104).
+macro_rules! listener {
+    ($name:ident, $default:literal) => {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            pub enabled: bool,
+            pub listen_address: String,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    enabled: true,
+                    listen_address: $default.to_string(),
+                }
+            }
+        }
+    };
+}
+listener!(GrpcListener, "127.0.0.1:4317");
+listener!(HttpListener, "127.0.0.1:4318");
+
+/// Credentials a client of the OTLP receiver must present (none when all are unset): a
+/// bearer token (`Authorization: Bearer …`) or the TelemetryFlow key pair headers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiverAuth {
+    pub bearer_token: Option<Secret>,
+    pub api_key_id: Option<String>,
+    pub api_key_secret: Option<Secret>,
+}
+
+impl ReceiverAuth {
+    /// Whether any credential is configured (requests without one are refused).
+    pub fn required(&self) -> bool {
+        self.bearer_token.as_ref().is_some_and(|s| !s.is_empty())
+            || self.api_key_secret.as_ref().is_some_and(|s| !s.is_empty())
     }
 }
 

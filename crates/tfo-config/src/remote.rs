@@ -56,6 +56,7 @@ pub const SENSITIVE: &[&str] = &[
     "collectors.logs.paths",
     "prometheus.listen_address",
     "health.listen_address",
+    "receivers.",
 ];
 
 fn matches(pattern: &str, path: &str) -> bool {

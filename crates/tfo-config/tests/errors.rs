@@ -39,7 +39,7 @@ fn unknown_nested_and_top_level_keys() {
     assert_eq!(
         e.allowed(),
         Some(
-            "telemetryflow, agent, heartbeat, collectors, exporter, buffer, logging, prometheus, health, remote_config"
+            "telemetryflow, agent, heartbeat, collectors, exporter, buffer, receivers, logging, prometheus, health, remote_config"
         )
     );
 }
@@ -617,4 +617,57 @@ fn hubble_settings_are_checked() {
     let h = &ok.collectors.ebpf.hubble;
     assert!(h.enabled && h.tls.enabled && h.tls.server_name.is_none());
     assert!(!ok.collectors.ebpf.enabled, "independent of the programs");
+}
+
+#[test]
+fn receiver_addresses_sizes_and_auth_are_checked() {
+    let e = err(
+        "receivers:\n  otlp:\n    enabled: true\n    grpc:\n      listen_address: localhost:4317\n",
+    );
+    assert_eq!(
+        (e.path(), e.line()),
+        (Some("receivers.otlp.grpc.listen_address"), Some(5))
+    );
+    let e = err(
+        "receivers:\n  otlp:\n    enabled: true\n    http:\n      listen_address: 127.0.0.1:4317\n",
+    );
+    assert_eq!(e.path(), Some("receivers.otlp.http.listen_address"));
+    assert!(e.to_string().contains("both listen on"), "{e}");
+    let e = err("receivers:\n  otlp:\n    enabled: true\n    max_recv_msg_size_mb: 0\n");
+    assert_eq!(e.path(), Some("receivers.otlp.max_recv_msg_size_mb"));
+    let e = err("receivers:\n  otlp:\n    enabled: true\n    auth:\n      api_key_id: tfk_x\n");
+    assert_eq!(
+        (e.path(), e.line()),
+        (Some("receivers.otlp.auth.api_key_id"), Some(5))
+    );
+    assert!(e.to_string().contains("api_key_secret"), "{e}");
+    // Disabled: nothing is checked.
+    load_from_str(
+        "receivers:\n  otlp:\n    grpc:\n      listen_address: nope\n",
+        "agent.yaml",
+        &no_env,
+    )
+    .unwrap();
+    // A listener open to the network without auth is a warning, not an error.
+    let open = load_from_str(
+        "receivers:\n  otlp:\n    enabled: true\n    grpc:\n      listen_address: 0.0.0.0:4317\n",
+        "agent.yaml",
+        &no_env,
+    )
+    .unwrap();
+    assert!(
+        open.warnings()
+            .iter()
+            .any(|w| w.starts_with("receivers.otlp.grpc.listen_address")),
+        "{:?}",
+        open.warnings()
+    );
+    let closed = load_from_str(
+        "receivers:\n  otlp:\n    enabled: true\n    grpc:\n      listen_address: 0.0.0.0:4317\n    auth:\n      bearer_token: s3cret\n",
+        "agent.yaml",
+        &no_env,
+    )
+    .unwrap();
+    assert!(closed.warnings().is_empty(), "{:?}", closed.warnings());
+    assert!(!closed.to_json_redacted().contains("s3cret"));
 }

@@ -106,10 +106,48 @@ pub(crate) async fn gzip_off_runtime(
     }
 }
 
+/// Why a gzip body could not be read.
+#[derive(Debug, PartialEq)]
+pub enum GunzipError {
+    /// It inflates to more than the limit.
+    TooLarge,
+    /// Not valid gzip.
+    Invalid(String),
+}
+
+/// Inflates a gzip body (one or more members) of at most `limit` bytes decompressed: a
+/// small body that would inflate beyond the limit (a "zip bomb") is refused after reading
+/// `limit + 1` bytes of it, never held whole.
+pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::MultiGzDecoder::new(data)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| GunzipError::Invalid(e.to_string()))?;
+    if out.len() > limit {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn gunzip_refuses_more_than_the_limit_and_bad_input() {
+        let pool = GzipPool::default();
+        let z = pool.gzip(&[7u8; 10_000]).unwrap();
+        assert_eq!(super::gunzip(&z, 10_000).unwrap(), vec![7u8; 10_000]);
+        assert_eq!(super::gunzip(&z, 9_999), Err(GunzipError::TooLarge));
+        assert!(matches!(
+            super::gunzip(b"not gzip", 100),
+            Err(GunzipError::Invalid(_))
+        ));
+    }
 
     fn gunzip(z: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -464,7 +464,8 @@ fn for_each_len_field(mut buf: &[u8], field: u64, mut f: impl FnMut(&[u8]) -> bo
     true
 }
 
-fn point_count(m: &Metric) -> usize {
+/// Data points of a metric, whatever its type.
+pub fn point_count(m: &Metric) -> usize {
     match &m.data {
         Some(metric::Data::Gauge(g)) => g.data_points.len(),
         Some(metric::Data::Sum(s)) => s.data_points.len(),

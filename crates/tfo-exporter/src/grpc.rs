@@ -10,6 +10,7 @@ use http::header::{CONTENT_TYPE, HeaderName};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -24,6 +25,7 @@ use crate::{ExporterSettings, SetupError, Signal};
 
 const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 pub struct GrpcExporter {
     channel: Channel,
@@ -172,6 +174,7 @@ impl GrpcExporter {
         let path = match signal {
             Signal::Metrics => METRICS_PATH,
             Signal::Logs => LOGS_PATH,
+            Signal::Traces => TRACES_PATH,
         };
         let call = async {
             let mut ch = self.channel.clone();
@@ -437,6 +440,13 @@ fn delivered(signal: Signal, body: Bytes) -> Outcome {
             Ok(r) => r
                 .partial_success
                 .map(|p| (p.rejected_log_records.max(0) as u64, p.error_message))
+                .unwrap_or_default(),
+            Err(e) => (0, format!("undecodable response: {e}")),
+        },
+        Signal::Traces => match ExportTraceServiceResponse::decode(body) {
+            Ok(r) => r
+                .partial_success
+                .map(|p| (p.rejected_spans.max(0) as u64, p.error_message))
                 .unwrap_or_default(),
             Err(e) => (0, format!("undecodable response: {e}")),
         },

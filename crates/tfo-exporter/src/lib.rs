@@ -21,15 +21,18 @@ pub use outcome::{FailureClass, Outcome};
 pub enum Signal {
     Metrics,
     Logs,
+    /// Spans, which only the local OTLP receiver produces (passed through as received).
+    Traces,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 2] = [Signal::Metrics, Signal::Logs];
+    pub const ALL: [Signal; 3] = [Signal::Metrics, Signal::Logs, Signal::Traces];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Metrics => "metrics",
             Signal::Logs => "logs",
+            Signal::Traces => "traces",
         }
     }
 }
@@ -38,11 +41,11 @@ impl Signal {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub signal: Signal,
-    /// Data points (metrics) or log records (logs) inside `body`: what is counted as
+    /// Data points (metrics), log records (logs) or spans (traces) inside `body`: what is counted as
     /// exported or dropped.
     pub items: u32,
-    /// What `batch_size` counts: OTLP metrics, each with all its points (metrics), or log
-    /// records (logs). See [`encode::count_units`].
+    /// What `batch_size` counts: OTLP metrics, each with all its points (metrics), log
+    /// records (logs) or spans (traces). See [`encode::count_units`].
     pub units: u32,
     pub body: Bytes,
 }

@@ -151,6 +151,27 @@ impl Buffer {
         }
     }
 
+    /// Adds a record for a producer that answers a client who can send it again (the OTLP
+    /// receiver): when the buffer is full it waits for room until `deadline` at most (the
+    /// memory queue too, instead of dropping its oldest), then, or when producers are
+    /// released, hands the record back as [`Pushed::Returned`]. Call it from a blocking
+    /// thread.
+    pub fn push_until(&self, r: Record, deadline: Instant) -> Pushed {
+        match self {
+            Buffer::Memory(q) => {
+                while !q.has_room(r.body.len()) {
+                    if q.producers_closed() || Instant::now() >= deadline {
+                        return Pushed::Returned;
+                    }
+                    std::thread::sleep(MEMORY_ROOM_POLL);
+                }
+                q.push(r);
+                Pushed::Memory
+            }
+            Buffer::Disk(d) => d.push_until(r, deadline),
+        }
+    }
+
     /// Records pushed as [`Pushed::Memory`] that are not yet delivered, dropped or written
     /// to the disk log (0: everything pushed so far survives the process or is settled).
     pub fn memory_outstanding(&self) -> usize {

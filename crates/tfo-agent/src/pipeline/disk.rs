@@ -398,17 +398,23 @@ impl DiskBuffer {
     /// it from a blocking thread. A producer released while waiting leaves its record in
     /// memory for the final flush.
     pub fn push(&self, r: Record) -> Pushed {
-        self.push_inner(r, false)
+        self.push_inner(r, false, None)
     }
 
     /// Like [`DiskBuffer::push`], but a producer released while waiting for room gets its
     /// record back ([`Pushed::Returned`], to produce it again) instead of leaving it in memory: for a source that
     /// can read it again (the log collector, which then does not commit its position).
     pub fn push_or_return(&self, r: Record) -> Pushed {
-        self.push_inner(r, true)
+        self.push_inner(r, true, None)
     }
 
-    fn push_inner(&self, r: Record, give_back: bool) -> Pushed {
+    /// Like [`DiskBuffer::push_or_return`], but waits for room only until `deadline`: for
+    /// a producer that answers a client (the OTLP receiver), which then asks it to retry.
+    pub fn push_until(&self, r: Record, deadline: Instant) -> Pushed {
+        self.push_inner(r, true, Some(deadline))
+    }
+
+    fn push_inner(&self, r: Record, give_back: bool, deadline: Option<Instant>) -> Pushed {
         let payload = encode(&r);
         let mut route = lock(&self.route);
         if route.degraded_since.is_some()
@@ -442,7 +448,7 @@ impl DiskBuffer {
                     break;
                 }
                 Some(Err(tfo_buffer::Error::Full { .. })) if self.block_when_full => {
-                    if self.producers_closed() {
+                    if self.producers_closed() || deadline.is_some_and(|d| Instant::now() >= d) {
                         if give_back {
                             return Pushed::Returned;
                         }
@@ -629,12 +635,14 @@ impl DiskBuffer {
         batch
     }
 
-    /// What `batch_size` counts in a stored record (`items ++ request`): for logs, its log
-    /// records, which are its items; for metrics, its OTLP metrics, read from the framing.
+    /// What `batch_size` counts in a stored record (`items ++ request`): for logs and
+    /// traces, its log records or spans, which are its items; for metrics, its OTLP metrics, read from the framing.
     fn units_of(&self, payload: &[u8]) -> u32 {
         match (self.signal, payload.get(..4)) {
             (_, None) => 0,
-            (Signal::Logs, Some(p)) => u32::from_le_bytes([p[0], p[1], p[2], p[3]]).max(1),
+            (Signal::Logs | Signal::Traces, Some(p)) => {
+                u32::from_le_bytes([p[0], p[1], p[2], p[3]]).max(1)
+            }
             (Signal::Metrics, Some(_)) => count_units(&payload[4..]),
         }
     }

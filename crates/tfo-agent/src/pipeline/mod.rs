@@ -19,12 +19,15 @@ use tfo_exporter::Signal;
 use crate::events::Stats;
 use crate::settings;
 
-/// One buffer per signal: metrics always; logs when the log collector is enabled or an
-/// earlier run left logs to deliver (see [`settings::buffer_share`] for how the bounds are
-/// split). Which buffers exist, and their bounds, are decided at start.
+/// One buffer per signal: metrics always; logs when the log collector, Kubernetes events
+/// or the OTLP receiver are enabled or an earlier run left logs to deliver; traces when the
+/// OTLP receiver is enabled or an earlier run left traces (see [`settings::Active`] and
+/// [`settings::buffer_share`] for how the bounds are split). Which buffers exist, and their
+/// bounds, are decided at start.
 pub struct Buffers {
     pub metrics: Arc<buffer::Buffer>,
     pub logs: Option<Arc<buffer::Buffer>>,
+    pub traces: Option<Arc<buffer::Buffer>>,
     /// Most bytes of one logs record (a quarter of the logs buffer, at most 1 MiB).
     pub logs_record_bytes: usize,
 }
@@ -34,6 +37,7 @@ impl Buffers {
         match signal {
             Signal::Metrics => Some(&self.metrics),
             Signal::Logs => self.logs.as_ref(),
+            Signal::Traces => self.traces.as_ref(),
         }
     }
 
@@ -50,9 +54,16 @@ impl Buffers {
 /// (memory, bounded by its share of `buffer.memory_limit_mb`) and returns to the disk when
 /// it works.
 pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Buffers {
-    let logs_active = settings::logs_active(cfg);
-    let open = |signal| Arc::new(open_buffer(cfg, signal, logs_active, stats));
-    let share = settings::disk_settings(cfg, Signal::Logs, true);
+    let active = settings::Active::of(cfg);
+    let open = |signal| Arc::new(open_buffer(cfg, signal, active, stats));
+    let share = settings::disk_settings(
+        cfg,
+        Signal::Logs,
+        settings::Active {
+            logs: true,
+            ..active
+        },
+    );
     let logs_share = if cfg.buffer.enabled {
         share.max_bytes
     } else {
@@ -60,7 +71,8 @@ pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Buffers {
     };
     Buffers {
         metrics: open(Signal::Metrics),
-        logs: logs_active.then(|| open(Signal::Logs)),
+        logs: active.logs.then(|| open(Signal::Logs)),
+        traces: active.traces.then(|| open(Signal::Traces)),
         logs_record_bytes: logs::record_bytes_for(logs_share),
     }
 }
@@ -68,12 +80,12 @@ pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Buffers {
 fn open_buffer(
     cfg: &Config,
     signal: Signal,
-    logs_active: bool,
+    active: settings::Active,
     stats: &Arc<Stats>,
 ) -> buffer::Buffer {
     let b = &cfg.buffer;
     let batch = cfg.exporter.otlp.batch_size;
-    let s = settings::disk_settings(cfg, signal, logs_active);
+    let s = settings::disk_settings(cfg, signal, active);
     if !b.enabled {
         tracing::info!(
             signal = signal.as_str(),
