@@ -43,7 +43,7 @@ pub(crate) fn is_procfs(dir: &Path) -> bool {
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is NUL-terminated and `s` is a valid out pointer.
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut s) };
-    rc == 0 && s.f_type as i64 == libc::PROC_SUPER_MAGIC as i64
+    rc == 0 && s.f_type as u64 == libc::PROC_SUPER_MAGIC as u64
 }
 
 /// Counts the entries of `dir` other than `.` and `..`.

@@ -651,7 +651,8 @@ impl ProcessCollector {
                     }
                 },
                 Err(e) => match fail(&e) {
-                    Fail::Vanished if !self.alive(pid) => {
+                    // Gone with its directory, or between two reads: skipped.
+                    Fail::Vanished if !self.alive(pid) || self.has_own_io() => {
                         tally.vanished += 1;
                         return;
                     }
@@ -793,6 +794,11 @@ impl ProcessCollector {
                 Val::U(i),
             );
         }
+    }
+
+    /// Whether `<proc>/self/io` exists: the kernel has task I/O accounting.
+    fn has_own_io(&self) -> bool {
+        self.proc_dir.join("self/io").exists()
     }
 
     /// Whether the pid directory still exists.
