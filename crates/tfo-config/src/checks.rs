@@ -315,6 +315,35 @@ impl Config {
                 ));
             }
         }
+        let pc = &c.process;
+        for (path, patterns) in [
+            (
+                "collectors.process.include_command_lines",
+                &pc.include_command_lines,
+            ),
+            (
+                "collectors.process.exclude_command_lines",
+                &pc.exclude_command_lines,
+            ),
+            ("collectors.process.redact_patterns", &pc.redact_patterns),
+        ] {
+            for p in patterns {
+                if let Some(why) = regex_problem(p) {
+                    v.push(issue(
+                        path,
+                        format!("`{p}` is not a valid regular expression ({why})"),
+                        Some(REGEX_ALLOWED),
+                    ));
+                }
+            }
+        }
+        if pc.max_processes == 0 {
+            v.push(issue(
+                "collectors.process.max_processes",
+                "must be at least 1",
+                Some("a whole number from 1 up (default 1000)"),
+            ));
+        }
         self.log_issues(&mut v);
         if c.root_path.as_os_str().is_empty() {
             v.push(issue(
@@ -426,8 +455,6 @@ impl Config {
     /// The checks of `collectors.logs` (the tailer in `tfo-logs` compiles the same patterns
     /// and would refuse what passes here only on a bug).
     fn log_issues(&self, v: &mut Vec<Issue>) {
-        const REGEX_ALLOWED: &str =
-            "a regular expression (Rust regex syntax, unanchored), e.g. ^\\d{4}-\\d{2}-\\d{2}";
         let logs = &self.collectors.logs;
         if logs.enabled && logs.paths.is_empty() {
             v.push(issue(
@@ -562,6 +589,10 @@ impl Config {
         }
     }
 }
+
+/// What a regex key accepts (logs and process filters).
+const REGEX_ALLOWED: &str =
+    "a regular expression (Rust regex syntax, unanchored), e.g. ^\\d{4}-\\d{2}-\\d{2}";
 
 /// Bounds of `collectors.logs.max_line_bytes`.
 pub const MIN_LINE_BYTES: usize = 256;
