@@ -537,7 +537,8 @@ pub struct ProcessCollector {
 /// whose name says secret, and passwords in URLs. The collector's own default
 /// (`tfo_collectors::process::DEFAULT_REDACT_PATTERNS`) is the same list (tested).
 pub const DEFAULT_REDACT_PATTERNS: &[&str] = &[
-    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*(?:=|:|\s+)(\S+)",
+    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*[=:]\s*(\S+)",
+    r"(?i)(?:^|\s)--?[a-z0-9_-]*(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*\s+(\S+)",
     r"://[^:/@\s]+:([^@\s]+)@",
 ];
 

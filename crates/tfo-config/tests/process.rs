@@ -24,7 +24,7 @@ fn defaults_and_values() {
         (0, ProcessTopBy::Cpu, 1000)
     );
     assert!(p.disk_io && !p.file_descriptors && !p.context_switches && !p.command_line);
-    assert_eq!(p.redact_patterns.len(), 2);
+    assert_eq!(p.redact_patterns.len(), 3);
 
     let c = load_from_str(
         "collectors:\n  process:\n    enabled: true\n    processes: [nginx]\n    top_n: 5\n    top_by: memory\n    redact_patterns: []\n",

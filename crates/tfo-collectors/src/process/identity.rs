@@ -108,10 +108,12 @@ pub(crate) fn redact(line: &str, patterns: &[Regex]) -> String {
 }
 
 /// The default `redact_patterns`: values of arguments and variables whose name says secret
-/// (`--password=x`, `--token x`, `API_KEY=x`, `-p:x`), and passwords in URLs
-/// (`scheme://user:secret@host`).
+/// (`--password=x`, `API_KEY=x`, `token: x`; a following argument only after a flag:
+/// `--token x`, so a plain word like `pass` does not hide the next one), and passwords in
+/// URLs (`scheme://user:secret@host`).
 pub const DEFAULT_REDACT_PATTERNS: &[&str] = &[
-    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*(?:=|:|\s+)(\S+)",
+    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*[=:]\s*(\S+)",
+    r"(?i)(?:^|\s)--?[a-z0-9_-]*(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*\s+(\S+)",
     r"://[^:/@\s]+:([^@\s]+)@",
 ];
 
@@ -189,6 +191,12 @@ mod tests {
                 "psql postgres://bob:***@db:5432/x",
             ),
             ("sleep 100", "sleep 100"),
+            ("app -p --db-password s3 x", "app -p --db-password *** x"),
+            (
+                "python -c while True: pass marker",
+                "python -c while True: pass marker",
+            ),
+            ("cmd token: abc", "cmd token: ***"),
         ] {
             assert_eq!(redact(line, &pats), want);
         }
