@@ -55,17 +55,6 @@ fn process_config(port: u16, process_yaml: &str) -> String {
     )
 }
 
-fn any_value(v: &Value) -> String {
-    if let Some(s) = v["string_value"].as_str() {
-        return s.to_string();
-    }
-    match &v["int_value"] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => v.to_string(),
-    }
-}
-
 fn num(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
@@ -98,7 +87,7 @@ fn pts(reqs: &[Value], name: &str) -> Vec<Pt> {
                 .map(|a| {
                     (
                         a["key"].as_str().unwrap_or_default().to_string(),
-                        any_value(&a["value"]),
+                        string_value(&a["value"]),
                     )
                 })
                 .collect();

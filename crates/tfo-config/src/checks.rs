@@ -316,27 +316,23 @@ impl Config {
             }
         }
         let pc = &c.process;
-        for (path, patterns) in [
-            (
-                "collectors.process.include_command_lines",
-                &pc.include_command_lines,
-            ),
-            (
-                "collectors.process.exclude_command_lines",
-                &pc.exclude_command_lines,
-            ),
-            ("collectors.process.redact_patterns", &pc.redact_patterns),
-        ] {
-            for p in patterns {
-                if let Some(why) = regex_problem(p) {
-                    v.push(issue(
-                        path,
-                        format!("`{p}` is not a valid regular expression ({why})"),
-                        Some(REGEX_ALLOWED),
-                    ));
-                }
-            }
-        }
+        regex_issues(
+            &mut v,
+            [
+                (
+                    "collectors.process.include_command_lines",
+                    &pc.include_command_lines[..],
+                ),
+                (
+                    "collectors.process.exclude_command_lines",
+                    &pc.exclude_command_lines[..],
+                ),
+                (
+                    "collectors.process.redact_patterns",
+                    &pc.redact_patterns[..],
+                ),
+            ],
+        );
         if pc.max_processes == 0 {
             v.push(issue(
                 "collectors.process.max_processes",
@@ -525,34 +521,27 @@ impl Config {
             ));
         }
         let ml = &logs.multiline;
-        for (path, patterns) in [
-            (
-                "collectors.logs.include_patterns",
-                &logs.include_patterns[..],
-            ),
-            (
-                "collectors.logs.exclude_patterns",
-                &logs.exclude_patterns[..],
-            ),
-            (
-                "collectors.logs.multiline.start_pattern",
-                ml.start_pattern.as_slice(),
-            ),
-            (
-                "collectors.logs.multiline.end_pattern",
-                ml.end_pattern.as_slice(),
-            ),
-        ] {
-            for p in patterns {
-                if let Some(why) = regex_problem(p) {
-                    v.push(issue(
-                        path,
-                        format!("`{p}` is not a valid regular expression ({why})"),
-                        Some(REGEX_ALLOWED),
-                    ));
-                }
-            }
-        }
+        regex_issues(
+            v,
+            [
+                (
+                    "collectors.logs.include_patterns",
+                    &logs.include_patterns[..],
+                ),
+                (
+                    "collectors.logs.exclude_patterns",
+                    &logs.exclude_patterns[..],
+                ),
+                (
+                    "collectors.logs.multiline.start_pattern",
+                    ml.start_pattern.as_slice(),
+                ),
+                (
+                    "collectors.logs.multiline.end_pattern",
+                    ml.end_pattern.as_slice(),
+                ),
+            ],
+        );
         if ml.start_pattern.is_some() && ml.end_pattern.is_some() {
             v.push(Issue {
                 paths: vec![
@@ -586,6 +575,24 @@ impl Config {
                 "attribute names must not be empty",
                 Some("non-empty attribute names"),
             ));
+        }
+    }
+}
+
+/// One issue per pattern that does not compile, under its key.
+fn regex_issues<'a>(
+    v: &mut Vec<Issue>,
+    keys: impl IntoIterator<Item = (&'static str, &'a [String])>,
+) {
+    for (path, patterns) in keys {
+        for p in patterns {
+            if let Some(why) = regex_problem(p) {
+                v.push(issue(
+                    path,
+                    format!("`{p}` is not a valid regular expression ({why})"),
+                    Some(REGEX_ALLOWED),
+                ));
+            }
         }
     }
 }
