@@ -216,6 +216,9 @@ fn collect_once(loaded: &Loaded, format: OutputFormat) -> ExitCode {
             tracing::warn!(collector = c.name(), error = %e, "collection error");
             failed = true;
         }
+        for (reason, items) in &report.skipped {
+            tracing::info!(collector = c.name(), reason, items, "items skipped");
+        }
         for m in &metrics {
             flatten(c.name(), m, &mut rows);
         }

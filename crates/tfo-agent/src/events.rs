@@ -60,6 +60,12 @@ pub enum Event<'a> {
         collector: &'a str,
         error: &'a dyn std::fmt::Display,
     },
+    /// A collector left `items` out of a cycle for `reason` (one event per reason per cycle).
+    CollectorSkipped {
+        collector: &'a str,
+        reason: &'static str,
+        items: u64,
+    },
     Dropped {
         signal: Signal,
         reason: DropReason,
@@ -165,6 +171,8 @@ pub struct Stats {
     dead_tasks: Mutex<Vec<String>>,
     /// When the OTLP receiver last logged a refusal at WARN, by reason.
     receiver_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
+    /// When each (collector, skip reason) was last logged at WARN (Unix seconds).
+    skips_logged: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 /// One signal's exporter state, and when its last export-failure line at WARN was logged
@@ -199,6 +207,9 @@ fn severity(state: &str) -> u8 {
         _ => 3,
     }
 }
+
+/// A collector's skips of one reason are logged at WARN at most this often (seconds).
+const SKIP_WARN_EVERY_S: u64 = 600;
 
 /// While export keeps failing, a WARN summary at most this often (seconds).
 const SUMMARY_EVERY_S: u64 = 60;
@@ -259,6 +270,7 @@ impl Default for Stats {
             })),
             dead_tasks: Mutex::new(Vec::new()),
             receiver_logged: Mutex::new(BTreeMap::new()),
+            skips_logged: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -572,6 +584,49 @@ impl Stats {
                     format!("collector=\"{}\"", self_metrics::escape(collector)),
                     1,
                 );
+            }
+            Event::CollectorSkipped {
+                collector,
+                reason,
+                items,
+            } => {
+                self.add(
+                    self_metrics::COLLECTOR_SKIPPED,
+                    format!(
+                        "collector=\"{}\",reason=\"{reason}\"",
+                        self_metrics::escape(collector)
+                    ),
+                    items,
+                );
+                // Processes exiting mid-read are normal: never above DEBUG.
+                let now = unix_now() as u64;
+                let warn = reason != "vanished" && {
+                    let mut m = self.skips_logged.lock().unwrap_or_else(|p| p.into_inner());
+                    let last = m.entry((collector.to_string(), reason)).or_insert(0);
+                    let due = *last == 0 || now.saturating_sub(*last) >= SKIP_WARN_EVERY_S;
+                    if due {
+                        *last = now.max(1);
+                    }
+                    due
+                };
+                let hint = match reason {
+                    "permission_denied" => {
+                        "files of other users' processes need CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (or root); their other metrics are still sent"
+                    }
+                    "overflow" => "raise collectors.process.max_processes or narrow the filters",
+                    _ => "",
+                };
+                if warn {
+                    tracing::warn!(
+                        collector,
+                        reason,
+                        items,
+                        hint,
+                        "items skipped this cycle (logged at most every 10 minutes; counted in tfo_agent_collector_skipped_total)"
+                    );
+                } else {
+                    tracing::debug!(collector, reason, items, "items skipped this cycle");
+                }
             }
             Event::LogsError { kind, path, error } => {
                 tracing::warn!(

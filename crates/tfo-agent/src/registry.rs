@@ -3,11 +3,13 @@
 //! `enabled` flag from the config and how it runs: on an interval (built as a
 //! [`Collector`] the scheduler calls), or as a streaming source on a thread of its own
 //! (built as a [`Source`] that pushes to its signal's buffer as data arrives). A collector
-//! the config accepts but this build does not contain is warned about once.
+//! whose constructor refuses its settings is warned about once.
 
 use std::time::Duration;
 
-use tfo_collectors::{Collector, HostPaths, NodeCollector, SystemCollector, SystemOptions};
+use tfo_collectors::{
+    Collector, HostPaths, NodeCollector, ProcessCollector, SystemCollector, SystemOptions,
+};
 use tfo_config::{Collectors, Config};
 use tfo_exporter::Signal;
 
@@ -40,8 +42,6 @@ pub enum Run {
         changed: fn(&Config, &Config) -> bool,
         build: BuildSource,
     },
-    /// Accepted by the config but not part of this build.
-    Missing,
 }
 
 /// One collector of the config's `collectors` section.
@@ -130,7 +130,16 @@ pub const COLLECTORS: &[Entry] = &[
     Entry {
         name: "process",
         enabled: |c| c.process.enabled,
-        run: Run::Missing,
+        run: Run::Interval {
+            interval: |c| c.process.interval,
+            build: |cfg, paths| {
+                let opts = settings::process_options(&cfg.collectors.process);
+                // Patterns are checked by config validation; this is a second line of defence.
+                ProcessCollector::new(paths.clone(), opts)
+                    .map(|p| Box::new(p) as Box<dyn Collector>)
+                    .map_err(|e| e.to_string())
+            },
+        },
     },
     Entry {
         name: "logs",
@@ -148,13 +157,8 @@ pub const COLLECTORS: &[Entry] = &[
     },
 ];
 
-fn missing(name: &str) -> String {
-    format!("collectors.{name} is enabled but not available in this build; it will not run")
-}
-
-/// The enabled interval collectors this build can run, with their intervals, and one
-/// warning per enabled collector that cannot run (not in this build, or its constructor
-/// refused). Streaming sources are in [`build_sources`].
+/// The enabled interval collectors, with their intervals, and one warning per enabled
+/// collector that cannot run (its constructor refused). Streaming sources are in [`build_sources`].
 pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
     let paths = settings::host_paths(cfg);
     let mut out = Vec::new();
@@ -164,7 +168,6 @@ pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
             continue;
         }
         match &e.run {
-            Run::Missing => warnings.push(missing(e.name)),
             Run::Stream { .. } => {}
             Run::Interval { interval, build } => match build(cfg, &paths) {
                 Ok(c) => out.push((c, interval(&cfg.collectors))),
@@ -334,15 +337,25 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_collectors_are_warned_about_and_built_ones_run() {
+    fn process_runs_on_its_interval_and_bad_settings_are_warned_about() {
         let mut cfg = Config::default();
         cfg.collectors.system.enabled = true;
         cfg.collectors.process.enabled = true;
         let (run, warn) = build_collectors(&cfg);
-        assert!(run.iter().any(|(c, _)| c.name() == "system"));
-        assert_eq!(warn.len(), 1, "{warn:?}");
-        assert!(warn[0].contains("collectors.process"));
+        assert!(warn.is_empty(), "{warn:?}");
+        let process = run.iter().find(|(c, _)| c.name() == "process").unwrap();
+        assert_eq!(process.1, cfg.collectors.process.interval);
         assert!(rebuild(&cfg, "system").is_some());
+        assert!(rebuild(&cfg, "process").is_some());
+        // A pattern validation would have refused: warned, naming the key, not started.
+        cfg.collectors.process.include_command_lines = vec!["(".into()];
+        let (run, warn) = build_collectors(&cfg);
+        assert!(run.iter().all(|(c, _)| c.name() != "process"));
+        assert_eq!(warn.len(), 1, "{warn:?}");
+        assert!(
+            warn[0].contains("collectors.process.include_command_lines"),
+            "{warn:?}"
+        );
         assert!(rebuild(&cfg, "process").is_none());
     }
 }

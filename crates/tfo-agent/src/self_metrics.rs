@@ -55,6 +55,7 @@ pub const COLLECTOR_DURATION: &str = "tfo_agent_collector_duration_seconds";
 pub const COLLECTOR_ERRORS: &str = "tfo_agent_collector_errors_total";
 pub const COLLECTOR_SERIES: &str = "tfo_agent_collector_series";
 pub const COLLECTOR_UP: &str = "tfo_agent_collector_up";
+pub const COLLECTOR_SKIPPED: &str = "tfo_agent_collector_skipped_total";
 pub const EXPORTED_ITEMS: &str = "tfo_agent_exported_items_total";
 pub const EXPORT_REQUESTS: &str = "tfo_agent_export_requests_total";
 pub const EXPORT_RETRIES: &str = "tfo_agent_export_retries_total";
@@ -139,6 +140,11 @@ pub const TABLE: &[SelfMetric] = &[
         COLLECTOR_UP,
         &["collector"],
         "1 if the last cycle produced data, 0 if it produced none and failed.",
+    ),
+    counter(
+        COLLECTOR_SKIPPED,
+        &["collector", "reason"],
+        "Items a collector left out of a cycle, by reason. Process collector: vanished (a process exited between two reads; not an error), permission_denied (a process's io, fd or status file the agent may not read: another user's process without CAP_SYS_PTRACE / CAP_DAC_READ_SEARCH, or hidepid; that process's other metrics are still sent), overflow (processes beyond collectors.process.max_processes). Logged at most once per 10 minutes per reason.",
     ),
     counter(
         EXPORTED_ITEMS,

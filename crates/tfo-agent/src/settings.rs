@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tfo_collectors::{HostPaths, NodeOptions, PatternFilter};
+use tfo_collectors::{HostPaths, NodeOptions, PatternFilter, ProcessOptions, TopBy};
 use tfo_config::Config;
 use tfo_exporter::tls::TlsSettings;
 use tfo_exporter::{ExporterSettings, Signal};
@@ -16,6 +16,30 @@ use crate::pipeline::export::RetryPolicy;
 
 pub fn host_paths(cfg: &Config) -> HostPaths {
     HostPaths::from_root(&cfg.collectors.root_path)
+}
+
+/// The process collector's options from `collectors.process`.
+pub fn process_options(p: &tfo_config::ProcessCollector) -> ProcessOptions {
+    ProcessOptions {
+        processes: p.processes.clone(),
+        exclude_processes: p.exclude_processes.clone(),
+        include_command_lines: p.include_command_lines.clone(),
+        exclude_command_lines: p.exclude_command_lines.clone(),
+        users: p.users.clone(),
+        exclude_users: p.exclude_users.clone(),
+        kernel_threads: p.kernel_threads,
+        top_n: p.top_n,
+        top_by: match p.top_by {
+            tfo_config::ProcessTopBy::Cpu => TopBy::Cpu,
+            tfo_config::ProcessTopBy::Memory => TopBy::Memory,
+        },
+        max_processes: p.max_processes,
+        disk_io: p.disk_io,
+        file_descriptors: p.file_descriptors,
+        context_switches: p.context_switches,
+        command_line: p.command_line,
+        redact_patterns: p.redact_patterns.clone(),
+    }
 }
 
 /// The node collector's options from `collectors.node_exporter`. An unset filter keeps
@@ -515,6 +539,13 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_defaults_are_the_collectors_own() {
+        // Two lists kept in two crates (tfo-config has no collector dependency): equal.
+        let from_config = process_options(&tfo_config::ProcessCollector::default());
+        assert_eq!(from_config, ProcessOptions::default());
+    }
 
     #[test]
     fn buffer_shares_add_up_to_the_total() {

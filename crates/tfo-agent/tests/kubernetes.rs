@@ -71,18 +71,6 @@ exporter:
     )
 }
 
-fn string_value(v: &Value) -> String {
-    if let Some(s) = v["string_value"].as_str() {
-        return s.to_string();
-    }
-    // The receiver prints int64 as a JSON string (proto3 JSON mapping).
-    match &v["int_value"] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => v.to_string(),
-    }
-}
-
 fn kv(list: &Value) -> BTreeMap<String, String> {
     list.as_array()
         .into_iter()

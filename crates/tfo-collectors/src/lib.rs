@@ -15,6 +15,7 @@ pub mod node;
 pub mod otlp;
 pub(crate) mod parse;
 pub mod paths;
+pub mod process;
 pub mod prom;
 pub mod render;
 pub mod system;
@@ -24,6 +25,7 @@ pub use ebpf::{EbpfCollector, EbpfOptions};
 pub use node::{NodeCollector, NodeOptions, PatternFilter};
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
 pub use paths::HostPaths;
+pub use process::{ProcessCollector, ProcessOptions, ProcessOptionsError, TopBy};
 pub use prom::render_node_exporter;
 pub use system::{SystemCollector, SystemOptions};
 pub use table::{MetricDef, MetricKind, PromKind, PromName, ValueType};
@@ -74,6 +76,10 @@ pub enum CollectError {
 #[derive(Debug, Default)]
 pub struct CollectReport {
     pub errors: Vec<CollectError>,
+    /// Items left out on purpose or by circumstance, by reason (`vanished`,
+    /// `permission_denied`, `overflow`): one count per reason per cycle, which the caller
+    /// counts and logs (rate-limited) as skipped rather than as errors.
+    pub skipped: Vec<(&'static str, u64)>,
 }
 
 /// One collector. `collect` is synchronous and cheap; the agent runs it on a blocking

@@ -18,6 +18,17 @@ pub fn attr(key: &str, value: impl Into<String>) -> KeyValue {
     }
 }
 
+/// An integer attribute (`process.pid`).
+pub fn int_attr(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        key_strindex: 0,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+    }
+}
+
 /// A data point with a float value.
 pub fn point_f64(
     attributes: Vec<KeyValue>,

@@ -321,3 +321,21 @@ pub(crate) const fn gauge_f(
         source,
     )
 }
+
+pub(crate) const fn updown_i(
+    name: &'static str,
+    unit: &'static str,
+    attributes: &'static [&'static str],
+    help: &'static str,
+    source: &'static str,
+) -> MetricDef {
+    MetricDef::new(
+        name,
+        MetricKind::UpDownCounter,
+        ValueType::Int,
+        unit,
+        attributes,
+        help,
+        source,
+    )
+}

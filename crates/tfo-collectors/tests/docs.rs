@@ -82,6 +82,25 @@ fn metrics_doc_is_generated_from_the_tables() {
             equivalent: "Cilium",
             tables: tfo_collectors::hubble::metric_tables(),
         },
+        tfo_collectors::docs::CollectorDoc {
+            name: "process",
+            intro: "Per-process metrics in OpenTelemetry semantic-convention names (off by \
+         default). Every `process.*` point carries the process's identity: `process.pid`, \
+         `process.parent_pid`, `process.executable.name` (the kernel's command name, 15 \
+         bytes), `process.owner` (user name of the /proc/<pid> directory's owner, else the \
+         uid), with `command_line: true` also `process.command_line` (arguments joined by \
+         spaces, at most 4096 bytes, secrets replaced by `***` per `redact_patterns`), and \
+         `container.id` when the process's cgroup names a container. Counters and up-down \
+         counters start when the process started. `stat` is read for every process; `io` \
+         (`disk_io`, on), `fd/` (`file_descriptors`, off) and `status` \
+         (`context_switches`, off) only for the processes reported (filters `processes`, \
+         `exclude_processes`, `users`, `exclude_users`, `include_command_lines`, \
+         `exclude_command_lines`; kernel threads only with `kernel_threads`; `top_n` by \
+         `top_by`; at most `max_processes`, the rest counted as overflow). The summary \
+         covers every process. See docs/process.md.",
+            equivalent: "",
+            tables: tfo_collectors::process::metric_tables(),
+        },
     ]);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
     if std::env::var_os("UPDATE_DOCS").is_some() {

@@ -382,6 +382,31 @@ impl Config {
                 ));
             }
         }
+        let pc = &c.process;
+        regex_issues(
+            &mut v,
+            [
+                (
+                    "collectors.process.include_command_lines",
+                    &pc.include_command_lines[..],
+                ),
+                (
+                    "collectors.process.exclude_command_lines",
+                    &pc.exclude_command_lines[..],
+                ),
+                (
+                    "collectors.process.redact_patterns",
+                    &pc.redact_patterns[..],
+                ),
+            ],
+        );
+        if pc.max_processes == 0 {
+            v.push(issue(
+                "collectors.process.max_processes",
+                "must be at least 1",
+                Some("a whole number from 1 up (default 1000)"),
+            ));
+        }
         self.log_issues(&mut v);
         if c.root_path.as_os_str().is_empty() {
             v.push(issue(
@@ -494,8 +519,6 @@ impl Config {
     /// The checks of `collectors.logs` (the tailer in `tfo-logs` compiles the same patterns
     /// and would refuse what passes here only on a bug).
     fn log_issues(&self, v: &mut Vec<Issue>) {
-        const REGEX_ALLOWED: &str =
-            "a regular expression (Rust regex syntax, unanchored), e.g. ^\\d{4}-\\d{2}-\\d{2}";
         let logs = &self.collectors.logs;
         if logs.enabled && logs.paths.is_empty() {
             v.push(issue(
@@ -566,34 +589,27 @@ impl Config {
             ));
         }
         let ml = &logs.multiline;
-        for (path, patterns) in [
-            (
-                "collectors.logs.include_patterns",
-                &logs.include_patterns[..],
-            ),
-            (
-                "collectors.logs.exclude_patterns",
-                &logs.exclude_patterns[..],
-            ),
-            (
-                "collectors.logs.multiline.start_pattern",
-                ml.start_pattern.as_slice(),
-            ),
-            (
-                "collectors.logs.multiline.end_pattern",
-                ml.end_pattern.as_slice(),
-            ),
-        ] {
-            for p in patterns {
-                if let Some(why) = regex_problem(p) {
-                    v.push(issue(
-                        path,
-                        format!("`{p}` is not a valid regular expression ({why})"),
-                        Some(REGEX_ALLOWED),
-                    ));
-                }
-            }
-        }
+        regex_issues(
+            v,
+            [
+                (
+                    "collectors.logs.include_patterns",
+                    &logs.include_patterns[..],
+                ),
+                (
+                    "collectors.logs.exclude_patterns",
+                    &logs.exclude_patterns[..],
+                ),
+                (
+                    "collectors.logs.multiline.start_pattern",
+                    ml.start_pattern.as_slice(),
+                ),
+                (
+                    "collectors.logs.multiline.end_pattern",
+                    ml.end_pattern.as_slice(),
+                ),
+            ],
+        );
         if ml.start_pattern.is_some() && ml.end_pattern.is_some() {
             v.push(Issue {
                 paths: vec![
@@ -630,6 +646,28 @@ impl Config {
         }
     }
 }
+
+/// One issue per pattern that does not compile, under its key.
+fn regex_issues<'a>(
+    v: &mut Vec<Issue>,
+    keys: impl IntoIterator<Item = (&'static str, &'a [String])>,
+) {
+    for (path, patterns) in keys {
+        for p in patterns {
+            if let Some(why) = regex_problem(p) {
+                v.push(issue(
+                    path,
+                    format!("`{p}` is not a valid regular expression ({why})"),
+                    Some(REGEX_ALLOWED),
+                ));
+            }
+        }
+    }
+}
+
+/// What a regex key accepts (logs and process filters).
+const REGEX_ALLOWED: &str =
+    "a regular expression (Rust regex syntax, unanchored), e.g. ^\\d{4}-\\d{2}-\\d{2}";
 
 /// Bounds of `collectors.logs.max_line_bytes`.
 pub const MIN_LINE_BYTES: usize = 256;

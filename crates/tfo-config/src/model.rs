@@ -501,21 +501,90 @@ impl Default for Ebpf {
     }
 }
 
+/// `collectors.process`: per-process metrics (crate `tfo-collectors`, `process`). Each
+/// key's meaning is in `docs/configuration.md`; the checks are in `checks.rs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessCollector {
     pub enabled: bool,
     #[serde(with = "duration")]
     pub interval: Duration,
+    /// Executable names to report (the seed's list); empty: every process.
+    pub processes: Vec<String>,
+    /// Executable names never reported.
+    pub exclude_processes: Vec<String>,
+    /// Regexes; when set, only processes whose command line matches one are reported.
+    pub include_command_lines: Vec<String>,
+    /// Regexes; processes whose command line matches one are not reported.
+    pub exclude_command_lines: Vec<String>,
+    /// Owners (user names or uids) to report; empty: every owner.
+    pub users: Vec<String>,
+    /// Owners never reported.
+    pub exclude_users: Vec<String>,
+    /// Report kernel threads too.
+    pub kernel_threads: bool,
+    /// Only the N heaviest processes by `top_by`; 0: no ranking.
+    pub top_n: usize,
+    pub top_by: ProcessTopBy,
+    /// Most processes reported per cycle; the rest are counted as overflow.
+    pub max_processes: usize,
+    /// `process.disk.io` (reads /proc/<pid>/io).
+    pub disk_io: bool,
+    /// `process.unix.file_descriptor.count` (lists /proc/<pid>/fd).
+    pub file_descriptors: bool,
+    /// `process.context_switches` (reads /proc/<pid>/status).
+    pub context_switches: bool,
+    /// The `process.command_line` attribute.
+    pub command_line: bool,
+    /// Regexes whose matches in the command line are replaced by `***`.
+    pub redact_patterns: Vec<String>,
 }
+
+/// The default `collectors.process.redact_patterns`: values of arguments and variables
+/// whose name says secret, and passwords in URLs. The collector's own default
+/// (`tfo_collectors::process::DEFAULT_REDACT_PATTERNS`) is the same list (tested).
+pub const DEFAULT_REDACT_PATTERNS: &[&str] = &[
+    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*[=:]\s*(\S+)",
+    r"(?i)(?:^|\s)--?[a-z0-9_-]*(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)[a-z0-9_-]*\s+(\S+)",
+    r"://[^:/@\s]+:([^@\s]+)@",
+];
 
 impl Default for ProcessCollector {
     fn default() -> Self {
         ProcessCollector {
             enabled: false,
-            interval: FIFTEEN_SECONDS,
+            interval: Duration::from_secs(30),
+            processes: Vec::new(),
+            exclude_processes: Vec::new(),
+            include_command_lines: Vec::new(),
+            exclude_command_lines: Vec::new(),
+            users: Vec::new(),
+            exclude_users: Vec::new(),
+            kernel_threads: false,
+            top_n: 0,
+            top_by: ProcessTopBy::Cpu,
+            max_processes: 1000,
+            disk_io: true,
+            file_descriptors: false,
+            context_switches: false,
+            command_line: false,
+            redact_patterns: DEFAULT_REDACT_PATTERNS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
         }
     }
+}
+
+/// `collectors.process.top_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessTopBy {
+    /// CPU time used since the previous cycle.
+    #[default]
+    Cpu,
+    /// Resident memory.
+    Memory,
 }
 
 /// `collectors.logs`: the file tailer (crate `tfo-logs`). Each key's meaning is in

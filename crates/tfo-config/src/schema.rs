@@ -63,6 +63,7 @@ pub const ENDPOINT_VERSIONS: &[&str] = &["v1", "v2"];
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const FSYNC_MODES: &[&str] = &["always", "interval", "never"];
 pub const WHEN_FULL: &[&str] = &["auto", "drop_oldest", "block"];
+pub const PROCESS_TOP_BY: &[&str] = &["cpu", "memory"];
 pub const LOG_START_AT: &[&str] = &["end", "beginning"];
 pub const LOG_ENCODINGS: &[&str] = &["utf-8"];
 pub const LOG_FILE_FORMATS: &[&str] = &["auto", "raw", "json", "cri", "docker"];
@@ -218,6 +219,21 @@ pub const KEYS: &[Key] = &[
     k("collectors.process", Kind::Section),
     k("collectors.process.enabled", Kind::Bool),
     k("collectors.process.interval", Kind::Duration),
+    k("collectors.process.processes", Kind::StringList),
+    k("collectors.process.exclude_processes", Kind::StringList),
+    k("collectors.process.include_command_lines", Kind::StringList),
+    k("collectors.process.exclude_command_lines", Kind::StringList),
+    k("collectors.process.users", Kind::StringList),
+    k("collectors.process.exclude_users", Kind::StringList),
+    k("collectors.process.kernel_threads", Kind::Bool),
+    k("collectors.process.top_n", Kind::Usize),
+    k("collectors.process.top_by", Kind::Enum(PROCESS_TOP_BY)),
+    k("collectors.process.max_processes", Kind::Usize),
+    k("collectors.process.disk_io", Kind::Bool),
+    k("collectors.process.file_descriptors", Kind::Bool),
+    k("collectors.process.context_switches", Kind::Bool),
+    k("collectors.process.command_line", Kind::Bool),
+    k("collectors.process.redact_patterns", Kind::StringList),
     k("collectors.logs", Kind::Section),
     k("collectors.logs.enabled", Kind::Bool),
     k("collectors.logs.paths", Kind::StringList),
@@ -591,7 +607,28 @@ mod tests {
             ]
         );
         assert_eq!(children("exporter"), ["otlp"]);
-        assert_eq!(children("collectors.process"), ["enabled", "interval"]);
+        assert_eq!(
+            children("collectors.process"),
+            [
+                "enabled",
+                "interval",
+                "processes",
+                "exclude_processes",
+                "include_command_lines",
+                "exclude_command_lines",
+                "users",
+                "exclude_users",
+                "kernel_threads",
+                "top_n",
+                "top_by",
+                "max_processes",
+                "disk_io",
+                "file_descriptors",
+                "context_switches",
+                "command_line",
+                "redact_patterns"
+            ]
+        );
     }
 
     #[test]

@@ -181,7 +181,10 @@ fn defaults_match_the_spec() {
     assert_eq!(ebpf.interval, Duration::from_secs(15));
     assert!(ebpf.exclude_processes.is_empty());
     assert!(!col.process.enabled);
-    assert_eq!(col.process.interval, Duration::from_secs(15));
+    // The seed's process collector: every 30s (issue 16), every process, default metric set.
+    assert_eq!(col.process.interval, Duration::from_secs(30));
+    assert!(col.process.processes.is_empty() && col.process.disk_io);
+    assert!(!col.process.file_descriptors && !col.process.command_line);
     assert!(!col.logs.enabled && col.logs.paths.is_empty());
     let otlp = &c.exporter.otlp;
     assert!(otlp.enabled);

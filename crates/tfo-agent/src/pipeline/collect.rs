@@ -81,6 +81,13 @@ pub fn spawn(
                     error: err,
                 });
             }
+            for &(reason, items) in &report.skipped {
+                stats.emit(Event::CollectorSkipped {
+                    collector: name,
+                    reason,
+                    items,
+                });
+            }
             stats.emit(Event::CollectorRan {
                 collector: name,
                 duration: took,

@@ -563,3 +563,17 @@ pub fn sample(page: &str, series: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// An OTLP `AnyValue` as recorded by the receiver, as a string (int64 arrives as a JSON
+/// string under the proto3 JSON mapping).
+pub fn string_value(v: &Value) -> String {
+    if let Some(s) = v["string_value"].as_str() {
+        return s.to_string();
+    }
+    // The receiver prints int64 as a JSON string (proto3 JSON mapping).
+    match &v["int_value"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => v.to_string(),
+    }
+}
