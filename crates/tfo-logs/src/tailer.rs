@@ -1152,6 +1152,12 @@ impl Tailer {
                 CopyCheck::OriginalShrank => return Decision::Copy(id, true),
                 CopyCheck::Differs => {}
             }
+            // copytruncate, and the writer refilled the original past the copy's size
+            // before this poll saw it shrink: the original no longer starts with the
+            // stream's fingerprint, the new file does. It is the copy of what was read.
+            if self.rewritten(stream(&id).fp, g) {
+                return Decision::Copy(id, true);
+            }
         }
         // a stream whose file went away, found in another inode: a copytruncate copy made
         // while the agent was down. Only on a full fingerprint: a new file that merely
@@ -1213,6 +1219,29 @@ impl Tailer {
             CopyCheck::OriginalShrank
         } else {
             CopyCheck::Differs
+        }
+    }
+
+    /// Whether `g` no longer starts with the bytes fingerprinted as `fp` (its content was
+    /// replaced since: truncated and written again). False when it cannot be read.
+    fn rewritten(&self, fp: Fingerprint, g: &Tracked) -> bool {
+        let reopened;
+        let gh = match &g.handle {
+            Some(h) => h,
+            None => match open_file(&g.path) {
+                Ok(h)
+                    if h.metadata()
+                        .is_ok_and(|m| (m.dev(), m.ino()) == (g.dev, g.ino)) =>
+                {
+                    reopened = h;
+                    &reopened
+                }
+                _ => return false,
+            },
+        };
+        match read_exact_at(gh, 0, usize::from(fp.len)) {
+            Ok(head) => head.len() < usize::from(fp.len) || Fingerprint::of(&head) != fp,
+            Err(_) => false,
         }
     }
 
