@@ -147,35 +147,53 @@ static __always_inline bool comm_excluded(struct task_struct *t, struct sc_start
 	return s->verdict == 2;
 }
 
-SEC("tp_btf/sys_enter")
-int tfo_sys_enter(u64 *ctx)
+/* Whether syscall `nr` of the current task is counted, and its file I/O operation
+ * (FIO_NONE unless the fd in regs->di is a regular file, for read/write/fsync). *sp gets
+ * the task storage: always with `storage` (the entry program keeps its timestamp there),
+ * otherwise only when names are excluded (its verdict cache), else 0. */
+static __always_inline bool classify(long nr, struct pt_regs *regs, bool storage,
+				     struct sc_start **sp, u32 *opp)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	long nr = (long)ctx[1];
 	struct task_struct *t;
-	struct sc_start *s;
+	struct sc_start *s = 0;
 	u32 op = FIO_NONE;
 
 	if ((unsigned long)nr >= SC_MAX)
-		return 0;
+		return false;
 	if (cfg_self_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == cfg_self_tgid)
-		return 0;
+		return false;
 	if (cfg_fileio)
 		op = fio_op_of(nr);
 	if (!cfg_syscalls && op == FIO_NONE)
-		return 0;
+		return false;
 	t = bpf_get_current_task_btf();
-	s = bpf_task_storage_get(&tfo_sc_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s)
-		return 0;
-	if (cfg_excl_comms && comm_excluded(t, s))
-		return 0;
+	if (storage || cfg_excl_comms) {
+		s = bpf_task_storage_get(&tfo_sc_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!s)
+			return false;
+		if (cfg_excl_comms && comm_excluded(t, s))
+			return false;
+	}
 	/* The fd check only for the read/write/fsync families (switch on nr first). */
 	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di)) {
 		op = FIO_NONE;
 		if (!cfg_syscalls)
-			return 0;
+			return false;
 	}
+	*sp = s;
+	*opp = op;
+	return true;
+}
+
+SEC("tp_btf/sys_enter")
+int tfo_sys_enter(u64 *ctx)
+{
+	long nr = (long)ctx[1];
+	struct sc_start *s = 0;
+	u32 op = FIO_NONE;
+
+	if (!classify(nr, (struct pt_regs *)ctx[0], true, &s, &op) || !s)
+		return 0;
 	s->nr = nr;
 	s->op = op;
 	s->ts = bpf_ktime_get_ns();
@@ -213,35 +231,15 @@ static __always_inline void account(u32 nr, u32 op, long ret, u32 slot, bool his
 	}
 }
 
-/* Count-only: everything at exit, no task storage unless names are excluded, no clock. */
+/* Count-only: everything at exit, no clock, task storage only when names are excluded. */
 static __always_inline int exit_count_only(struct pt_regs *regs, long ret)
 {
 	long nr = (long)regs->orig_ax;
-	struct task_struct *t;
+	struct sc_start *s = 0;
 	u32 op = FIO_NONE;
 
-	if ((unsigned long)nr >= SC_MAX)
-		return 0;
-	if (cfg_self_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == cfg_self_tgid)
-		return 0;
-	if (cfg_fileio)
-		op = fio_op_of(nr);
-	if (!cfg_syscalls && op == FIO_NONE)
-		return 0;
-	t = bpf_get_current_task_btf();
-	if (cfg_excl_comms) {
-		struct sc_start *s;
-
-		s = bpf_task_storage_get(&tfo_sc_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!s || comm_excluded(t, s))
-			return 0;
-	}
-	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di)) {
-		op = FIO_NONE;
-		if (!cfg_syscalls)
-			return 0;
-	}
-	account(nr, op, ret, 0, false);
+	if (classify(nr, regs, false, &s, &op))
+		account((u32)nr, op, ret, 0, false);
 	return 0;
 }
 

@@ -342,6 +342,22 @@ fn open_file(path: &Path) -> io::Result<File> {
 }
 
 /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
+/// `g`'s open handle, or its path opened again into `reopened` if that is still the same
+/// inode; `None` when it cannot be read.
+fn handle_of<'a>(g: &'a Tracked, reopened: &'a mut Option<File>) -> Option<&'a File> {
+    if let Some(h) = &g.handle {
+        return Some(h);
+    }
+    let h = open_file(&g.path).ok()?;
+    if !h
+        .metadata()
+        .is_ok_and(|m| (m.dev(), m.ino()) == (g.dev, g.ino))
+    {
+        return None;
+    }
+    Some(reopened.insert(h))
+}
+
 fn read_exact_at(f: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut got = 0;
@@ -1185,19 +1201,9 @@ impl Tailer {
         let Some(fh) = &f.handle else {
             return CopyCheck::Differs;
         };
-        let reopened;
-        let gh = match &g.handle {
-            Some(h) => h,
-            None => match open_file(&g.path) {
-                Ok(h)
-                    if h.metadata()
-                        .is_ok_and(|m| (m.dev(), m.ino()) == (g.dev, g.ino)) =>
-                {
-                    reopened = h;
-                    &reopened
-                }
-                _ => return CopyCheck::Differs,
-            },
+        let mut reopened = None;
+        let Some(gh) = handle_of(g, &mut reopened) else {
+            return CopyCheck::Differs;
         };
         let head = f.size.min(FP_MAX as u64) as usize;
         let tail_from = f.size.saturating_sub(COPY_CHECK);
@@ -1225,19 +1231,9 @@ impl Tailer {
     /// Whether `g` no longer starts with the bytes fingerprinted as `fp` (its content was
     /// replaced since: truncated and written again). False when it cannot be read.
     fn rewritten(&self, fp: Fingerprint, g: &Tracked) -> bool {
-        let reopened;
-        let gh = match &g.handle {
-            Some(h) => h,
-            None => match open_file(&g.path) {
-                Ok(h)
-                    if h.metadata()
-                        .is_ok_and(|m| (m.dev(), m.ino()) == (g.dev, g.ino)) =>
-                {
-                    reopened = h;
-                    &reopened
-                }
-                _ => return false,
-            },
+        let mut reopened = None;
+        let Some(gh) = handle_of(g, &mut reopened) else {
+            return false;
         };
         match read_exact_at(gh, 0, usize::from(fp.len)) {
             Ok(head) => head.len() < usize::from(fp.len) || Fingerprint::of(&head) != fp,
