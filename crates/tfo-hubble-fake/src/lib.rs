@@ -263,8 +263,9 @@ impl FakeHubble {
     }
 }
 
-/// A throwaway CA with a server certificate for `localhost`/`127.0.0.1` and a client
-/// certificate, made with the `openssl` command.
+/// A throwaway CA with a server certificate for `localhost`, `relay.hubble.test` and
+/// `127.0.0.1`, and a client certificate, made with the `openssl` command. Also the agent's
+/// black-box TLS tests' PKI (`crates/tfo-agent/tests/common`).
 pub struct Certs {
     pub dir: tempfile::TempDir,
 }
@@ -302,7 +303,7 @@ impl Certs {
             "-days",
             "2",
             "-subj",
-            "/CN=fake-hubble-ca",
+            "/CN=tfo-test-ca",
         ]);
         run(&a);
         for (name, usage, san) in [
@@ -315,7 +316,9 @@ impl Certs {
         ] {
             std::fs::write(
                 d.join(format!("{name}.ext")),
-                format!("{san}extendedKeyUsage={usage}\n"),
+                format!(
+                    "{san}basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
+                ),
             )
             .unwrap();
             let mut a = vec!["req"];

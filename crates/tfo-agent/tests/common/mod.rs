@@ -431,96 +431,17 @@ pub fn points_of(reqs: &[Value], name: &str) -> usize {
         .sum()
 }
 
-/// A throw-away CA with a server certificate (localhost, 127.0.0.1) and a client
-/// certificate, made with the openssl command line.
-pub struct Certs {
-    pub dir: tempfile::TempDir,
-}
+/// The shared throw-away test PKI (`tfo_hubble_fake::Certs`: a CA, a server certificate for
+/// localhost and 127.0.0.1, a client certificate), with paths as strings for YAML and argv.
+pub struct Certs(tfo_hubble_fake::Certs);
 
 impl Certs {
     pub fn generate() -> Certs {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let run = |args: &[&str]| {
-            let o = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl");
-            assert!(
-                o.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let mut a = vec!["req", "-x509"];
-        a.extend(ec);
-        a.extend([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=tfo-test-ca",
-        ]);
-        run(&a);
-        for (name, usage, san) in [
-            (
-                "server",
-                "serverAuth",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-            ),
-            ("client", "clientAuth", ""),
-        ] {
-            std::fs::write(
-                d.join(format!("{name}.ext")),
-                format!("{san}basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-            )
-            .unwrap();
-            let (key, csr, pem, ext) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.pem"),
-                format!("{name}.ext"),
-            );
-            let mut a = vec!["req"];
-            a.extend(ec);
-            a.extend(["-keyout", &key, "-out", &csr, "-subj"]);
-            let subj = format!("/CN={name}");
-            a.push(&subj);
-            run(&a);
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ]);
-        }
-        Certs { dir }
+        Certs(tfo_hubble_fake::Certs::generate())
     }
 
     pub fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_string()
+        self.0.path(name).display().to_string()
     }
 }
 

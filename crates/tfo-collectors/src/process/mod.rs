@@ -486,14 +486,17 @@ impl ProcessCollector {
             if st.kernel_thread && !self.opts.kernel_threads {
                 continue;
             }
-            let comm = comm.to_vec();
-            if let Some(e) = self.procs.get_mut(&pid)
-                && e.start == st.starttime
-                && e.comm == comm
-                && e.ppid == st.ppid
-            {
-                e.seen = self.cycle;
-            } else {
+            // The common case, a process already known: no allocation.
+            let cycle = self.cycle;
+            let known = self.procs.get_mut(&pid).is_some_and(|e| {
+                let same = e.start == st.starttime && e.comm == comm && e.ppid == st.ppid;
+                if same {
+                    e.seen = cycle;
+                }
+                same
+            });
+            if !known {
+                let comm = comm.to_vec();
                 match self.identify(pid, &st, comm) {
                     Some(e) => {
                         self.procs.insert(pid, e);
