@@ -1,36 +1,26 @@
-//! OTLP/gRPC: the generated `MetricsService`, `LogsService` and `TraceService` servers of
-//! `opentelemetry-proto`, served over HTTP/2 by hyper with a path dispatch of our own (so
-//! no router framework is needed). gzip requests are accepted (`grpc-encoding: gzip`).
+//! OTLP/gRPC: the `Export` methods of `MetricsService`, `LogsService` and `TraceService`,
+//! served over HTTP/2 by hyper with a path dispatch of our own (so no router framework is
+//! needed) and tonic's unary call handling (framing, `grpc-encoding: gzip`, size limit).
+//! Requests are taken as bytes rather than decoded by the generated servers, so trace and
+//! log requests can be forwarded as they came ([`super::wire`]).
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 use tfo_exporter::Signal;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
-use tonic::codegen::Service;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -39,27 +29,90 @@ use super::{Ingest, MAX_CONNECTIONS, RETRY_AFTER, Refusal};
 
 const TRANSPORT: &str = "grpc";
 
-/// The three services share one implementation.
-#[derive(Clone)]
-struct Otel(Arc<Ingest>);
+/// Requests arrive as bytes; responses go out as prost messages.
+struct RawCodec<R>(PhantomData<R>);
 
-impl Otel {
-    async fn export<T: Otlp>(&self, req: Request<T>) -> Result<Response<T::Response>, Status> {
-        let settings = self.0.settings();
-        let md = req.metadata();
-        if !settings
-            .auth
-            .allows(|h| md.get(h).and_then(|v| v.to_str().ok()))
-        {
-            let r = Refusal::Unauthenticated;
-            self.0.refused(TRANSPORT, T::SIGNAL, 0, &r);
-            return Err(status(&r));
-        }
-        match self.0.ingest(TRANSPORT, req.into_inner()).await {
-            Ok(a) => Ok(Response::new(T::response(a.rejected, a.message))),
-            Err(r) => Err(status(&r)),
-        }
+struct RawDecoder;
+
+struct ProstEncoder<R>(PhantomData<R>);
+
+impl<R: Message + Send + 'static> Codec for RawCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<R>;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder(PhantomData)
     }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl<R: Message> Encoder for ProstEncoder<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+/// One signal's `Export` method.
+struct Export<T>(Arc<Ingest>, PhantomData<T>);
+
+type Answer<R> = Pin<Box<dyn Future<Output = Result<Response<R>, Status>> + Send>>;
+
+impl<T: Otlp> tonic::server::UnaryService<Bytes> for Export<T> {
+    type Response = T::Response;
+    type Future = Answer<T::Response>;
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let ingest = self.0.clone();
+        Box::pin(async move {
+            let settings = ingest.settings();
+            let md = req.metadata();
+            if !settings
+                .auth
+                .allows(|h| md.get(h).and_then(|v| v.to_str().ok()))
+            {
+                let r = Refusal::Unauthenticated;
+                ingest.refused(TRANSPORT, T::SIGNAL, 0, &r);
+                return Err(status(&r));
+            }
+            match ingest
+                .ingest_encoded::<T>(TRANSPORT, req.into_inner())
+                .await
+            {
+                Ok(a) => Ok(Response::new(T::response(a.rejected, a.message))),
+                Err(r) => Err(status(&r)),
+            }
+        })
+    }
+}
+
+/// Serves one unary `Export` call of `T`'s signal.
+async fn export<T: Otlp>(ingest: Arc<Ingest>, req: hyper::Request<Incoming>) -> Reply {
+    let max = ingest.settings().max_bytes;
+    let mut grpc = tonic::server::Grpc::new(RawCodec::<T::Response>(PhantomData))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max);
+    let resp = grpc
+        .unary(Export::<T>(ingest.clone(), PhantomData), req)
+        .await;
+    sized(&ingest, T::SIGNAL, resp)
 }
 
 /// The gRPC status of a refusal: "retry later" ones are `UNAVAILABLE` with `RetryInfo`,
@@ -76,36 +129,6 @@ fn status(r: &Refusal) -> Status {
             ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
         ),
         Refusal::NoBuffer => Status::unimplemented(msg),
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Otel {
-    async fn export(
-        &self,
-        req: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        Otel::export(self, req).await
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for Otel {
-    async fn export(
-        &self,
-        req: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        Otel::export(self, req).await
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Otel {
-    async fn export(
-        &self,
-        req: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        Otel::export(self, req).await
     }
 }
 
@@ -127,43 +150,31 @@ fn sized(ingest: &Ingest, signal: Signal, mut resp: Reply) -> Reply {
     resp
 }
 
+type Serving = Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>>;
+
 /// Serves `listener` until `cancel`.
 pub fn serve(listener: TcpListener, ingest: &Arc<Ingest>, cancel: &CancellationToken) {
-    let otel = Otel(ingest.clone());
-    let max = ingest.settings().max_bytes;
-    let metrics = MetricsServiceServer::new(otel.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
-    let logs = LogsServiceServer::new(otel.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
-    let traces = TraceServiceServer::new(otel)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
     let (ingest, cancel) = (ingest.clone(), cancel.clone());
     let stop = cancel.clone();
     crate::serve::accept_loop(listener, MAX_CONNECTIONS, stop, move |stream| {
         let _ = stream.set_nodelay(true);
-        let (m, l, t) = (metrics.clone(), logs.clone(), traces.clone());
         let ing = ingest.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let path = req.uri().path();
             let ing = ing.clone();
-            let fut: std::pin::Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>> =
-                if path.starts_with("/opentelemetry.proto.collector.trace.v1.TraceService/") {
-                    let mut s = t.clone();
-                    Box::pin(async move { Ok(sized(&ing, Signal::Traces, s.call(req).await?)) })
-                } else if path
-                    .starts_with("/opentelemetry.proto.collector.metrics.v1.MetricsService/")
-                {
-                    let mut s = m.clone();
-                    Box::pin(async move { Ok(sized(&ing, Signal::Metrics, s.call(req).await?)) })
-                } else if path.starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/") {
-                    let mut s = l.clone();
-                    Box::pin(async move { Ok(sized(&ing, Signal::Logs, s.call(req).await?)) })
-                } else {
-                    Box::pin(async { Ok(Status::unimplemented("unknown service").into_http()) })
-                };
+            let fut: Serving = match req.uri().path() {
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => {
+                    Box::pin(async move { Ok(export::<ExportTraceServiceRequest>(ing, req).await) })
+                }
+                "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => Box::pin(
+                    async move { Ok(export::<ExportMetricsServiceRequest>(ing, req).await) },
+                ),
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => {
+                    Box::pin(async move { Ok(export::<ExportLogsServiceRequest>(ing, req).await) })
+                }
+                _ => Box::pin(async {
+                    Ok(Status::unimplemented("unknown service or method").into_http())
+                }),
+            };
             fut
         });
         let cancel = cancel.clone();

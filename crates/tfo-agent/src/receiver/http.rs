@@ -188,19 +188,18 @@ async fn handle(ingest: &Ingest, req: Request<Incoming>) -> Reply {
 }
 
 async fn export<T: Otlp>(ingest: &Ingest, format: Format, body: Bytes) -> Reply {
-    let decoded: Result<T, String> = match format {
-        Format::Protobuf => T::decode(body).map_err(|e| e.to_string()),
-        Format::Json => serde_json::from_slice(&body).map_err(|e| e.to_string()),
+    let res = match format {
+        Format::Protobuf => ingest.ingest_encoded::<T>(TRANSPORT, body).await,
+        Format::Json => match serde_json::from_slice::<T>(&body) {
+            Ok(req) => ingest.ingest(TRANSPORT, req).await,
+            Err(e) => {
+                let r = Refusal::Invalid(format!("undecodable request: {e}"));
+                ingest.refused(TRANSPORT, T::SIGNAL, 0, &r);
+                Err(r)
+            }
+        },
     };
-    let req = match decoded {
-        Ok(r) => r,
-        Err(e) => {
-            let r = Refusal::Invalid(format!("undecodable request: {e}"));
-            ingest.refused(TRANSPORT, T::SIGNAL, 0, &r);
-            return refusal(format, &r);
-        }
-    };
-    match ingest.ingest(TRANSPORT, req).await {
+    match res {
         Ok(a) => {
             let resp = T::response(a.rejected, a.message);
             let bytes = match format {

@@ -18,6 +18,7 @@
 pub mod grpc;
 pub mod http;
 pub mod request;
+pub mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use tfo_config::Config;
-use tfo_exporter::Signal;
+use tfo_exporter::{Record, Signal};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +49,8 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub struct Settings {
     /// The agent's resource attributes added to every resource (without `service.*`).
     pub attrs: Vec<KeyValue>,
+    /// The same, encoded for [`wire::forward`].
+    pub wire_attrs: wire::Attrs,
     pub auth: Auth,
     /// Most bytes of one request, decompressed.
     pub max_bytes: usize,
@@ -58,12 +61,14 @@ pub struct Settings {
 impl Settings {
     pub fn of(cfg: &Config, resource: &[KeyValue], record_bytes: usize) -> Settings {
         let r = &cfg.receivers.otlp;
+        let attrs: Vec<KeyValue> = resource
+            .iter()
+            .filter(|a| !a.key.starts_with("service."))
+            .cloned()
+            .collect();
         Settings {
-            attrs: resource
-                .iter()
-                .filter(|a| !a.key.starts_with("service."))
-                .cloned()
-                .collect(),
+            wire_attrs: wire::Attrs::new(&attrs),
+            attrs,
             auth: Auth {
                 bearer: r.auth.bearer_token.as_ref().map(|s| s.expose().to_string()),
                 key_id: r.auth.api_key_id.clone(),
@@ -225,20 +230,74 @@ impl Ingest {
     pub async fn ingest<T: Otlp>(
         &self,
         transport: &'static str,
-        req: T,
+        mut req: T,
     ) -> Result<Accepted, Refusal> {
-        let res = self.store(req).await;
+        let n = u64::from(req.counts().0);
+        let res = self
+            .put(T::SIGNAL, n, move |settings| {
+                let (rejected, message) = req.drop_invalid();
+                req.merge_resource(&settings.attrs);
+                let records = request::records(req, settings.record_bytes);
+                (records, Accepted { rejected, message })
+            })
+            .await;
+        self.answer(transport, T::SIGNAL, res)
+    }
+
+    /// Counts and logs what a request came to.
+    fn answer(
+        &self,
+        transport: &'static str,
+        signal: Signal,
+        res: Result<(u64, Accepted), (u64, Refusal)>,
+    ) -> Result<Accepted, Refusal> {
         match &res {
             Ok((items, a)) => self.stats.emit(Event::ReceiverAccepted {
                 transport,
-                signal: T::SIGNAL,
+                signal,
                 items: *items,
                 rejected: a.rejected,
                 detail: &a.message,
             }),
-            Err((items, r)) => self.refused(transport, T::SIGNAL, *items, r),
+            Err((items, r)) => self.refused(transport, signal, *items, r),
         }
         res.map(|(_, a)| a).map_err(|(_, r)| r)
+    }
+
+    /// Stores a protobuf-encoded request: forwarded as it came when [`wire::forward`] takes
+    /// it (the common case), else decoded and handled as [`Ingest::ingest`] does.
+    pub async fn ingest_encoded<T: Otlp>(
+        &self,
+        transport: &'static str,
+        body: bytes::Bytes,
+    ) -> Result<Accepted, Refusal> {
+        if let Some(shape) = T::WIRE {
+            let settings = self.settings();
+            if let Ok((bytes, n)) = wire::forward(&body, shape, &settings.wire_attrs)
+                && bytes.len() <= settings.record_bytes
+            {
+                let items = u32::try_from(n).unwrap_or(u32::MAX);
+                let record = Record {
+                    signal: T::SIGNAL,
+                    items,
+                    units: items,
+                    body: bytes.into(),
+                };
+                let records = if n > 0 { vec![record] } else { Vec::new() };
+                let res = self
+                    .put(T::SIGNAL, n, move |_| (records, Accepted::default()))
+                    .await;
+                return self.answer(transport, T::SIGNAL, res);
+            }
+        }
+        match T::decode(body) {
+            Ok(req) => self.ingest(transport, req).await,
+            Err(e) => {
+                let r = Refusal::Invalid(format!("undecodable request: {e}"));
+                self.refused(transport, T::SIGNAL, 0, &r);
+                Err(r)
+            }
+        }
     }
 
     /// Counts and logs a request that was not taken (`items`: 0 when it was not decoded).
@@ -252,22 +311,26 @@ impl Ingest {
         });
     }
 
-    async fn store<T: Otlp>(&self, mut req: T) -> Result<(u64, Accepted), (u64, Refusal)> {
-        let n = u64::from(req.counts().0);
+    /// Appends the records `make` builds (on a blocking thread, with the current settings)
+    /// to `signal`'s buffer; `n`: the request's items, for the counters.
+    async fn put(
+        &self,
+        signal: Signal,
+        n: u64,
+        make: impl FnOnce(&Settings) -> (Vec<Record>, Accepted) + Send + 'static,
+    ) -> Result<(u64, Accepted), (u64, Refusal)> {
         if self.closing.load(Ordering::Relaxed) {
             return Err((n, Refusal::Unavailable("stopping")));
         }
         let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
             return Err((n, Refusal::Throttled));
         };
-        let Some(buffer) = self.buffer(T::SIGNAL) else {
+        let Some(buffer) = self.buffer(signal) else {
             return Err((n, Refusal::NoBuffer));
         };
         let settings = self.settings.get();
         let work = move || {
-            let (rejected, message) = req.drop_invalid();
-            req.merge_resource(&settings.attrs);
-            let records = request::records(req, settings.record_bytes);
+            let (records, accepted) = make(&settings);
             let items: u64 = records.iter().map(|r| u64::from(r.items)).sum();
             let deadline = Instant::now() + PUSH_WAIT;
             for r in records {
@@ -279,7 +342,7 @@ impl Ingest {
                     Pushed::Dropped => return Err((items, Refusal::Unavailable("stopping"))),
                 }
             }
-            Ok((items, Accepted { rejected, message }))
+            Ok((items, accepted))
         };
         match tokio::task::spawn_blocking(work).await {
             Ok(r) => r,

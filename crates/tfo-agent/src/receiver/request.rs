@@ -23,6 +23,8 @@ pub trait Otlp:
     Message + Default + Clone + serde::de::DeserializeOwned + Send + Sync + 'static
 {
     const SIGNAL: Signal;
+    /// How [`super::wire`] forwards the request without decoding it, if it can.
+    const WIRE: Option<&'static super::wire::Shape>;
     type Response: Message + serde::Serialize + Default + Send + 'static;
 
     /// Removes the items the OTLP spec calls invalid; how many (in items) and why.
@@ -133,6 +135,7 @@ macro_rules! shape {
 
 impl Otlp for ExportTraceServiceRequest {
     const SIGNAL: Signal = Signal::Traces;
+    const WIRE: Option<&'static super::wire::Shape> = Some(&super::wire::TRACES);
     type Response = ExportTraceServiceResponse;
 
     shape!(
@@ -184,6 +187,7 @@ impl Otlp for ExportTraceServiceRequest {
 
 impl Otlp for ExportLogsServiceRequest {
     const SIGNAL: Signal = Signal::Logs;
+    const WIRE: Option<&'static super::wire::Shape> = Some(&super::wire::LOGS);
     type Response = ExportLogsServiceResponse;
 
     shape!(
@@ -237,6 +241,8 @@ impl Otlp for ExportLogsServiceRequest {
 
 impl Otlp for ExportMetricsServiceRequest {
     const SIGNAL: Signal = Signal::Metrics;
+    // Metrics count data points of five kinds: decoded.
+    const WIRE: Option<&'static super::wire::Shape> = None;
     type Response = ExportMetricsServiceResponse;
 
     shape!(
