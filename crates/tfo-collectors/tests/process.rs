@@ -538,4 +538,52 @@ fn live_proc_with_processes_coming_and_going() {
     churn.join().unwrap();
 }
 
+/// On this host's /proc, `stat` and `io` are kept open between cycles, and a process
+/// that exits is dropped with its descriptors, without an error.
+#[test]
+fn live_proc_keeps_descriptors_and_drops_them_with_the_process() {
+    let mut kid = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = i64::from(kid.id());
+    let opts = ProcessOptions {
+        max_processes: 100_000,
+        ..ProcessOptions::default()
+    };
+    let mut c = ProcessCollector::new(HostPaths::default(), opts).unwrap();
+    let cycle = |c: &mut ProcessCollector| {
+        let mut out = Vec::new();
+        let r = c.collect(&mut out);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        out
+    };
+    cycle(&mut c);
+    let kept = c.kept_descriptors();
+    assert!(kept >= 2, "{kept}");
+    // Read again through the kept descriptors: the same values as a fresh read.
+    let out = cycle(&mut c);
+    assert!(pids(&out).contains(&pid));
+    assert_eq!(c.kept_descriptors(), kept);
+    let vsize: f64 = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(20)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        by_pid(&out, "process.memory.virtual", "")[&(pid, String::new())],
+        vsize
+    );
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    let out = cycle(&mut c);
+    assert!(!pids(&out).contains(&pid));
+    assert!(c.kept_descriptors() < kept);
+}
+
 use tfo_collectors::Collector;
