@@ -19,6 +19,12 @@
 //! 4. reads, for the processes kept only, `io` (`disk_io`, default on), `fd/`
 //!    (`file_descriptors`, opt-in) and `status` (`context_switches`, opt-in).
 //!
+//! The default metric set is the OpenTelemetry Collector process scraper's:
+//! `process.cpu.time`, `process.memory.usage`, `process.memory.virtual`,
+//! `process.disk.io`. The other metrics from `stat` (`cpu_utilization`, `threads`,
+//! `paging_faults`, `uptime`) are opt-in although `stat` is read anyway: each point costs
+//! more to build, encode and export than its share of reading the file.
+//!
 //! `stat` and `io` are read through descriptors kept open between cycles ([`Held`]: half
 //! their cost), the other files are opened each time; all are parsed by hand from one
 //! reused buffer. A process that exits between two reads is skipped without error
@@ -101,6 +107,14 @@ pub struct ProcessOptions {
     pub max_processes: usize,
     /// `process.disk.io` (reads `io`).
     pub disk_io: bool,
+    /// `process.cpu.utilization` (from `stat`, read anyway: costs only its points).
+    pub cpu_utilization: bool,
+    /// `process.thread.count` (from `stat`).
+    pub threads: bool,
+    /// `process.paging.faults` (from `stat`).
+    pub paging_faults: bool,
+    /// `process.uptime` (from `stat`).
+    pub uptime: bool,
     /// `process.unix.file_descriptor.count` (reads `fd/`).
     pub file_descriptors: bool,
     /// `process.context_switches` (reads `status`).
@@ -125,6 +139,10 @@ impl Default for ProcessOptions {
             top_by: TopBy::Cpu,
             max_processes: 1000,
             disk_io: true,
+            cpu_utilization: false,
+            threads: false,
+            paging_faults: false,
+            uptime: false,
             file_descriptors: false,
             context_switches: false,
             command_line: false,
@@ -865,6 +883,7 @@ impl ProcessCollector {
             Val::F(st.stime as f64 / hz),
         );
         if let Some((u, s, t)) = c.prev
+            && self.opts.cpu_utilization
             && now_ns > t
             && st.utime >= u
             && st.stime >= s
@@ -884,22 +903,28 @@ impl ProcessCollector {
             Val::U(st.rss.saturating_mul(self.page_size)),
         );
         add(stat::MEMORY_VIRTUAL, None, Val::U(st.vsize));
-        add(stat::THREADS, None, Val::U(st.threads));
-        add(
-            stat::FAULTS,
-            Some(("system.paging.fault.type", "major")),
-            Val::U(st.majflt),
-        );
-        add(
-            stat::FAULTS,
-            Some(("system.paging.fault.type", "minor")),
-            Val::U(st.minflt),
-        );
-        add(
-            stat::UPTIME,
-            None,
-            Val::F(now_ns.saturating_sub(start_ns) as f64 / 1e9),
-        );
+        if self.opts.threads {
+            add(stat::THREADS, None, Val::U(st.threads));
+        }
+        if self.opts.paging_faults {
+            add(
+                stat::FAULTS,
+                Some(("system.paging.fault.type", "major")),
+                Val::U(st.majflt),
+            );
+            add(
+                stat::FAULTS,
+                Some(("system.paging.fault.type", "minor")),
+                Val::U(st.minflt),
+            );
+        }
+        if self.opts.uptime {
+            add(
+                stat::UPTIME,
+                None,
+                Val::F(now_ns.saturating_sub(start_ns) as f64 / 1e9),
+            );
+        }
         if let Some((r, w)) = io_v {
             add(IO, Some(("disk.io.direction", "read")), Val::U(r));
             add(IO, Some(("disk.io.direction", "write")), Val::U(w));
