@@ -9,8 +9,9 @@ CPU is the process collector's cycle plus encoding, buffering and export of its 
 
 Cases: `default` (stat + io for every user process, the shipped metric set), each opt-in
 part alone on top of it (`cpu_utilization`, `threads`, `paging_faults`, `uptime`,
-`command_line`, `file_descriptors`, `context_switches`), `all` of them, and `idle` (the
-collector off: what the agent costs per interval without it).
+`command_line`, `file_descriptors`, `context_switches`), `stat_all` (the four stat parts
+together: the default set before issue 16), `all` of them, and `idle` (the collector off:
+what the agent costs per interval without it).
 
 Per case, after --warmup cycles: agent CPU (utime + stime from /proc/<pid>/stat) over the
 next --cycles cycles (counted by tfo_agent_collector_runs_total), divided by cycles and by
@@ -41,6 +42,9 @@ CASES = [
     ("threads", {"threads": "true"}),
     ("paging_faults", {"paging_faults": "true"}),
     ("uptime", {"uptime": "true"}),
+    # The default set before issue 16 (the four stat parts above together).
+    ("stat_all", {"cpu_utilization": "true", "threads": "true", "paging_faults": "true",
+                  "uptime": "true"}),
     ("command_line", {"command_line": "true"}),
     ("file_descriptors", {"file_descriptors": "true"}),
     ("context_switches", {"context_switches": "true"}),
