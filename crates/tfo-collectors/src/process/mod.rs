@@ -1079,4 +1079,73 @@ mod tests {
         assert_eq!(c.kept_descriptors(), 0);
         std::fs::remove_dir_all(&root).unwrap();
     }
+
+    /// On this host's /proc: `stat`, `io` and `status` of a process are read through
+    /// kept descriptors, with the values a fresh read gives, and dropped with the
+    /// process, without an error. (Other tests start processes meanwhile, so only this
+    /// child's descriptors are looked at.)
+    #[test]
+    fn live_descriptors_are_kept_and_dropped_with_their_process() {
+        let mut kid = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = kid.id();
+        let opts = ProcessOptions {
+            max_processes: 100_000,
+            context_switches: true,
+            ..ProcessOptions::default()
+        };
+        let mut c = ProcessCollector::new(HostPaths::default(), opts).unwrap();
+        let cycle = |c: &mut ProcessCollector| {
+            let mut out = Vec::new();
+            let r = c.collect(&mut out);
+            assert!(r.errors.is_empty(), "{:?}", r.errors);
+            out
+        };
+        cycle(&mut c);
+        let e = &c.procs[&pid];
+        assert!(e.stat_fd.is_some() && e.io_fd.is_some() && e.status_fd.is_some());
+        let out = cycle(&mut c);
+        let vsize: i64 = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(20)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mine = |p: &&NumberDataPoint| {
+            p.attributes.iter().any(|kv| {
+                kv.key == "process.pid"
+                    && kv.value.as_ref().and_then(|v| v.value.as_ref())
+                        == Some(
+                            &opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(
+                                i64::from(pid),
+                            ),
+                        )
+            })
+        };
+        let virt = out
+            .iter()
+            .find(|m| m.name == "process.memory.virtual")
+            .and_then(|m| match &m.data {
+                Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(s)) => {
+                    s.data_points.iter().find(mine).cloned()
+                }
+                _ => None,
+            })
+            .expect("the child's point");
+        assert_eq!(
+            virt.value,
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(vsize))
+        );
+        assert!(c.procs[&pid].stat_fd.is_some());
+        kid.kill().unwrap();
+        kid.wait().unwrap();
+        cycle(&mut c);
+        assert!(!c.procs.contains_key(&pid));
+    }
 }
