@@ -26,12 +26,13 @@
 //! more to build, encode and export than its share of reading the file.
 //!
 //! `stat`, `io` and `status` are read through descriptors kept open between cycles
-//! ([`Held`]: half their cost or less), the other files are opened each time; all are parsed by hand from one
-//! reused buffer. A process that exits between two reads is skipped without error
-//! (counted as `vanished`); a file the agent may not read (another user's `io` or `fd/`
-//! without CAP_SYS_PTRACE / CAP_DAC_READ_SEARCH, or hidepid) is counted as
-//! `permission_denied` once for the process and not opened again until it execs, and the
-//! process's other metrics are still sent. Counters start when the process started.
+//! ([`Held`]: it halves their cost), the other files are opened each time; all are
+//! parsed by hand from one reused buffer. A process that exits between two reads is
+//! skipped without error (counted as `vanished`); a file the agent may not read (another
+//! user's `io` or `fd/` without CAP_SYS_PTRACE / CAP_DAC_READ_SEARCH, or hidepid) is
+//! counted as `permission_denied` once for the process and not opened again until it
+//! execs, and the process's other metrics are still sent. Counters start when the process
+//! started.
 
 pub mod fd;
 pub mod identity;
