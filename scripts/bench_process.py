@@ -8,8 +8,10 @@ self-metrics endpoints. The system and node_exporter collectors are off, so the 
 CPU is the process collector's cycle plus encoding, buffering and export of its points.
 
 Cases: `default` (stat + io for every user process, the shipped metric set), each opt-in
-part alone on top of it (`command_line`, `file_descriptors`, `context_switches`), `all`
-of them, and `idle` (the collector off: what the agent costs per interval without it).
+part alone on top of it (`cpu_utilization`, `threads`, `paging_faults`, `uptime`,
+`command_line`, `file_descriptors`, `context_switches`), `stat_all` (the four stat parts
+together: the default set before issue 16), `all` of them, and `idle` (the collector off:
+what the agent costs per interval without it).
 
 Per case, after --warmup cycles: agent CPU (utime + stime from /proc/<pid>/stat) over the
 next --cycles cycles (counted by tfo_agent_collector_runs_total), divided by cycles and by
@@ -36,10 +38,19 @@ PF_KTHREAD = 0x00200000
 CASES = [
     ("idle", None),
     ("default", {}),
+    ("cpu_utilization", {"cpu_utilization": "true"}),
+    ("threads", {"threads": "true"}),
+    ("paging_faults", {"paging_faults": "true"}),
+    ("uptime", {"uptime": "true"}),
+    # The default set before issue 16 (the four stat parts above together).
+    ("stat_all", {"cpu_utilization": "true", "threads": "true", "paging_faults": "true",
+                  "uptime": "true"}),
     ("command_line", {"command_line": "true"}),
     ("file_descriptors", {"file_descriptors": "true"}),
     ("context_switches", {"context_switches": "true"}),
-    ("all", {"command_line": "true", "file_descriptors": "true", "context_switches": "true"}),
+    ("all", {"command_line": "true", "file_descriptors": "true", "context_switches": "true",
+             "cpu_utilization": "true", "threads": "true", "paging_faults": "true",
+             "uptime": "true"}),
 ]
 
 

@@ -170,7 +170,7 @@ fn exported_values_match_proc() {
     let _agent = Agent::start(&process_config(
         rx.grpc_port,
         &format!(
-            "    include_command_lines: ['{marker}']\n    file_descriptors: true\n    context_switches: true\n    command_line: true\n"
+            "    include_command_lines: ['{marker}']\n    file_descriptors: true\n    context_switches: true\n    command_line: true\n    cpu_utilization: true\n    threads: true\n    paging_faults: true\n    uptime: true\n"
         ),
     ));
     // Three cycles with every child: utilization needs two, writeback needs time.
@@ -332,6 +332,16 @@ fn filters_top_n_and_the_cap() {
     for (t, pids) in pids_by_cycle(&reqs, "process.cpu.time") {
         assert_eq!(pids, BTreeSet::from([busy.to_string()]), "cycle {t}");
     }
+    // The default metric set: the stat metrics beyond it are opt-in.
+    for name in [
+        "process.cpu.utilization",
+        "process.thread.count",
+        "process.paging.faults",
+        "process.uptime",
+    ] {
+        assert!(pts(&reqs, name).is_empty(), "{name}");
+    }
+    assert!(!pts(&reqs, "process.memory.virtual").is_empty());
     let addr = capped.bound_address("serving self-metrics");
     let (_, page) = http_get(addr, "/metrics");
     let overflow = sample(

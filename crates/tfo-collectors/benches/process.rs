@@ -3,7 +3,8 @@
 //! `cargo bench -p tfo-collectors --bench process` (plain `main`, no harness). Spawns
 //! `PROCESS_BENCH_SLEEPERS` extra `sleep` processes (default 1000), then measures the
 //! collecting thread's CPU (CLOCK_THREAD_CPUTIME_ID) per cycle for the default metric set
-//! and each opt-in part, divided by the processes reported. Collection only: encoding
+//! and each opt-in part, divided by the processes reported, and the descriptors the
+//! collector keeps open. Collection only: encoding
 //! and export are in `scripts/bench-process`. `PROCESS_BENCH_CYCLES` (default 50);
 //! `PROCESS_BENCH_ONLY` runs one case (for perf).
 
@@ -58,9 +59,10 @@ fn measure(name: &str, opts: ProcessOptions, cycles: usize) {
     let p50 = cpu[cycles / 2];
     println!(
         "{name:<22} cpu/cycle mean {mean:9.1} us  p50 {p50:9.1} us  per process {:6.2} us  \
-         allocs/process {:5.1}  processes {procs}  points {points}",
+         allocs/process {:5.1}  processes {procs}  points {points}  kept fds {}",
         mean / procs as f64,
         allocs as f64 / cycles as f64 / procs as f64,
+        c.kept_descriptors(),
     );
 }
 
@@ -99,6 +101,24 @@ fn main() {
         },
         cycles,
     );
+    for (name, on) in [
+        ("+ cpu_utilization", 0),
+        ("+ threads", 1),
+        ("+ paging_faults", 2),
+        ("+ uptime", 3),
+    ] {
+        measure(
+            name,
+            ProcessOptions {
+                cpu_utilization: on == 0,
+                threads: on == 1,
+                paging_faults: on == 2,
+                uptime: on == 3,
+                ..max.clone()
+            },
+            cycles,
+        );
+    }
     measure(
         "+ command_line",
         ProcessOptions {
@@ -129,6 +149,10 @@ fn main() {
             command_line: true,
             file_descriptors: true,
             context_switches: true,
+            cpu_utilization: true,
+            threads: true,
+            paging_faults: true,
+            uptime: true,
             ..max
         },
         cycles,

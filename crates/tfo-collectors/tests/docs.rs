@@ -91,7 +91,11 @@ fn metrics_doc_is_generated_from_the_tables() {
          uid), with `command_line: true` also `process.command_line` (arguments joined by \
          spaces, at most 4096 bytes, secrets replaced by `***` per `redact_patterns`), and \
          `container.id` when the process's cgroup names a container. Counters and up-down \
-         counters start when the process started. `stat` is read for every process; `io` \
+         counters start when the process started. Default set: `process.cpu.time`, \
+         `process.memory.usage`, `process.memory.virtual`, `process.disk.io`; from `stat` \
+         too, opt-in: `process.cpu.utilization` (`cpu_utilization`), \
+         `process.thread.count` (`threads`), `process.paging.faults` (`paging_faults`), \
+         `process.uptime` (`uptime`). `stat` is read for every process; `io` \
          (`disk_io`, on), `fd/` (`file_descriptors`, off) and `status` \
          (`context_switches`, off) only for the processes reported (filters `processes`, \
          `exclude_processes`, `users`, `exclude_users`, `include_command_lines`, \

@@ -65,6 +65,18 @@ fn pids(ms: &[Metric]) -> Vec<i64> {
     v
 }
 
+/// Every metric of `stat`: the default set plus the opt-in `cpu_utilization`, `threads`,
+/// `paging_faults` and `uptime`.
+fn all_of_stat() -> ProcessOptions {
+    ProcessOptions {
+        cpu_utilization: true,
+        threads: true,
+        paging_faults: true,
+        uptime: true,
+        ..ProcessOptions::default()
+    }
+}
+
 fn skipped(r: &CollectReport, reason: &str) -> u64 {
     r.skipped
         .iter()
@@ -85,7 +97,25 @@ fn owner_of(root: &Path) -> String {
 #[test]
 fn fixture_values_summary_and_garbage() {
     let root = fixture("process");
-    let mut c = collector(&root, ProcessOptions::default());
+    // The default set: the OpenTelemetry Collector scraper's four metrics.
+    let (ms, _) = run(&mut collector(&root, ProcessOptions::default()), T0);
+    let mut names: Vec<&str> = ms
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|n| n.starts_with("process."))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "process.cpu.time",
+            "process.disk.io",
+            "process.memory.usage",
+            "process.memory.virtual"
+        ]
+    );
+
+    let mut c = collector(&root, all_of_stat());
     let (ms, r) = run(&mut c, T0);
 
     // Kernel thread 2 is left out, 400 (garbage stat) and 600 (no files) are skipped.
@@ -132,7 +162,7 @@ fn fixture_values_summary_and_garbage() {
     let start_100 = (BOOT_S * 1_000_000_000) + 10_000_000_000;
     let up = by_pid(&ms, "process.uptime", "")[&(100, String::new())];
     assert!((up - (T0 - start_100) as f64 / 1e9).abs() < 1e-6, "{up}");
-    // Opt-in metrics are absent by default; utilization needs a second cycle.
+    // Opt-in metrics are absent unless asked for; utilization needs a second cycle.
     for absent in [
         "process.cpu.utilization",
         "process.unix.file_descriptor.count",
@@ -205,7 +235,7 @@ fn fixture_values_summary_and_garbage() {
 #[test]
 fn second_cycle_utilization_fork_rate_exec_and_pid_reuse() {
     let t = TempTree::copy_of("process", "cycles");
-    let mut c = collector(&t.root, ProcessOptions::default());
+    let mut c = collector(&t.root, all_of_stat());
     run(&mut c, T0);
     // 15 s later: nginx used 1.5 s user and 0.3 s system; 150 forks; pid 200 exec'd
     // another program; pid 300 exited and its pid went to a new process.
@@ -301,7 +331,7 @@ fn opt_in_parts_and_redaction() {
         "{:?}",
         r.errors
     );
-    let lines: BTreeMap<i64, String> = points(find(&ms, "process.thread.count").unwrap())
+    let lines: BTreeMap<i64, String> = points(find(&ms, "process.memory.usage").unwrap())
         .iter()
         .map(|p| {
             (
@@ -321,7 +351,7 @@ fn opt_in_parts_and_redaction() {
         ..ProcessOptions::default()
     };
     let (ms, _) = run(&mut collector(&root, opts), T0);
-    let p = points(find(&ms, "process.thread.count").unwrap())
+    let p = points(find(&ms, "process.memory.usage").unwrap())
         .iter()
         .find(|p| int_attr(p, "process.pid") == Some(200))
         .unwrap();
@@ -512,7 +542,7 @@ fn live_proc_with_processes_coming_and_going() {
         context_switches: true,
         command_line: true,
         max_processes: 100_000,
-        ..ProcessOptions::default()
+        ..all_of_stat()
     };
     let mut c = ProcessCollector::new(HostPaths::default(), opts).unwrap();
     let me = i64::from(std::process::id());

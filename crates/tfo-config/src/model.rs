@@ -530,6 +530,14 @@ pub struct ProcessCollector {
     pub max_processes: usize,
     /// `process.disk.io` (reads /proc/<pid>/io).
     pub disk_io: bool,
+    /// `process.cpu.utilization`.
+    pub cpu_utilization: bool,
+    /// `process.thread.count`.
+    pub threads: bool,
+    /// `process.paging.faults`.
+    pub paging_faults: bool,
+    /// `process.uptime`.
+    pub uptime: bool,
     /// `process.unix.file_descriptor.count` (lists /proc/<pid>/fd).
     pub file_descriptors: bool,
     /// `process.context_switches` (reads /proc/<pid>/status).
@@ -565,6 +573,10 @@ impl Default for ProcessCollector {
             top_by: ProcessTopBy::Cpu,
             max_processes: 1000,
             disk_io: true,
+            cpu_utilization: false,
+            threads: false,
+            paging_faults: false,
+            uptime: false,
             file_descriptors: false,
             context_switches: false,
             command_line: false,

@@ -24,6 +24,8 @@ fn defaults_and_values() {
         (0, ProcessTopBy::Cpu, 1000)
     );
     assert!(p.disk_io && !p.file_descriptors && !p.context_switches && !p.command_line);
+    // The OpenTelemetry Collector scraper's default set: the rest of stat is opt-in.
+    assert!(!p.cpu_utilization && !p.threads && !p.paging_faults && !p.uptime);
     assert_eq!(p.redact_patterns.len(), 3);
 
     let c = load_from_str(

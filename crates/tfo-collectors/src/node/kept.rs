@@ -54,7 +54,7 @@ pub(crate) struct FdBudget {
 
 /// One unit of [`FdBudget`], returned when the descriptor it goes with is closed.
 #[derive(Debug)]
-struct Permit(Arc<AtomicUsize>);
+pub(crate) struct Permit(Arc<AtomicUsize>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -89,7 +89,7 @@ impl FdBudget {
         self.open.load(Ordering::Relaxed)
     }
 
-    fn acquire(&self) -> Option<Permit> {
+    pub(crate) fn acquire(&self) -> Option<Permit> {
         let mut n = self.open.load(Ordering::Relaxed);
         loop {
             if n >= self.max {
@@ -165,7 +165,12 @@ fn has_name(file: &File) -> bool {
 }
 
 /// `pread(2)` into the spare capacity of `buf`, retried on EINTR; returns the bytes read.
-fn pread_spare(file: &File, buf: &mut Vec<u8>, want: usize, offset: u64) -> io::Result<usize> {
+pub(crate) fn pread_spare(
+    file: &File,
+    buf: &mut Vec<u8>,
+    want: usize,
+    offset: u64,
+) -> io::Result<usize> {
     buf.reserve(want);
     let len = buf.len();
     let want = want.min(buf.capacity() - len);

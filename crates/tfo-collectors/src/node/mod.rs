@@ -61,7 +61,7 @@ pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
 pub mod hwmon;
-mod kept;
+pub(crate) mod kept;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netclass;
