@@ -367,4 +367,27 @@ mod tests {
         q.settled(1);
         assert_eq!(q.outstanding(), 4);
     }
+
+    #[test]
+    fn batches_stop_at_the_byte_cap_whichever_limit_comes_first() {
+        let q = Queue::new(Signal::Metrics, 1 << 20, 100, Arc::new(Stats::default()));
+        for i in 1..=5 {
+            q.push(rec(1, i * 100));
+        }
+        let sizes = |b: &[Record]| b.iter().map(|r| r.body.len()).collect::<Vec<_>>();
+        let b = q.pop_batch(1000, 350);
+        assert_eq!(
+            sizes(&b),
+            vec![100, 200],
+            "300 bytes; the next would pass 350"
+        );
+        let b = q.pop_batch(1000, 10);
+        assert_eq!(
+            sizes(&b),
+            vec![300],
+            "one record even if larger than the cap"
+        );
+        let b = q.pop_batch(1, 1 << 20);
+        assert_eq!(sizes(&b), vec![400], "the unit limit can come first");
+    }
 }
