@@ -4,7 +4,8 @@ receiver, with 256-byte lines. Run through scripts/bench-logs.
 
 Two phases, each with a fresh agent on its defaults (collectors.logs enabled with one path
 and start_at: beginning; everything else default: system and node_exporter collectors at
-15 s, disk buffer with fsync: interval, gzip, batch_size 100):
+15 s, disk buffer with fsync: interval, gzip, logs requests of logs_batch_size 4096 log
+records and 240 KiB at most):
 
 throughput  A file of --mib MiB of 256-byte lines is written first (page cache warm), then
             the agent reads it and ships it to a receiver that decodes every request with

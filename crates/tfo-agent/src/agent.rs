@@ -26,7 +26,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use tfo_collectors::Metric;
 use tfo_config::{Config, Loaded};
-use tfo_exporter::encode::MetricsEncoder;
+use tfo_exporter::encode::{LOGS_REQUEST_BYTES, MAX_REQUEST_BYTES, MetricsEncoder};
 use tfo_exporter::{Exporter, Signal};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
@@ -202,6 +202,7 @@ impl Env {
         Encoding {
             resource: identity.resource_attributes(cfg),
             batch_size: cfg.exporter.otlp.batch_size,
+            logs_batch_size: cfg.exporter.otlp.logs_batch_size,
             record_bytes: self.buffers.logs_record_bytes,
         }
     }
@@ -248,11 +249,16 @@ impl Env {
             _ => tokio::runtime::Handle::current(),
         };
         let otlp = &cfg.exporter.otlp;
+        let (batch_size, max_bytes) = match signal {
+            Signal::Logs => (otlp.logs_batch_size, LOGS_REQUEST_BYTES),
+            Signal::Metrics | Signal::Traces => (otlp.batch_size, MAX_REQUEST_BYTES),
+        };
         let lp = ExportLoop {
             exporter,
             buffer,
             stats: self.stats.clone(),
-            batch_size: otlp.batch_size,
+            batch_size,
+            max_bytes,
             flush_interval: otlp.flush_interval,
             retry: settings::retry_policy(cfg),
         };
@@ -515,6 +521,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         encoding: Arc::new(Shared::new(Encoding {
             resource: Vec::new(),
             batch_size: cfg.exporter.otlp.batch_size,
+            logs_batch_size: cfg.exporter.otlp.logs_batch_size,
             record_bytes: tfo_exporter::encode::MAX_RECORD_BYTES,
         })),
         logs_runtime,

@@ -877,7 +877,10 @@ impl Stats {
                         records,
                         split_to,
                         reason,
-                        fix = "lower exporter.otlp.batch_size",
+                        fix = match signal {
+                            Signal::Logs => "lower exporter.otlp.logs_batch_size",
+                            _ => "lower exporter.otlp.batch_size",
+                        },
                         "the collector refuses the request as too large; sending its records in smaller requests"
                     );
                 }

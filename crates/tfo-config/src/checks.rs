@@ -423,6 +423,13 @@ impl Config {
                 Some("a whole number >= 1"),
             ));
         }
+        if otlp.logs_batch_size < 1 {
+            v.push(issue(
+                "exporter.otlp.logs_batch_size",
+                "must be at least 1",
+                Some("a whole number >= 1"),
+            ));
+        }
         for (name, value) in &otlp.headers {
             if name.is_empty() || !name.bytes().all(is_header_name_byte) {
                 v.push(issue(

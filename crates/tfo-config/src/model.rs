@@ -721,8 +721,12 @@ pub struct Exporter {
 #[serde(default, deny_unknown_fields)]
 pub struct Otlp {
     pub enabled: bool,
-    /// Maximum records per export request (>= 1).
+    /// Most OTLP metrics (or spans) per export request; for logs, the log records waiting
+    /// that start a request before `flush_interval` (>= 1).
     pub batch_size: usize,
+    /// Most log records per logs export request, and per record the log collector
+    /// stores (>= 1); a logs request also stops at 240 KiB of encoded log records.
+    pub logs_batch_size: usize,
     #[serde(with = "duration")]
     pub flush_interval: Duration,
     pub compression: Compression,
@@ -738,6 +742,7 @@ impl Default for Otlp {
         Otlp {
             enabled: true,
             batch_size: 100,
+            logs_batch_size: 4096,
             flush_interval: Duration::from_secs(10),
             compression: Compression::Gzip,
             endpoint_version: EndpointVersion::V2,
@@ -751,6 +756,7 @@ impl fmt::Debug for Otlp {
         f.debug_struct("Otlp")
             .field("enabled", &self.enabled)
             .field("batch_size", &self.batch_size)
+            .field("logs_batch_size", &self.logs_batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("compression", &self.compression)
             .field("endpoint_version", &self.endpoint_version)

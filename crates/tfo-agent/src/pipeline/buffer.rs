@@ -196,15 +196,15 @@ impl Buffer {
     }
 
     /// Up to `max_units` units (what `batch_size` counts: metrics, or log records) and
-    /// `MAX_REQUEST_BYTES` of one signal, oldest first (at least one record if any).
-    pub fn next_batch(&self, max_units: usize) -> Batch {
+    /// `max_bytes` of one signal, oldest first (at least one record if any).
+    pub fn next_batch(&self, max_units: usize, max_bytes: usize) -> Batch {
         match self {
             Buffer::Memory(q) => Batch {
-                records: q.pop_batch(max_units),
+                records: q.pop_batch(max_units, max_bytes),
                 last_seq: None,
                 fallback_tags: None,
             },
-            Buffer::Disk(d) => d.next_batch(max_units),
+            Buffer::Disk(d) => d.next_batch(max_units, max_bytes),
         }
     }
 
@@ -289,7 +289,7 @@ mod tests {
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
             "waits"
         );
-        let batch = b.next_batch(10);
+        let batch = b.next_batch(10, tfo_exporter::encode::MAX_REQUEST_BYTES);
         assert_eq!(b.memory_outstanding(), 1, "in flight");
         b.settle(&batch);
         assert!(matches!(

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tfo_buffer::{Entry, FsyncMode, Log, Options, WhenFull};
-use tfo_exporter::encode::{MAX_REQUEST_BYTES, count_units};
+use tfo_exporter::encode::count_units;
 use tfo_exporter::{Record, Signal};
 use tokio::sync::Notify;
 
@@ -545,18 +545,20 @@ impl DiskBuffer {
         h.front().map(|e| e.seq)
     }
 
-    /// Up to `max_units` units (what `batch_size` counts) and [`MAX_REQUEST_BYTES`], oldest
-    /// first, from the log or the memory fallback.
-    pub fn next_batch(&self, max_units: usize) -> Batch {
+    /// Up to `max_units` units (what `batch_size` counts) and `max_bytes`, oldest first (at
+    /// least one record if any), from the log or the memory fallback.
+    pub fn next_batch(&self, max_units: usize, max_bytes: usize) -> Batch {
         let fb = (self.fallback.len().0 > 0).then(|| lock(&self.fallback_io));
         let fb_tag = fb.as_ref().and_then(|_| self.fallback.front_tag());
         if let Some(tag) = fb_tag {
             let log_front = self.peek_log(&mut lock(&self.holdover));
             if log_front.is_none_or(|s| s >= tag) {
                 // Memory records older than the next log record go first.
-                let taken = self
-                    .fallback
-                    .pop_batch_tagged(max_units, log_front.unwrap_or(u64::MAX));
+                let taken = self.fallback.pop_batch_tagged(
+                    max_units,
+                    max_bytes,
+                    log_front.unwrap_or(u64::MAX),
+                );
                 drop(fb);
                 self.pending_units.store(0, Ordering::Relaxed);
                 let (records, tags) = taken.into_iter().unzip();
@@ -568,12 +570,13 @@ impl DiskBuffer {
             }
         }
         drop(fb);
-        self.log_batch(max_units, fb_tag)
+        self.log_batch(max_units, max_bytes, fb_tag)
     }
 
-    /// Up to `max_units` units from the log, stopping before sequence `stop_at` (where the
-    /// memory records' turn comes); reads the item and unit counts of each record.
-    fn log_batch(&self, max_units: usize, stop_at: Option<u64>) -> Batch {
+    /// Up to `max_units` units and `max_bytes` from the log, stopping before sequence
+    /// `stop_at` (where the memory records' turn comes); reads the item and unit counts of
+    /// each record.
+    fn log_batch(&self, max_units: usize, max_bytes: usize, stop_at: Option<u64>) -> Batch {
         let mut batch = Batch {
             records: Vec::new(),
             last_seq: None,
@@ -592,7 +595,7 @@ impl DiskBuffer {
                 let Some(front) = h.front() else { break };
                 let units = self.units_of(&front.payload) as usize;
                 if !batch.records.is_empty()
-                    && (n + units > max_units || bytes + front.payload.len() > MAX_REQUEST_BYTES)
+                    && (n + units > max_units || bytes + front.payload.len() > max_bytes)
                 {
                     break;
                 }
@@ -782,7 +785,10 @@ impl DiskBuffer {
             let mut out_of_order = 0usize;
             let (mut full, mut full_items, mut lost, mut lost_items) = (0u64, 0u64, 0u64, 0u64);
             let next = self.with_log(|l| l.next_seq());
-            for (r, tag) in self.fallback.pop_batch_tagged(usize::MAX, u64::MAX) {
+            for (r, tag) in self
+                .fallback
+                .pop_batch_tagged(usize::MAX, usize::MAX, u64::MAX)
+            {
                 if disk_failed.is_some() {
                     lost += 1;
                     lost_items += r.items as u64;
@@ -894,6 +900,7 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
+    use tfo_exporter::encode::MAX_REQUEST_BYTES;
 
     /// A read-only bind mount over a directory, undone (lazily) when dropped, also when the
     /// test panics.
@@ -979,7 +986,7 @@ mod tests {
     fn drain(b: &DiskBuffer, max_items: usize) -> Vec<u32> {
         let mut out = Vec::new();
         loop {
-            let batch = b.next_batch(max_items);
+            let batch = b.next_batch(max_items, MAX_REQUEST_BYTES);
             if batch.records.is_empty() && batch.last_seq.is_none() {
                 return out;
             }
@@ -1030,7 +1037,7 @@ mod tests {
             assert_eq!(degraded_gauge(&b, &stats), Some(1.0));
             // The exporter goes on: first what the log holds, in order.
             // (Ids are item counts: 0 + 1 + 2 items fit a batch of 3.)
-            let batch = b.next_batch(3);
+            let batch = b.next_batch(3, MAX_REQUEST_BYTES);
             assert_eq!(
                 batch.records.iter().map(|r| r.items).collect::<Vec<_>>(),
                 vec![0, 1, 2]
@@ -1070,7 +1077,7 @@ mod tests {
             let on_disk = drain_upto_fallback(&b);
             assert!(on_disk.iter().copied().eq(0..on_disk.len() as u32));
             // The exporter holds two memory records while the disk comes back.
-            in_flight = b.next_batch(2 * (on_disk.len() as usize + 2) + 1);
+            in_flight = b.next_batch(2 * (on_disk.len() as usize + 2) + 1, MAX_REQUEST_BYTES);
             assert!(in_flight.fallback_tags.is_some());
             assert!(!in_flight.records.is_empty());
         }
@@ -1087,7 +1094,7 @@ mod tests {
     fn drain_upto_fallback(b: &DiskBuffer) -> Vec<u32> {
         let mut out = Vec::new();
         loop {
-            let batch = b.next_batch(1);
+            let batch = b.next_batch(1, MAX_REQUEST_BYTES);
             if batch.fallback_tags.is_some() || batch.records.is_empty() {
                 b.give_back(batch);
                 return out;
@@ -1120,7 +1127,7 @@ mod tests {
             b.push(rec(3, 100));
             b.push(rec(4, 100));
             // The collector is reachable: memory records are exported meanwhile.
-            let batch = b.next_batch(1);
+            let batch = b.next_batch(1, MAX_REQUEST_BYTES);
             assert_eq!(
                 batch.records.iter().map(|r| r.items).collect::<Vec<_>>(),
                 vec![3]
@@ -1203,7 +1210,7 @@ mod tests {
         let delivered = {
             let mut out = Vec::new();
             for _ in 0..5 {
-                let batch = b.next_batch(1);
+                let batch = b.next_batch(1, MAX_REQUEST_BYTES);
                 out.extend(batch.records.iter().map(|r| r.items));
                 b.settle(&batch);
             }
@@ -1251,7 +1258,7 @@ mod tests {
         // Room appears (a whole segment acknowledged): the blocked producer goes on,
         // nothing was dropped.
         for _ in 0..4 {
-            let batch = b.next_batch(1);
+            let batch = b.next_batch(1, MAX_REQUEST_BYTES);
             b.settle(&batch);
         }
         let (id, p) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -1290,7 +1297,7 @@ mod tests {
         assert!(matches!(b.push_or_return(rec(1, 100)), Pushed::Memory));
         assert!(matches!(b.push_or_return(rec(2, 100)), Pushed::Memory));
         assert_eq!(b.memory_outstanding(), 2);
-        let batch = b.next_batch(1);
+        let batch = b.next_batch(1, MAX_REQUEST_BYTES);
         assert_eq!(
             b.memory_outstanding(),
             2,
@@ -1298,7 +1305,7 @@ mod tests {
         );
         b.give_back(batch);
         assert_eq!(b.memory_outstanding(), 2);
-        let batch = b.next_batch(1);
+        let batch = b.next_batch(1, MAX_REQUEST_BYTES);
         b.settle(&batch);
         assert_eq!(b.memory_outstanding(), 1, "delivered");
         drop(ro);

@@ -40,8 +40,11 @@ pub struct ExportLoop {
     pub exporter: Exporter,
     pub buffer: Arc<Buffer>,
     pub stats: Arc<Stats>,
-    /// Most metrics (or log records) per request.
+    /// Most units per request: metrics or spans (`exporter.otlp.batch_size`), log records
+    /// (`exporter.otlp.logs_batch_size`).
     pub batch_size: usize,
+    /// Most bytes of stored records per request (at least one record is sent).
+    pub max_bytes: usize,
     pub flush_interval: Duration,
     pub retry: RetryPolicy,
 }
@@ -120,7 +123,9 @@ impl ExportLoop {
         split: &mut Split,
     ) -> Sent {
         loop {
-            let batch = self.buffer.next_batch(split.max_units(self.batch_size));
+            let batch = self
+                .buffer
+                .next_batch(split.max_units(self.batch_size), self.max_bytes);
             if batch.is_empty() {
                 if batch.last_seq.is_some() {
                     // Only damaged records (already counted): acknowledge and go on.

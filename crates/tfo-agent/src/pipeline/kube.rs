@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use tfo_collectors::kubernetes as mapping;
 use tfo_collectors::kubernetes::events::EventMetrics;
 use tfo_config::Config;
-use tfo_exporter::encode::{LogsEncoder, MetricsEncoder};
+use tfo_exporter::encode::{LOGS_REQUEST_BYTES, LogsEncoder, MetricsEncoder};
 use tfo_kube::events::{self as kevents, EventKey, EventsConfig, EventsHandle};
 use tfo_kube::lease::{LeaderElector, LeaseConfig, LeaseHandle};
 use tfo_kube::model::Event as KubeEvent;
@@ -383,8 +383,8 @@ impl KubeSource {
                 ));
                 keys.push(EventKey::of(e));
             }
-            let enc = LogsEncoder::new(VERSION, encoding.batch_size)
-                .with_max_bytes(encoding.record_bytes);
+            let enc = LogsEncoder::new(VERSION, encoding.logs_batch_size)
+                .with_max_bytes(encoding.record_bytes.min(LOGS_REQUEST_BYTES));
             let mut records = Vec::new();
             enc.encode(logs, &mut records);
             let mut stored = 0usize;

@@ -31,7 +31,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tfo_collectors::otlp::attr;
 use tfo_config::Config;
-use tfo_exporter::encode::{LogsEncoder, MAX_RECORD_BYTES};
+use tfo_exporter::encode::{LOGS_REQUEST_BYTES, LogsEncoder, MAX_RECORD_BYTES};
 use tfo_logs::{Checkpoint, FileInfo, LogLine, Tailer, TailerConfig};
 
 use super::buffer::Pushed;
@@ -442,8 +442,8 @@ impl Source for LogSource {
                 .is_none_or(|(e, _, _)| !Arc::ptr_eq(e, &encoding))
             {
                 let c = Converter::new(encoding.resource.clone(), self.opts.clone());
-                let enc = LogsEncoder::new(VERSION, encoding.batch_size)
-                    .with_max_bytes(encoding.record_bytes);
+                let enc = LogsEncoder::new(VERSION, encoding.logs_batch_size)
+                    .with_max_bytes(encoding.record_bytes.min(LOGS_REQUEST_BYTES));
                 conv_for = Some((encoding.clone(), c, enc));
             }
             let (_, conv, enc) = conv_for.as_mut().expect("set above");

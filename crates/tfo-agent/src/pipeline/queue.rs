@@ -18,7 +18,6 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tfo_exporter::encode::MAX_REQUEST_BYTES;
 use tfo_exporter::{Record, Signal};
 use tokio::sync::Notify;
 
@@ -153,10 +152,10 @@ impl Queue {
         }
     }
 
-    /// Takes records of one signal from the front, up to `max_units` units and
-    /// [`MAX_REQUEST_BYTES`] (at least one record). Records keep their order.
-    pub fn pop_batch(&self, max_units: usize) -> Vec<Record> {
-        self.pop_batch_tagged(max_units, u64::MAX)
+    /// Takes records of one signal from the front, up to `max_units` units and `max_bytes`
+    /// (at least one record). Records keep their order.
+    pub fn pop_batch(&self, max_units: usize, max_bytes: usize) -> Vec<Record> {
+        self.pop_batch_tagged(max_units, max_bytes, u64::MAX)
             .into_iter()
             .map(|(r, _)| r)
             .collect()
@@ -164,7 +163,12 @@ impl Queue {
 
     /// Like [`Queue::pop_batch`], with the tags, stopping before a record tagged above
     /// `max_tag`.
-    pub fn pop_batch_tagged(&self, max_units: usize, max_tag: u64) -> Vec<(Record, u64)> {
+    pub fn pop_batch_tagged(
+        &self,
+        max_units: usize,
+        max_bytes: usize,
+        max_tag: u64,
+    ) -> Vec<(Record, u64)> {
         let mut q = self.lock();
         let mut out: Vec<(Record, u64)> = Vec::new();
         let (mut n, mut bytes) = (0usize, 0usize);
@@ -175,7 +179,7 @@ impl Queue {
             if let Some((first, _)) = out.first()
                 && (front.signal != first.signal
                     || n + front.units as usize > max_units
-                    || bytes + front.body.len() > MAX_REQUEST_BYTES)
+                    || bytes + front.body.len() > max_bytes)
             {
                 break;
             }
@@ -313,6 +317,7 @@ impl Queue {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use tfo_exporter::encode::MAX_REQUEST_BYTES;
 
     fn rec(items: u32, len: usize) -> Record {
         Record {
@@ -347,7 +352,7 @@ mod tests {
         for i in 1..=5 {
             q.push(rec(40, i));
         }
-        let b = q.pop_batch(100);
+        let b = q.pop_batch(100, MAX_REQUEST_BYTES);
         assert_eq!(
             b.iter().map(|r| r.body.len()).collect::<Vec<_>>(),
             vec![1, 2]
@@ -356,10 +361,33 @@ mod tests {
         q.requeue_front(b);
         assert_eq!(q.outstanding(), 5);
         assert_eq!(q.len_items(), 200);
-        let b = q.pop_batch(10);
+        let b = q.pop_batch(10, MAX_REQUEST_BYTES);
         assert_eq!(b.len(), 1, "one record even if larger than the limit");
         assert_eq!(b[0].body.len(), 1);
         q.settled(1);
         assert_eq!(q.outstanding(), 4);
+    }
+
+    #[test]
+    fn batches_stop_at_the_byte_cap_whichever_limit_comes_first() {
+        let q = Queue::new(Signal::Metrics, 1 << 20, 100, Arc::new(Stats::default()));
+        for i in 1..=5 {
+            q.push(rec(1, i * 100));
+        }
+        let sizes = |b: &[Record]| b.iter().map(|r| r.body.len()).collect::<Vec<_>>();
+        let b = q.pop_batch(1000, 350);
+        assert_eq!(
+            sizes(&b),
+            vec![100, 200],
+            "300 bytes; the next would pass 350"
+        );
+        let b = q.pop_batch(1000, 10);
+        assert_eq!(
+            sizes(&b),
+            vec![300],
+            "one record even if larger than the cap"
+        );
+        let b = q.pop_batch(1, 1 << 20);
+        assert_eq!(sizes(&b), vec![400], "the unit limit can come first");
     }
 }

@@ -41,8 +41,10 @@ pub struct Context {
 pub struct Encoding {
     /// The agent's resource attributes.
     pub resource: Vec<KeyValue>,
-    /// `exporter.otlp.batch_size`: most items per record.
+    /// `exporter.otlp.batch_size`: most metrics per record.
     pub batch_size: usize,
+    /// `exporter.otlp.logs_batch_size`: most log records per record.
+    pub logs_batch_size: usize,
     /// Most bytes per record (`MAX_RECORD_BYTES`, less for a small buffer).
     pub record_bytes: usize,
 }
