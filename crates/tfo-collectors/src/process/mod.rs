@@ -494,6 +494,32 @@ impl ProcessCollector {
     }
 
     /// `file`, kept if this is a real procfs and the budget allows.
+    /// Reads `<proc>/<pid>/<file>` into `self.buf` through the process's kept descriptor
+    /// (`slot` picks it from the entry) when it has one, else by path, keeping the newly
+    /// opened file when the budget allows.
+    fn read_tracked(
+        &mut self,
+        pid: u32,
+        file: &str,
+        slot: fn(&mut Entry) -> &mut Option<Held>,
+    ) -> std::io::Result<()> {
+        set_path(&mut self.path, &self.prefix, pid, file);
+        let fresh = match self.procs.get_mut(&pid) {
+            Some(e) => read_kept(slot(e), &self.path, &mut self.buf)?,
+            None => {
+                read_path(&self.path, &mut self.buf)?;
+                None
+            }
+        };
+        let kept = fresh.and_then(|f| self.keep(f));
+        if let Some(e) = self.procs.get_mut(&pid)
+            && kept.is_some()
+        {
+            *slot(e) = kept;
+        }
+        Ok(())
+    }
+
     fn keep(&self, file: File) -> Option<Held> {
         if !self.procfs {
             return None;
@@ -777,27 +803,14 @@ impl ProcessCollector {
         // Optional files first: a process that exits meanwhile is skipped whole.
         let mut io_v = None;
         if self.opts.disk_io && !self.io_missing && self.denied(pid) & DENIED_IO == 0 {
-            set_path(&mut self.path, &self.prefix, pid, "io");
-            let read = match self.procs.get_mut(&pid) {
-                Some(e) => read_kept(&mut e.io_fd, &self.path, &mut self.buf),
-                None => read_path(&self.path, &mut self.buf).map(|()| None),
-            };
-            match read {
-                Ok(fresh) => {
-                    let kept = fresh.and_then(|f| self.keep(f));
-                    if let Some(e) = self.procs.get_mut(&pid)
-                        && kept.is_some()
-                    {
-                        e.io_fd = kept;
+            match self.read_tracked(pid, "io", |e| &mut e.io_fd) {
+                Ok(()) => match io::parse(&self.buf) {
+                    Some(v) => io_v = Some(v),
+                    None => {
+                        let line = excerpt(&self.buf);
+                        tally.bad("io", &self.path, || format!("malformed {line}"));
                     }
-                    match io::parse(&self.buf) {
-                        Some(v) => io_v = Some(v),
-                        None => {
-                            let line = excerpt(&self.buf);
-                            tally.bad("io", &self.path, || format!("malformed {line}"));
-                        }
-                    }
-                }
+                },
                 Err(e) => match fail(&e) {
                     // Gone with its directory, or between two reads: skipped.
                     Fail::Vanished if !self.alive(pid) || self.has_own_io() => {
@@ -834,26 +847,13 @@ impl ProcessCollector {
         }
         let mut switches = None;
         if self.opts.context_switches && self.denied(pid) & DENIED_STATUS == 0 {
-            set_path(&mut self.path, &self.prefix, pid, "status");
-            let read = match self.procs.get_mut(&pid) {
-                Some(e) => read_kept(&mut e.status_fd, &self.path, &mut self.buf),
-                None => read_path(&self.path, &mut self.buf).map(|()| None),
-            };
-            match read {
-                Ok(fresh) => {
-                    let kept = fresh.and_then(|f| self.keep(f));
-                    if let Some(e) = self.procs.get_mut(&pid)
-                        && kept.is_some()
-                    {
-                        e.status_fd = kept;
-                    }
-                    match status::parse(&self.buf) {
-                        Some(v) => switches = Some(v),
-                        None => tally.bad("status", &self.path, || {
-                            "no voluntary_ctxt_switches / nonvoluntary_ctxt_switches lines".into()
-                        }),
-                    }
-                }
+            match self.read_tracked(pid, "status", |e| &mut e.status_fd) {
+                Ok(()) => match status::parse(&self.buf) {
+                    Some(v) => switches = Some(v),
+                    None => tally.bad("status", &self.path, || {
+                        "no voluntary_ctxt_switches / nonvoluntary_ctxt_switches lines".into()
+                    }),
+                },
                 Err(e) => match fail(&e) {
                     Fail::Vanished => {
                         tally.vanished += 1;
