@@ -29,6 +29,23 @@ fn tune_malloc() {
     }
 }
 
+/// A dynamic section entry (`Elf64_Dyn`, or `Elf32_Dyn`: word-sized tag and value), and
+/// the tags looked at.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[repr(C)]
+struct Dyn {
+    tag: isize,
+    val: usize,
+}
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const DT_NULL: isize = 0;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const DT_TEXTREL: isize = 22;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const DT_FLAGS: isize = 30;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const DF_TEXTREL: usize = 0x4;
+
 /// Before `main`, the loader read the binary's read-only data segment through: its
 /// ~600 KiB relocation table (25,000 entries applied once, with `BIND_NOW`), the dynamic
 /// symbols, and, by the kernel's 64 KiB fault-around, the read-only data around them.
@@ -56,6 +73,20 @@ fn release_loader_pages() {
                 return 1;
             }
             let phdrs = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
+            // With text relocations the loader writes into read-only segments, and those
+            // private copies must not be dropped: then nothing is released.
+            if let Some(dynamic) = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC) {
+                let mut d =
+                    (info.dlpi_addr as usize).wrapping_add(dynamic.p_vaddr as usize) as *const Dyn;
+                let end = d.wrapping_byte_add(dynamic.p_memsz as usize);
+                while d < end && (*d).tag != DT_NULL {
+                    let (tag, val) = ((*d).tag, (*d).val);
+                    if tag == DT_TEXTREL || (tag == DT_FLAGS && val & DF_TEXTREL != 0) {
+                        return 1;
+                    }
+                    d = d.add(1);
+                }
+            }
             // The first loadable segment that is only readable: headers, dynamic symbols,
             // relocations, read-only data (lld and GNU ld with -z separate-code).
             if let Some(p) = phdrs
