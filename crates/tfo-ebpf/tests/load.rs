@@ -67,6 +67,21 @@ fn fileop(s: &Snapshot, op: FileOp) -> (u64, u64, u64) {
         .map_or((0, 0, 0), |x| (x.count, x.bytes, x.latency.count()))
 }
 
+/// Calls getppid `n` times on a thread of its own named `comm` (which sets its comm).
+fn getppid_in_thread_named(comm: &str, n: u64) {
+    std::thread::Builder::new()
+        .name(comm.to_string())
+        .spawn(move || {
+            for _ in 0..n {
+                // SAFETY: no preconditions.
+                unsafe { libc::getppid() };
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 const GETPPID: u32 = 110;
 
 #[test]
@@ -170,33 +185,13 @@ fn excluded_comm_generates_no_syscall_counts() {
     });
     let n = 20_000u64;
     let before = loader.snapshot();
-    std::thread::Builder::new()
-        .name(comm.to_string()) // sets the thread's comm
-        .spawn(move || {
-            for _ in 0..n {
-                // SAFETY: no preconditions.
-                unsafe { libc::getppid() };
-            }
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    getppid_in_thread_named(comm, n);
     let mid = loader.snapshot();
     let d = syscall(&mid, GETPPID).0 - syscall(&before, GETPPID).0;
     assert!(d < 100, "excluded thread's getppid calls were counted: {d}");
 
     // The same burst from a thread that is not excluded is counted.
-    std::thread::Builder::new()
-        .name("tfo-incl-test".into())
-        .spawn(move || {
-            for _ in 0..n {
-                // SAFETY: no preconditions.
-                unsafe { libc::getppid() };
-            }
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    getppid_in_thread_named("tfo-incl-test", n);
     let after = loader.snapshot();
     let d = syscall(&after, GETPPID).0 - syscall(&mid, GETPPID).0;
     assert!(d >= n, "included thread: {d} < {n}");
@@ -254,17 +249,7 @@ fn count_only_syscalls_without_the_entry_hook() {
     }
     f.sync_all().unwrap();
     drop(f);
-    std::thread::Builder::new()
-        .name(comm.to_string())
-        .spawn(move || {
-            for _ in 0..n {
-                // SAFETY: no preconditions.
-                unsafe { libc::getppid() };
-            }
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    getppid_in_thread_named(comm, n);
     let after = loader.snapshot();
     std::fs::remove_dir_all(&dir).unwrap();
 

@@ -55,9 +55,10 @@ impl GzipPool {
 /// Input between two full flushes. A deflate stream longer than its window (two times
 /// 32 KiB, less a 262-byte lookahead) shifts the window and rewrites every entry of its
 /// hash tables (192 KiB) each 32 KiB of input; in the release build that rewrite is a
-/// scalar loop, and it was 18 % of the agent's CPU with logs requests of 1 MiB. A full flush after at most this much input starts the window over instead,
-/// clearing one table with a `memset`; matches then do not reach back across the flush,
-/// which costs a little ratio, as a new request would.
+/// scalar loop, and it was 18 % of the agent's CPU with logs requests of 1 MiB. A full
+/// flush after at most this much input starts the window over instead, clearing one
+/// table with a `memset`; matches then do not reach back across the flush, which costs a
+/// little ratio, as a new request would.
 const FLUSH_EVERY: usize = 60 * 1024;
 
 fn deflate_gzip(c: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {

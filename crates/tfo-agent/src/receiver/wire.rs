@@ -286,9 +286,9 @@ fn check_scope(buf: &[u8], shape: &Shape, items: &mut u64) -> Result<(), Decode>
     Ok(())
 }
 
-/// Whether a resource has an attribute `key` (of each attribute, the last `key` field
-/// counts, as when decoding).
-fn has_key(resource: &[u8], key: &str) -> Result<bool, Decode> {
+/// Adds to `keys` the key of each attribute of a resource (of each attribute, the last
+/// `key` field counts, as when decoding).
+fn attribute_keys<'a>(resource: &'a [u8], keys: &mut Vec<&'a [u8]>) -> Result<(), Decode> {
     let mut pos = 0;
     while pos < resource.len() {
         if let (1, Wire::Len(kv)) = field(resource, &mut pos)? {
@@ -299,12 +299,10 @@ fn has_key(resource: &[u8], key: &str) -> Result<bool, Decode> {
                     k = b;
                 }
             }
-            if k == key.as_bytes() {
-                return Ok(true);
-            }
+            keys.push(k);
         }
     }
-    Ok(false)
+    Ok(())
 }
 
 /// The request in `req`, checked, with each attribute of `attrs` added to every resource
@@ -350,13 +348,13 @@ pub fn forward(req: &[u8], shape: &Shape, attrs: &Attrs) -> Result<(Vec<u8>, u64
                 _ => check_field(&RESOURCE_ITEMS, n, &w, 0)?,
             }
         }
+        let mut have: Vec<&[u8]> = Vec::new();
+        if let Some((_, _, r)) = resource {
+            attribute_keys(r, &mut have)?;
+        }
         missing.clear();
         for (key, enc) in &attrs.0 {
-            let have = match resource {
-                Some((_, _, r)) => has_key(r, key)?,
-                None => false,
-            };
-            if !have {
+            if !have.contains(&key.as_bytes()) {
                 missing.push(enc);
             }
         }
