@@ -63,13 +63,16 @@ struct Prepared {
     exporter: Option<Exporter>,
     /// The logs' own exporter, built on the logs export runtime (when there is one).
     logs_exporter: Option<Exporter>,
-    /// The traces' own exporter (with a traces buffer), on the shared workers.
+    /// The traces' own exporter (with a traces buffer), on the export runtime.
     traces_exporter: Option<Exporter>,
 }
 
 fn prepare(cfg: &Config, env: &Env) -> Result<Prepared, RunError> {
     let identity = Identity::resolve(cfg, &settings::host_paths(cfg));
-    let exporter = preflight::build_exporter(cfg, &identity).map_err(RunError)?;
+    let exporter = env
+        .export_runtime
+        .enter(|| preflight::build_exporter(cfg, &identity))
+        .map_err(RunError)?;
     let logs_exporter = match (&env.logs_runtime, &exporter) {
         (Some(rt), Some(_)) => Some(
             rt.enter(|| preflight::build_transport(cfg, &identity))
@@ -78,7 +81,11 @@ fn prepare(cfg: &Config, env: &Env) -> Result<Prepared, RunError> {
         _ => None,
     };
     let traces_exporter = match (&env.buffers.traces, &exporter) {
-        (Some(_), Some(_)) => Some(preflight::build_transport(cfg, &identity).map_err(RunError)?),
+        (Some(_), Some(_)) => Some(
+            env.export_runtime
+                .enter(|| preflight::build_transport(cfg, &identity))
+                .map_err(RunError)?,
+        ),
         _ => None,
     };
     Ok(Prepared {
@@ -95,6 +102,7 @@ struct CollectorInputs {
     collectors: tfo_config::Collectors,
     resource: Vec<KeyValue>,
     batch_size: usize,
+    metrics_per_record: usize,
     expose_node_metrics: bool,
 }
 
@@ -104,6 +112,7 @@ impl CollectorInputs {
             collectors: cfg.collectors.clone(),
             resource: identity.resource_attributes(cfg),
             batch_size: cfg.exporter.otlp.batch_size,
+            metrics_per_record: settings::metrics_per_request(&cfg.exporter.otlp),
             expose_node_metrics: cfg.prometheus.expose_node_metrics,
         }
     }
@@ -121,7 +130,7 @@ struct Collection {
 /// stays buffered, up to the buffer's bound, until export is enabled again).
 struct Export {
     signal: Signal,
-    /// The runtime the task runs on (the shared workers, or the logs export runtime).
+    /// The runtime the task runs on (the export runtime, or the logs export runtime).
     runtime: tokio::runtime::Handle,
     cancel: CancellationToken,
     task: JoinHandle<ExportLoop>,
@@ -134,6 +143,8 @@ struct Env {
     node_view: NodeSnapshot,
     /// What streaming sources encode with (resource, bounds); a reload updates it in place.
     encoding: Arc<Shared<Encoding>>,
+    /// Where the export tasks of metrics and traces run, and their connections.
+    export_runtime: ExportRuntime,
     /// Where the logs' export task runs (with a logs buffer).
     logs_runtime: Option<ExportRuntime>,
 }
@@ -179,7 +190,7 @@ impl Env {
         let encoder = Arc::new(MetricsEncoder::new(
             inputs.resource.clone(),
             VERSION,
-            inputs.batch_size,
+            inputs.metrics_per_record,
         ));
         let cancel = CancellationToken::new();
         let (collectors, _) = registry::build_collectors(cfg);
@@ -201,7 +212,7 @@ impl Env {
     fn encoding(&self, cfg: &Config, identity: &Identity) -> Encoding {
         Encoding {
             resource: identity.resource_attributes(cfg),
-            batch_size: cfg.exporter.otlp.batch_size,
+            metrics_per_record: settings::metrics_per_request(&cfg.exporter.otlp),
             logs_batch_size: cfg.exporter.otlp.logs_batch_size,
             record_bytes: self.buffers.logs_record_bytes,
         }
@@ -246,12 +257,14 @@ impl Env {
         let buffer = self.buffers.get(signal)?.clone();
         let runtime = match (signal, &self.logs_runtime) {
             (Signal::Logs, Some(rt)) => rt.handle().clone(),
-            _ => tokio::runtime::Handle::current(),
+            _ => self.export_runtime.handle().clone(),
         };
         let otlp = &cfg.exporter.otlp;
         let (batch_size, max_bytes) = match signal {
             Signal::Logs => (otlp.logs_batch_size, LOGS_REQUEST_BYTES),
-            Signal::Metrics | Signal::Traces => (otlp.batch_size, MAX_REQUEST_BYTES),
+            Signal::Metrics | Signal::Traces => {
+                (settings::metrics_per_request(otlp), MAX_REQUEST_BYTES)
+            }
         };
         let lp = ExportLoop {
             exporter,
@@ -273,8 +286,8 @@ impl Env {
         })
     }
 
-    /// One export task per signal that has a buffer: metrics on the shared workers, logs on
-    /// their own runtime with their own exporter.
+    /// One export task per signal that has a buffer: metrics and traces on the export
+    /// runtime, logs on their own runtime with their own exporter.
     fn start_exports(&self, cfg: &Config, p: &mut Prepared) -> Vec<Export> {
         let Some(exporter) = p.exporter.take() else {
             self.stats.set_exporter_disabled();
@@ -507,6 +520,8 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     }
     let stats = Arc::new(Stats::default());
     let buffers = pipeline::open_buffers(&cfg, &stats);
+    let export_runtime = ExportRuntime::start("tfo-export")
+        .map_err(|e| RunError(format!("cannot start the export thread: {e}")))?;
     let logs_runtime = match &buffers.logs {
         None => None,
         Some(_) => Some(
@@ -520,10 +535,11 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         node_view: Arc::default(),
         encoding: Arc::new(Shared::new(Encoding {
             resource: Vec::new(),
-            batch_size: cfg.exporter.otlp.batch_size,
+            metrics_per_record: settings::metrics_per_request(&cfg.exporter.otlp),
             logs_batch_size: cfg.exporter.otlp.logs_batch_size,
             record_bytes: tfo_exporter::encode::MAX_RECORD_BYTES,
         })),
+        export_runtime,
         logs_runtime,
     };
     let sig = |k| signal(k).map_err(|e| RunError(format!("signal handler: {e}")));
@@ -731,9 +747,11 @@ async fn shutdown(
     }
     let Env {
         stats,
+        export_runtime,
         logs_runtime,
         ..
     } = env;
+    export_runtime.shutdown(Duration::from_secs(2)).await;
     if let Some(rt) = logs_runtime {
         rt.shutdown(Duration::from_secs(2)).await;
     }

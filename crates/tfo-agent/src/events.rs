@@ -879,7 +879,7 @@ impl Stats {
                         reason,
                         fix = match signal {
                             Signal::Logs => "lower exporter.otlp.logs_batch_size",
-                            _ => "lower exporter.otlp.batch_size",
+                            _ => "set exporter.otlp.max_batch_size (e.g. 100)",
                         },
                         "the collector refuses the request as too large; sending its records in smaller requests"
                     );

@@ -482,9 +482,9 @@ fn a_slow_collector_hits_the_request_timeout_and_the_batch_is_retried() {
 }
 
 #[test]
-fn batch_size_counts_whole_metrics_per_request() {
+fn max_batch_size_caps_whole_metrics_per_request() {
     let rx = Receiver::start(None);
-    let mut agent = Agent::start(&config("grpc", rx.grpc_port, "    batch_size: 5\n"));
+    let mut agent = Agent::start(&config("grpc", rx.grpc_port, "    max_batch_size: 5\n"));
     let reqs = rx.wait_until(Duration::from_secs(15), "several requests", |r| {
         r.len() >= 8
     });
@@ -514,4 +514,20 @@ fn batch_size_counts_whole_metrics_per_request() {
     }
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
     assert!(seen.keys().any(|(n, _)| n == "system.cpu.time"));
+}
+
+#[test]
+fn batch_size_starts_a_request_that_takes_everything_waiting() {
+    let rx = Receiver::start(None);
+    // A system cycle has dozens of metrics: 5 waiting start a request before the (long)
+    // flush interval, and that request carries the whole cycle, not 5 of them.
+    let cfg = config("grpc", rx.grpc_port, "    batch_size: 5\n")
+        .replace("flush_interval: 1s", "flush_interval: 1h");
+    let mut agent = Agent::start(&cfg);
+    let reqs = rx.wait_until(Duration::from_secs(15), "three requests", |r| r.len() >= 3);
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    for q in &reqs[1..] {
+        let ms = metrics(q);
+        assert!(ms.len() > 5, "{} metrics in one request", ms.len());
+    }
 }

@@ -721,9 +721,13 @@ pub struct Exporter {
 #[serde(default, deny_unknown_fields)]
 pub struct Otlp {
     pub enabled: bool,
-    /// Most OTLP metrics (or spans) per export request; for logs, the log records waiting
-    /// that start a request before `flush_interval` (>= 1).
+    /// The metrics, spans or log records waiting that start a request before
+    /// `flush_interval` (>= 1): a trigger, like the OpenTelemetry Collector's
+    /// `send_batch_size`, not a cap.
     pub batch_size: usize,
+    /// Most OTLP metrics (or spans) per export request and per stored record; 0: no count
+    /// limit (a request takes what is waiting, up to 3 MiB).
+    pub max_batch_size: usize,
     /// Most log records per logs export request, and per record the log collector
     /// stores (>= 1); a logs request also stops at 240 KiB of encoded log records.
     pub logs_batch_size: usize,
@@ -742,6 +746,7 @@ impl Default for Otlp {
         Otlp {
             enabled: true,
             batch_size: 100,
+            max_batch_size: 0,
             logs_batch_size: 4096,
             flush_interval: Duration::from_secs(10),
             compression: Compression::Gzip,
@@ -756,6 +761,7 @@ impl fmt::Debug for Otlp {
         f.debug_struct("Otlp")
             .field("enabled", &self.enabled)
             .field("batch_size", &self.batch_size)
+            .field("max_batch_size", &self.max_batch_size)
             .field("logs_batch_size", &self.logs_batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("compression", &self.compression)

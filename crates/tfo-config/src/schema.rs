@@ -260,6 +260,7 @@ pub const KEYS: &[Key] = &[
     k("exporter.otlp", Kind::Section),
     k("exporter.otlp.enabled", Kind::Bool),
     k("exporter.otlp.batch_size", Kind::Usize),
+    k("exporter.otlp.max_batch_size", Kind::Usize),
     k("exporter.otlp.logs_batch_size", Kind::Usize),
     k("exporter.otlp.flush_interval", Kind::Duration),
     k("exporter.otlp.compression", Kind::Enum(COMPRESSIONS)),

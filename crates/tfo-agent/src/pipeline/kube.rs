@@ -302,7 +302,11 @@ impl KubeSource {
         let ctx2 = ctx.clone();
         let pods_cluster_wide = !self.scope.node_local_pods;
         let job = tokio::task::spawn_blocking(move || {
-            let enc = MetricsEncoder::new(encoding.resource.clone(), VERSION, encoding.batch_size);
+            let enc = MetricsEncoder::new(
+                encoding.resource.clone(),
+                VERSION,
+                encoding.metrics_per_record,
+            );
             let mut points = 0;
             let mut records = Vec::new();
             let mut store = |groups: Vec<(Vec<KeyValue>, Vec<Metric>)>| {

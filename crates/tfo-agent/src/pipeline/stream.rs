@@ -41,8 +41,8 @@ pub struct Context {
 pub struct Encoding {
     /// The agent's resource attributes.
     pub resource: Vec<KeyValue>,
-    /// `exporter.otlp.batch_size`: most metrics per record.
-    pub batch_size: usize,
+    /// Most metrics per record ([`crate::settings::metrics_per_request`]).
+    pub metrics_per_record: usize,
     /// `exporter.otlp.logs_batch_size`: most log records per record.
     pub logs_batch_size: usize,
     /// Most bytes per record (`MAX_RECORD_BYTES`, less for a small buffer).
