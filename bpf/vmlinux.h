@@ -72,8 +72,12 @@ struct fdtable {
 	struct file **fd;
 };
 
+/* NR_OPEN_DEFAULT = BITS_PER_LONG: the fds a process has before its table is expanded. */
+#define NR_OPEN_DEFAULT 64
+
 struct files_struct {
 	struct fdtable *fdt;
+	struct file *fd_array[NR_OPEN_DEFAULT];
 };
 
 struct task_struct {
