@@ -72,8 +72,29 @@ struct fdtable {
 	struct file **fd;
 };
 
+/* NR_OPEN_DEFAULT = BITS_PER_LONG: the fds a process has before its table is expanded. */
+#define NR_OPEN_DEFAULT 64
+
 struct files_struct {
 	struct fdtable *fdt;
+	struct file *fd_array[NR_OPEN_DEFAULT];
+};
+
+/* Scheduler state read by tfo_sched_sw (CONFIG_SCHED_INFO, CONFIG_FAIR_GROUP_SCHED). */
+struct rq {
+	u64 clock;
+};
+
+struct cfs_rq {
+	struct rq *rq;
+};
+
+struct sched_entity {
+	struct cfs_rq *cfs_rq;
+};
+
+struct sched_info {
+	unsigned long long last_queued;
 };
 
 struct task_struct {
@@ -81,6 +102,8 @@ struct task_struct {
 	int tgid;
 	char comm[16];
 	struct files_struct *files;
+	struct sched_entity se;
+	struct sched_info sched_info;
 };
 
 struct sock_common {

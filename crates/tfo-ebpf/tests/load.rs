@@ -270,6 +270,78 @@ fn count_only_syscalls_without_the_entry_hook() {
     assert!(fileop(&after, FileOp::Fsync).0 > fileop(&before, FileOp::Fsync).0);
 }
 
+/// sys_exit finds the file behind an fd two ways: plain loads while the process still uses
+/// the fd table embedded in its files_struct (fewer than 64 fds so far), probe reads once
+/// the table was expanded. A forked grandchild gets a fresh embedded table (its parent's
+/// highest open fd is below 64 at the fork: that child first closes everything else it
+/// inherited, which may reach past 64); the test process then writes through fd 300.
+#[test]
+fn file_writes_are_counted_with_either_fd_table() {
+    use std::os::fd::AsRawFd;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        return;
+    }
+    let loader = start(Options {
+        syscall_latency: false,
+        ..all_in_process()
+    });
+    let dir = std::env::temp_dir().join(format!("tfo-ebpf-fdt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let chunk = vec![3u8; 64 * 1024];
+    let n = 64u64; // 4 MiB each way
+    let write_n = |fd: i32| {
+        for _ in 0..n {
+            // SAFETY: fd is open for writing and chunk outlives the call.
+            let w = unsafe { libc::write(fd, chunk.as_ptr().cast(), chunk.len()) };
+            assert_eq!(w, chunk.len() as isize);
+        }
+    };
+    let before = loader.snapshot();
+    let small = std::fs::File::create(dir.join("small")).unwrap();
+    assert!(small.as_raw_fd() < 64);
+    let fd = small.as_raw_fd();
+    // SAFETY: the children only call close, fork, write, waitpid and _exit
+    // (async-signal-safe) before they exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: as above; fd stays open, the others are this child's copies.
+        unsafe {
+            for other in (3..4096).filter(|&o| o != fd) {
+                libc::close(other);
+            }
+            let writer = libc::fork();
+            if writer == 0 {
+                write_n(fd);
+                libc::_exit(0);
+            }
+            let mut st = 1;
+            libc::waitpid(writer, &mut st, 0);
+            libc::_exit(if writer > 0 { st } else { 1 });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: pid is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(status, 0);
+    let big = std::fs::File::create(dir.join("big")).unwrap();
+    // SAFETY: dup2 onto an fd this process does not use; closed below.
+    let high = unsafe { libc::dup2(big.as_raw_fd(), 300) };
+    assert_eq!(high, 300);
+    write_n(high);
+    // SAFETY: high was opened above.
+    unsafe { libc::close(high) };
+    let after = loader.snapshot();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let (w0, wb0, _) = fileop(&before, FileOp::Write);
+    let (w1, wb1, _) = fileop(&after, FileOp::Write);
+    assert!(w1 - w0 >= 2 * n, "writes {} < {}", w1 - w0, 2 * n);
+    let bytes = 2 * n * chunk.len() as u64;
+    assert!(wb1 - wb0 >= bytes, "bytes written {} < {bytes}", wb1 - wb0);
+}
+
 #[test]
 fn file_write_and_fsync_are_counted() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
