@@ -318,12 +318,13 @@ impl State {
         if self.reader.as_ref().is_some_and(|r| r.key == key) {
             return Ok(self.reader.as_mut());
         }
-        self.reader = None;
+        let chunks = self.reader.take().map(FrameReader::into_chunks);
         let Some(seg) = self.segments.get(&key) else {
             return Ok(None);
         };
         match FrameReader::open(key, &seg.path) {
-            Ok(r) => {
+            Ok(mut r) => {
+                r.adopt(chunks.unwrap_or_default());
                 self.reader = Some(r);
                 Ok(self.reader.as_mut())
             }
@@ -354,6 +355,9 @@ impl State {
                 let Some(e) = self.mem.get((want - front.seq) as usize) else {
                     return Ok(None);
                 };
+                if let Some(r) = self.reader.as_mut() {
+                    r.release_spares();
+                }
                 let entry = Entry {
                     seq: e.seq,
                     timestamp_ms: e.ts,
