@@ -4,8 +4,9 @@
 //!
 //! `cargo bench -p tfo-exporter --bench export` prints data points per second
 //! (`BENCH_CYCLES`, default 100 cycles of 10,000 points in 157 metrics per configuration)
-//! for a few batch sizes (`batch_size` counts metrics, 64 points each here; 100 is the
-//! default), with and without gzip (gzip is the default).
+//! for a few request sizes in metrics (64 points each here; `max_batch_size`, whose default
+//! 0 means no count limit: the whole cycle in one request, shown as `whole`), with and
+//! without gzip (gzip is the default).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,7 +149,7 @@ fn main() {
         "batch", "gzip", "points/s", "MB/s (raw)", "points/CPU-s"
     );
     for gzip in [false, true] {
-        for batch in [10usize, 100, 1_000] {
+        for batch in [10usize, 100, 1_000, usize::MAX] {
             let settings = ExporterSettings {
                 endpoint: addr.to_string(),
                 gzip,
@@ -193,7 +194,12 @@ fn main() {
                     sent as f64 / cpu,
                 )
             });
-            println!("{batch:>10} {gzip:>6} {pps:>16.0} {mbps:>14.1} {per_cpu:>16.0}");
+            let label = if batch == usize::MAX {
+                "whole".to_string()
+            } else {
+                batch.to_string()
+            };
+            println!("{label:>10} {gzip:>6} {pps:>16.0} {mbps:>14.1} {per_cpu:>16.0}");
         }
     }
 }
