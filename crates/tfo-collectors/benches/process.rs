@@ -4,7 +4,8 @@
 //! `PROCESS_BENCH_SLEEPERS` extra `sleep` processes (default 1000), then measures the
 //! collecting thread's CPU (CLOCK_THREAD_CPUTIME_ID) per cycle for the default metric set
 //! and each opt-in part, divided by the processes reported, and the descriptors the
-//! collector keeps open. Collection only: encoding
+//! collector keeps open. Collection only, through `collect_encoded` as the agent calls
+//! it (the per-process points written in the wire format): wrapping them into requests
 //! and export are in `scripts/bench-process`. `PROCESS_BENCH_CYCLES` (default 50);
 //! `PROCESS_BENCH_ONLY` runs one case (for perf).
 
@@ -26,17 +27,20 @@ fn measure(name: &str, opts: ProcessOptions, cycles: usize) {
         return;
     }
     let mut c = ProcessCollector::new(HostPaths::default(), opts).expect("valid options");
-    let mut out = Vec::new();
+    // What the agent calls: the per-process metrics come written in the wire format.
+    let (mut out, mut enc) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         out.clear();
-        tfo_collectors::Collector::collect(&mut c, &mut out);
+        enc.clear();
+        tfo_collectors::Collector::collect_encoded(&mut c, &mut out, &mut enc);
     }
     let (mut cpu, mut allocs, mut points) = (Vec::with_capacity(cycles), 0u64, 0usize);
     for _ in 0..cycles {
         out.clear();
+        enc.clear();
         let a0 = ALLOCS.load(Ordering::Relaxed);
         let t0 = thread_cpu_ns();
-        tfo_collectors::Collector::collect(&mut c, &mut out);
+        tfo_collectors::Collector::collect_encoded(&mut c, &mut out, &mut enc);
         let t1 = thread_cpu_ns();
         allocs += ALLOCS.load(Ordering::Relaxed) - a0;
         cpu.push((t1 - t0) as f64 / 1000.0);
@@ -51,7 +55,8 @@ fn measure(name: &str, opts: ProcessOptions, cycles: usize) {
                 }
                 _ => 0,
             })
-            .sum();
+            .sum::<usize>()
+            + enc.iter().map(|e| e.points).sum::<usize>();
     }
     let procs = c.tracked().max(1);
     cpu.sort_by(f64::total_cmp);

@@ -20,6 +20,7 @@ pub mod prom;
 pub mod render;
 pub mod system;
 pub mod table;
+pub mod wire;
 
 pub use ebpf::{EbpfCollector, EbpfOptions};
 pub use node::{NodeCollector, NodeOptions, PatternFilter};
@@ -29,6 +30,7 @@ pub use process::{ProcessCollector, ProcessOptions, ProcessOptionsError, TopBy};
 pub use prom::render_node_exporter;
 pub use system::{SystemCollector, SystemOptions};
 pub use table::{MetricDef, MetricKind, PromKind, PromName, ValueType};
+pub use wire::EncodedMetric;
 
 /// Per-cycle values shared by the sub-collectors.
 #[derive(Debug, Clone, Copy)]
@@ -90,4 +92,16 @@ pub trait Collector: Send {
     /// Appends this cycle's metrics to `out`. Partial failures go in the report; the
     /// metrics that could be read are still appended.
     fn collect(&mut self, out: &mut Vec<Metric>) -> CollectReport;
+    /// [`Collector::collect`] for the export path: a collector may append some of its
+    /// metrics to `encoded`, written in the wire format by itself ([`wire`]), when that
+    /// saves building (and then encoding and freeing) many points as structs. The
+    /// default builds every metric as a struct.
+    fn collect_encoded(
+        &mut self,
+        out: &mut Vec<Metric>,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
+        let _ = encoded;
+        self.collect(out)
+    }
 }

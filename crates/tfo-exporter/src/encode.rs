@@ -17,12 +17,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
-    ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
-    metric,
+    ExponentialHistogram, Gauge, Histogram, Metric, Sum, Summary, metric,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -49,7 +47,8 @@ pub const LOGS_REQUEST_BYTES: usize = 240 << 10;
 
 pub struct MetricsEncoder {
     resource: Resource,
-    scope: InstrumentationScope,
+    /// The instrumentation scope (the agent), encoded: written into every `ScopeMetrics`.
+    scope_bytes: Vec<u8>,
     max_metrics: usize,
     max_bytes: usize,
 }
@@ -60,16 +59,17 @@ impl MetricsEncoder {
         scope_version: &str,
         max_metrics: usize,
     ) -> Self {
+        let scope = InstrumentationScope {
+            name: "tfo-agent".to_string(),
+            version: scope_version.to_string(),
+            ..Default::default()
+        };
         MetricsEncoder {
             resource: Resource {
                 attributes: resource_attributes,
                 ..Default::default()
             },
-            scope: InstrumentationScope {
-                name: "tfo-agent".to_string(),
-                version: scope_version.to_string(),
-                ..Default::default()
-            },
+            scope_bytes: scope.encode_to_vec(),
             max_metrics: max_metrics.max(1),
             max_bytes: MAX_RECORD_BYTES,
         }
@@ -90,6 +90,24 @@ impl MetricsEncoder {
         self.encode_groups(vec![(Vec::new(), metrics)], out)
     }
 
+    /// Like [`MetricsEncoder::encode`], followed by metrics a collector wrote in the wire
+    /// format itself: each an encoded OTLP `Metric` message (no length prefix) with its
+    /// count of data points. They are copied into the records as they are (split by data
+    /// points only when one alone exceeds the byte bound); the bytes are not checked.
+    pub fn encode_mixed(
+        &self,
+        metrics: Vec<Metric>,
+        encoded: Vec<(Vec<u8>, usize)>,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let items = metrics.into_iter().map(Item::Struct).chain(
+            encoded
+                .into_iter()
+                .map(|(body, points)| Item::Encoded { body, points }),
+        );
+        self.encode_items(vec![(Vec::new(), items.collect())], out)
+    }
+
     /// Encodes metrics that belong to different resources (one Kubernetes object each, for
     /// example): each group goes under the encoder's resource attributes plus the group's
     /// own, a group's attribute replacing an encoder attribute of the same key. Records are
@@ -102,11 +120,23 @@ impl MetricsEncoder {
         groups: Vec<(Vec<KeyValue>, Vec<Metric>)>,
         out: &mut Vec<Record>,
     ) -> usize {
-        let scope_len = self.scope.encoded_len();
+        let groups = groups
+            .into_iter()
+            .map(|(a, ms)| (a, ms.into_iter().map(Item::Struct).collect()))
+            .collect();
+        self.encode_items(groups, out)
+    }
+
+    fn encode_items(
+        &self,
+        groups: Vec<(Vec<KeyValue>, Vec<Item>)>,
+        out: &mut Vec<Record>,
+    ) -> usize {
+        let scope_len = self.scope_bytes.len();
         let mut total = 0;
         let mut chunk = Chunk::default();
         for (attributes, metrics) in groups {
-            if metrics.iter().all(|m| point_count(m) == 0) {
+            if metrics.iter().all(|m| m.points() == 0) {
                 continue;
             }
             let resource = Arc::new(self.group_resource(attributes));
@@ -114,24 +144,25 @@ impl MetricsEncoder {
             // group appears in.
             let overhead = framed_len(resource.encoded_len()) + framed_len(scope_len) + 16;
             let group = Group { resource, overhead };
-            for mut m in metrics {
-                let n = point_count(&m);
+            for m in metrics {
+                let n = m.points();
                 if n == 0 {
                     continue;
                 }
                 total += n;
-                let size = m.encoded_len() + 8;
-                if size + overhead > self.max_bytes {
+                let len = m.encoded_len();
+                if len + 8 + overhead > self.max_bytes {
                     // Too large for one record: parts of about half the bound each, so a
                     // part never needs splitting again and leaves room for its neighbours.
                     self.flush(&mut chunk, out);
-                    let per = (n * (self.max_bytes / 2) / size).max(1);
-                    while point_count(&m) > per {
-                        let part = split_off_front(&mut m, per);
-                        self.push(&mut chunk, &group, part, out);
+                    let per = (n * (self.max_bytes / 2) / (len + 8)).max(1);
+                    for part in m.split(per) {
+                        let len = part.encoded_len();
+                        self.push(&mut chunk, &group, part, len, out);
                     }
+                    continue;
                 }
-                self.push(&mut chunk, &group, m, out);
+                self.push(&mut chunk, &group, m, len, out);
             }
         }
         self.flush(&mut chunk, out);
@@ -157,8 +188,9 @@ impl MetricsEncoder {
         }
     }
 
-    fn push(&self, chunk: &mut Chunk, group: &Group, m: Metric, out: &mut Vec<Record>) {
-        let size = m.encoded_len() + 8;
+    /// Adds `m` (of `len` encoded bytes) to the record being filled.
+    fn push(&self, chunk: &mut Chunk, group: &Group, m: Item, len: usize, out: &mut Vec<Record>) {
+        let size = len + 8;
         let opens = !chunk.is_open(group);
         let need = size + if opens { group.overhead } else { 0 };
         if chunk.metrics >= self.max_metrics || chunk.bytes + need > self.max_bytes {
@@ -168,11 +200,11 @@ impl MetricsEncoder {
             chunk.bytes += group.overhead;
             chunk.groups.push((group.resource.clone(), Vec::new()));
         }
-        chunk.points += point_count(&m);
+        chunk.points += m.points();
         chunk.bytes += size;
         chunk.metrics += 1;
         if let Some((_, ms)) = chunk.groups.last_mut() {
-            ms.push(m);
+            ms.push((m, len));
         }
     }
 
@@ -181,27 +213,49 @@ impl MetricsEncoder {
             return;
         }
         let c = std::mem::take(chunk);
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: c
-                .groups
-                .into_iter()
-                .map(|(resource, metrics)| ResourceMetrics {
-                    resource: Some(Arc::unwrap_or_clone(resource)),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: Some(self.scope.clone()),
-                        metrics,
-                        schema_url: String::new(),
-                    }],
-                    schema_url: String::new(),
-                })
-                .collect(),
-        };
-        let units = metrics_len(&req);
+        // ExportMetricsServiceRequest { resource_metrics = 1: ResourceMetrics { resource =
+        // 1, scope_metrics = 2: ScopeMetrics { scope = 1, metrics = 2 } } }, written with
+        // the lengths already known, as prost would (it would size every nested message
+        // again at each enclosing level).
+        let groups: Vec<(Vec<u8>, usize, usize)> = c
+            .groups
+            .iter()
+            .map(|(resource, metrics)| {
+                let resource = resource.encode_to_vec();
+                let scope_metrics = framed_len(self.scope_bytes.len())
+                    + metrics
+                        .iter()
+                        .map(|(_, len)| framed_len(*len))
+                        .sum::<usize>();
+                let resource_metrics = framed_len(resource.len()) + framed_len(scope_metrics);
+                (resource, scope_metrics, resource_metrics)
+            })
+            .collect();
+        let total: usize = groups.iter().map(|(_, _, rm)| framed_len(*rm)).sum();
+        let mut buf = Vec::with_capacity(total);
+        for ((_, metrics), (resource, scope_metrics, resource_metrics)) in
+            c.groups.into_iter().zip(groups)
+        {
+            put_len_field(&mut buf, 1, resource_metrics);
+            put_len_field(&mut buf, 1, resource.len());
+            buf.extend_from_slice(&resource);
+            put_len_field(&mut buf, 2, scope_metrics);
+            put_len_field(&mut buf, 1, self.scope_bytes.len());
+            buf.extend_from_slice(&self.scope_bytes);
+            for (m, len) in metrics {
+                put_len_field(&mut buf, 2, len);
+                match m {
+                    Item::Struct(m) => m.encode_raw(&mut buf),
+                    Item::Encoded { body, .. } => buf.extend_from_slice(&body),
+                }
+            }
+        }
+        debug_assert_eq!(buf.len(), total);
         out.push(Record {
             signal: Signal::Metrics,
             items: c.points as u32,
-            units,
-            body: Bytes::from(req.encode_to_vec()),
+            units: c.metrics as u32,
+            body: Bytes::from(buf),
         });
     }
 }
@@ -379,10 +433,13 @@ struct Group {
     overhead: usize,
 }
 
+/// A metric of a record being filled, with its encoded length.
+type SizedItem = (Item, usize);
+
 /// The metrics of the record being filled, by resource in input order.
 #[derive(Default)]
 struct Chunk {
-    groups: Vec<(Arc<Resource>, Vec<Metric>)>,
+    groups: Vec<(Arc<Resource>, Vec<SizedItem>)>,
     metrics: usize,
     points: usize,
     bytes: usize,
@@ -397,12 +454,129 @@ impl Chunk {
     }
 }
 
-fn metrics_len(req: &ExportMetricsServiceRequest) -> u32 {
-    req.resource_metrics
-        .iter()
-        .flat_map(|rm| &rm.scope_metrics)
-        .map(|sm| sm.metrics.len() as u32)
-        .sum()
+/// A metric to encode: a struct, or a `Metric` message a collector encoded itself.
+enum Item {
+    Struct(Metric),
+    Encoded { body: Vec<u8>, points: usize },
+}
+
+impl Item {
+    fn points(&self) -> usize {
+        match self {
+            Item::Struct(m) => point_count(m),
+            Item::Encoded { points, .. } => *points,
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Item::Struct(m) => m.encoded_len(),
+            Item::Encoded { body, .. } => body.len(),
+        }
+    }
+
+    /// Parts of at most `per` data points each, with the same descriptor.
+    fn split(self, per: usize) -> Vec<Item> {
+        match self {
+            Item::Struct(mut m) => {
+                let mut parts = Vec::new();
+                while point_count(&m) > per {
+                    parts.push(Item::Struct(split_off_front(&mut m, per)));
+                }
+                parts.push(Item::Struct(m));
+                parts
+            }
+            Item::Encoded { body, points } => match split_encoded(&body, per) {
+                Some(parts) => parts
+                    .into_iter()
+                    .map(|(body, points)| Item::Encoded { body, points })
+                    .collect(),
+                // Not a metric with a data field this can cut: sent whole.
+                None => vec![Item::Encoded { body, points }],
+            },
+        }
+    }
+}
+
+/// One field of a protobuf message: its number, and its bytes whole (key included) and
+/// its payload (for length-delimited fields; else empty). `None` when malformed.
+fn next_field<'a>(buf: &mut &'a [u8]) -> Option<(u64, &'a [u8], &'a [u8])> {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let whole = *buf;
+    let key = varint(buf)?;
+    let payload: &[u8] = match key & 7 {
+        0 => {
+            varint(buf)?;
+            &[]
+        }
+        1 | 5 => {
+            let n = if key & 7 == 1 { 8 } else { 4 };
+            *buf = buf.get(n..)?;
+            &[]
+        }
+        2 => {
+            let len = usize::try_from(varint(buf)?).ok()?;
+            let p = buf.get(..len)?;
+            *buf = &buf[len..];
+            p
+        }
+        _ => return None,
+    };
+    Some((key >> 3, &whole[..whole.len() - buf.len()], payload))
+}
+
+/// Splits an encoded `Metric` whose data (gauge = 5, sum = 7, histogram = 9,
+/// exponential_histogram = 10, summary = 11) holds more than `per` data points (field 1
+/// of each) into metrics of at most `per` points, each with the other fields as they are.
+fn split_encoded(body: &[u8], per: usize) -> Option<Vec<(Vec<u8>, usize)>> {
+    let mut head = Vec::new();
+    let mut data = None;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (field, whole, payload) = next_field(&mut rest)?;
+        match field {
+            5 | 7 | 9 | 10 | 11 if data.is_none() => data = Some((field, payload)),
+            _ => head.extend_from_slice(whole),
+        }
+    }
+    let (field, payload) = data?;
+    let (mut points, mut tail) = (Vec::new(), Vec::new());
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let (f, whole, _) = next_field(&mut rest)?;
+        if f == 1 {
+            points.push(whole);
+        } else {
+            tail.extend_from_slice(whole);
+        }
+    }
+    Some(
+        points
+            .chunks(per.max(1))
+            .map(|part| {
+                let inner = part.iter().map(|p| p.len()).sum::<usize>() + tail.len();
+                let mut m = Vec::with_capacity(head.len() + framed_len(inner) + 9);
+                m.extend_from_slice(&head);
+                put_len_field(&mut m, field as u32, inner);
+                for p in part {
+                    m.extend_from_slice(p);
+                }
+                m.extend_from_slice(&tail);
+                (m, part.len())
+            })
+            .collect(),
+    )
 }
 
 /// What `batch_size` counts in an encoded request: its OTLP metrics (metrics) or log
@@ -529,7 +703,9 @@ fn split_off_front(m: &mut Metric, k: usize) -> Metric {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, NumberDataPoint};
+    use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 
     fn sum_metric(name: &str, n: usize) -> Metric {
         Metric {
@@ -658,6 +834,69 @@ mod tests {
         }
         let req = ExportMetricsServiceRequest::decode(&joined[..]).unwrap();
         assert_eq!(req.resource_metrics.len(), 3);
+    }
+
+    /// Metrics given encoded make the same bytes as the same metrics given as structs,
+    /// which are the bytes prost writes for the whole request.
+    #[test]
+    fn encoded_metrics_make_the_bytes_prost_writes() {
+        let resource = vec![kv("host.name", "h")];
+        let enc = MetricsEncoder::new(resource.clone(), "1", 3);
+        let ms: Vec<Metric> = (0..5)
+            .map(|i| sum_metric(&format!("m{i}"), i + 1))
+            .collect();
+        let (mut structs, mut mixed) = (Vec::new(), Vec::new());
+        assert_eq!(enc.encode(ms.clone(), &mut structs), 15);
+        let encoded = ms[2..]
+            .iter()
+            .map(|m| (m.encode_to_vec(), point_count(m)))
+            .collect();
+        assert_eq!(enc.encode_mixed(ms[..2].to_vec(), encoded, &mut mixed), 15);
+        assert_eq!(structs.len(), 2);
+        for (a, b) in structs.iter().zip(&mixed) {
+            assert_eq!(a.body, b.body);
+            assert_eq!((a.items, a.units), (b.items, b.units));
+        }
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: resource,
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "tfo-agent".into(),
+                        version: "1".into(),
+                        ..Default::default()
+                    }),
+                    metrics: ms[..3].to_vec(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        assert_eq!(structs[0].body, req.encode_to_vec());
+    }
+
+    /// An encoded metric over the byte bound is cut by data points as a struct is.
+    #[test]
+    fn an_oversize_encoded_metric_is_split_like_a_struct() {
+        let enc = MetricsEncoder::new(vec![], "1", 100).with_max_bytes(2000);
+        let big = sum_metric("big", 1000);
+        let (mut structs, mut mixed) = (Vec::new(), Vec::new());
+        enc.encode(vec![big.clone()], &mut structs);
+        enc.encode_mixed(vec![], vec![(big.encode_to_vec(), 1000)], &mut mixed);
+        assert!(structs.len() > 10);
+        assert_eq!(
+            structs.iter().map(|r| &r.body).collect::<Vec<_>>(),
+            mixed.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
+        // Garbage is sent whole rather than cut wrong.
+        let mut garbage = vec![0x3a, 0xff, 0xff, 0x7f];
+        garbage.resize(3000, 0);
+        let mut out = Vec::new();
+        enc.encode_mixed(vec![], vec![(garbage, 5000)], &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     fn kv(key: &str, value: &str) -> KeyValue {

@@ -41,15 +41,16 @@ pub fn spawn(
                     panic!("failpoint collector_panic");
                 }
                 let start = Instant::now();
-                let mut metrics = Vec::new();
-                let report = c.collect(&mut metrics);
+                let (mut metrics, mut encoded) = (Vec::new(), Vec::new());
+                let report = c.collect_encoded(&mut metrics, &mut encoded);
                 let took = start.elapsed();
                 let stamp = cycle_time(&metrics);
                 if let Some(keep) = keep {
                     *keep.lock().unwrap_or_else(|p| p.into_inner()) = metrics.clone();
                 }
                 let mut records = Vec::new();
-                let points = enc.encode(metrics, &mut records);
+                let encoded = encoded.into_iter().map(|e| (e.body, e.points)).collect();
+                let points = enc.encode_mixed(metrics, encoded, &mut records);
                 let n = records.len();
                 for r in records {
                     buf.push(r);

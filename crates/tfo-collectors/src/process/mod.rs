@@ -51,14 +51,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use regex::Regex;
 
 use crate::node::kept::{FdBudget, Permit, pread_spare};
-use crate::otlp::{attr, int_attr};
 use crate::parse::{excerpt, parse_error};
 use crate::table::{MetricDef, Val};
+use crate::wire::{EncodedMetric, Points, int_attr, str_attr};
 use crate::{CollectError, CollectReport, Collector, Ctx, HostPaths};
 
 pub use identity::DEFAULT_REDACT_PATTERNS;
@@ -233,8 +232,9 @@ struct Entry {
     comm: Vec<u8>,
     ppid: i64,
     selected: bool,
-    /// Identity attributes of every point (empty when not selected).
-    attrs: Vec<KeyValue>,
+    /// Identity attributes of every point, encoded once ([`crate::wire`]): a point
+    /// copies these bytes (empty when not selected).
+    attrs: Vec<u8>,
     /// `(utime, stime, time_ns)` of the previous cycle.
     prev: Option<(u64, u64, u64)>,
     /// The cycle that last saw the process.
@@ -389,6 +389,39 @@ fn def(i: usize) -> &'static MetricDef {
     }
 }
 
+/// The attributes that tell a metric's points of one process apart, encoded once.
+#[derive(Debug)]
+struct Extras {
+    user: Vec<u8>,
+    system: Vec<u8>,
+    read: Vec<u8>,
+    write: Vec<u8>,
+    major: Vec<u8>,
+    minor: Vec<u8>,
+    voluntary: Vec<u8>,
+    involuntary: Vec<u8>,
+}
+
+impl Extras {
+    fn new() -> Extras {
+        let enc = |k: &str, v: &str| {
+            let mut b = Vec::new();
+            str_attr(&mut b, k, v);
+            b
+        };
+        Extras {
+            user: enc("cpu.mode", "user"),
+            system: enc("cpu.mode", "system"),
+            read: enc("disk.io.direction", "read"),
+            write: enc("disk.io.direction", "write"),
+            major: enc("system.paging.fault.type", "major"),
+            minor: enc("system.paging.fault.type", "minor"),
+            voluntary: enc("process.context_switch.type", "voluntary"),
+            involuntary: enc("process.context_switch.type", "involuntary"),
+        }
+    }
+}
+
 /// The `collectors.process` collector.
 pub struct ProcessCollector {
     proc_dir: PathBuf,
@@ -417,6 +450,10 @@ pub struct ProcessCollector {
     /// Bounds the descriptors kept in [`Entry::stat_fd`], [`Entry::io_fd`] and
     /// [`Entry::status_fd`].
     budget: FdBudget,
+    /// This cycle's points, one buffer per metric (by the `N_METRICS` indexes), kept
+    /// with their capacity from cycle to cycle.
+    points: Vec<Points>,
+    extras: Extras,
 }
 
 impl std::fmt::Debug for ProcessCollector {
@@ -472,6 +509,8 @@ impl ProcessCollector {
             cands: Vec::new(),
             io_missing: false,
             budget: FdBudget::with_max(MAX_KEPT_FDS.min(soft_nofile() / 4)),
+            points: (0..N_METRICS).map(|i| Points::new(def(i))).collect(),
+            extras: Extras::new(),
         })
     }
 
@@ -536,8 +575,36 @@ impl ProcessCollector {
         set_path(&mut self.path, &self.prefix, pid, file);
     }
 
-    /// One collection cycle with the given timestamp (ns since the epoch).
+    /// One collection cycle with the given timestamp (ns since the epoch), every metric
+    /// as a struct.
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
+        let at = out.len();
+        let mut encoded = Vec::new();
+        let mut report = self.collect_encoded_at(now_ns, out, &mut encoded);
+        let mut decoded = Vec::with_capacity(encoded.len());
+        for e in &encoded {
+            match e.decode() {
+                Ok(m) => decoded.push(m),
+                // Not expected (the collector wrote it): reported, not a panic.
+                Err(err) => report.errors.push(CollectError::Parse {
+                    path: "<process collector output>".into(),
+                    reason: err.to_string(),
+                }),
+            }
+        }
+        // Per-process metrics first, then the summary, as before they were encoded.
+        out.splice(at..at, decoded);
+        report
+    }
+
+    /// One collection cycle with the given timestamp: the per-process metrics in the wire
+    /// format to `encoded`, the host summary to `out`.
+    pub fn collect_encoded_at(
+        &mut self,
+        now_ns: u64,
+        out: &mut Vec<Metric>,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
         let mut report = CollectReport::default();
         let mut tally = Tally::default();
         self.cycle += 1;
@@ -685,22 +752,12 @@ impl ProcessCollector {
         }
         self.cands.sort_unstable_by_key(|c| c.pid);
 
-        let mut pts: [Vec<NumberDataPoint>; N_METRICS] = Default::default();
-        for (i, p) in pts.iter_mut().enumerate() {
-            let per = match i {
-                stat::CPU_TIME | stat::CPU_UTILIZATION | stat::FAULTS | IO | SWITCHES => 2,
-                _ => 1,
-            };
-            p.reserve(self.cands.len() * per);
-        }
         let cands = std::mem::take(&mut self.cands);
         for c in &cands {
-            self.emit_process(c, now_ns, boot_ns, &mut pts, &mut tally, &mut report);
+            self.emit_process(c, now_ns, boot_ns, &mut tally, &mut report);
         }
         self.cands = cands;
-        for (i, p) in pts.into_iter().enumerate() {
-            def(i).push(p, out);
-        }
+        encoded.extend(self.points.iter_mut().filter_map(Points::finish));
 
         let rate = match (forks, self.prev_forks) {
             (Some(now), Some((before, t))) if now_ns > t && now >= before => {
@@ -767,24 +824,26 @@ impl ProcessCollector {
         if !e.selected {
             return Some(e);
         }
-        let mut attrs = vec![
-            int_attr("process.pid", i64::from(pid)),
-            int_attr("process.parent_pid", st.ppid),
-            attr("process.executable.name", crate::parse::lossy(&e.comm)),
-            attr("process.owner", owner),
-        ];
+        let mut attrs = Vec::new();
+        int_attr(&mut attrs, "process.pid", i64::from(pid));
+        int_attr(&mut attrs, "process.parent_pid", st.ppid);
+        str_attr(
+            &mut attrs,
+            "process.executable.name",
+            &crate::parse::lossy(&e.comm),
+        );
+        str_attr(&mut attrs, "process.owner", &owner);
         if self.opts.command_line {
-            attrs.push(attr(
-                "process.command_line",
-                identity::redact(&cmdline, &self.select.redact),
-            ));
+            let redacted = identity::redact(&cmdline, &self.select.redact);
+            str_attr(&mut attrs, "process.command_line", &redacted);
         }
         self.set_path(pid, "cgroup");
         if read_path(&self.path, &mut self.buf).is_ok()
             && let Some(id) = identity::container_id(&self.buf)
         {
-            attrs.push(attr("container.id", id));
+            str_attr(&mut attrs, "container.id", &id);
         }
+        attrs.shrink_to_fit();
         e.attrs = attrs;
         Some(e)
     }
@@ -795,7 +854,6 @@ impl ProcessCollector {
         c: &Cand,
         now_ns: u64,
         boot_ns: u64,
-        pts: &mut [Vec<NumberDataPoint>; N_METRICS],
         tally: &mut Tally,
         report: &mut CollectReport,
     ) {
@@ -878,27 +936,13 @@ impl ProcessCollector {
             now_ns,
             boot_ns: start_ns,
         };
-        let with = |extra: Option<(&str, &str)>| {
-            let mut a = Vec::with_capacity(e.attrs.len() + 1);
-            a.extend_from_slice(&e.attrs);
-            if let Some((k, v)) = extra {
-                a.push(attr(k, v));
-            }
-            a
+        let x = &self.extras;
+        let pts = &mut self.points;
+        let mut add = |i: usize, extra: &[u8], v: Val| {
+            pts[i].point(&[&e.attrs, extra], v, &ctx);
         };
-        let mut add = |i: usize, extra: Option<(&str, &str)>, v: Val| {
-            pts[i].push(def(i).point(with(extra), v, &ctx));
-        };
-        add(
-            stat::CPU_TIME,
-            Some(("cpu.mode", "user")),
-            Val::F(st.utime as f64 / hz),
-        );
-        add(
-            stat::CPU_TIME,
-            Some(("cpu.mode", "system")),
-            Val::F(st.stime as f64 / hz),
-        );
+        add(stat::CPU_TIME, &x.user, Val::F(st.utime as f64 / hz));
+        add(stat::CPU_TIME, &x.system, Val::F(st.stime as f64 / hz));
         if let Some((u, s, t)) = c.prev
             && self.opts.cpu_utilization
             && now_ns > t
@@ -906,60 +950,44 @@ impl ProcessCollector {
             && st.stime >= s
         {
             let capacity = (now_ns - t) as f64 / 1e9 * hz * self.cpus as f64;
-            for (mode, d) in [("user", st.utime - u), ("system", st.stime - s)] {
+            for (mode, d) in [(&x.user, st.utime - u), (&x.system, st.stime - s)] {
                 add(
                     stat::CPU_UTILIZATION,
-                    Some(("cpu.mode", mode)),
+                    mode,
                     Val::F((d as f64 / capacity).clamp(0.0, 1.0)),
                 );
             }
         }
         add(
             stat::MEMORY_USAGE,
-            None,
+            &[],
             Val::U(st.rss.saturating_mul(self.page_size)),
         );
-        add(stat::MEMORY_VIRTUAL, None, Val::U(st.vsize));
+        add(stat::MEMORY_VIRTUAL, &[], Val::U(st.vsize));
         if self.opts.threads {
-            add(stat::THREADS, None, Val::U(st.threads));
+            add(stat::THREADS, &[], Val::U(st.threads));
         }
         if self.opts.paging_faults {
-            add(
-                stat::FAULTS,
-                Some(("system.paging.fault.type", "major")),
-                Val::U(st.majflt),
-            );
-            add(
-                stat::FAULTS,
-                Some(("system.paging.fault.type", "minor")),
-                Val::U(st.minflt),
-            );
+            add(stat::FAULTS, &x.major, Val::U(st.majflt));
+            add(stat::FAULTS, &x.minor, Val::U(st.minflt));
         }
         if self.opts.uptime {
             add(
                 stat::UPTIME,
-                None,
+                &[],
                 Val::F(now_ns.saturating_sub(start_ns) as f64 / 1e9),
             );
         }
         if let Some((r, w)) = io_v {
-            add(IO, Some(("disk.io.direction", "read")), Val::U(r));
-            add(IO, Some(("disk.io.direction", "write")), Val::U(w));
+            add(IO, &x.read, Val::U(r));
+            add(IO, &x.write, Val::U(w));
         }
         if let Some(n) = fds {
-            add(FD, None, Val::U(n));
+            add(FD, &[], Val::U(n));
         }
         if let Some((v, i)) = switches {
-            add(
-                SWITCHES,
-                Some(("process.context_switch.type", "voluntary")),
-                Val::U(v),
-            );
-            add(
-                SWITCHES,
-                Some(("process.context_switch.type", "involuntary")),
-                Val::U(i),
-            );
+            add(SWITCHES, &x.voluntary, Val::U(v));
+            add(SWITCHES, &x.involuntary, Val::U(i));
         }
     }
 
@@ -1018,6 +1046,14 @@ impl Collector for ProcessCollector {
 
     fn collect(&mut self, out: &mut Vec<Metric>) -> CollectReport {
         self.collect_at(crate::unix_now_ns(), out)
+    }
+
+    fn collect_encoded(
+        &mut self,
+        out: &mut Vec<Metric>,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
+        self.collect_encoded_at(crate::unix_now_ns(), out, encoded)
     }
 }
 
@@ -1081,6 +1117,53 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// The identity kept between cycles (encoded attributes) belongs to one process: a
+    /// reparented process gets its new parent, and a pid reused by a new process (same
+    /// name, another start time and owner) does not inherit the old one's identity.
+    #[test]
+    fn kept_identity_follows_reparenting_and_pid_reuse() {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let root = tree("identity");
+        let write = |ppid: u32, start: u32| {
+            let line =
+                format!("42 (app) S {ppid} 1 1 0 -1 0 0 0 0 0 5 5 0 0 20 0 1 0 {start} 4096 1\n");
+            std::fs::write(root.join("proc/42/stat"), line).unwrap();
+        };
+        let mut c =
+            ProcessCollector::new(HostPaths::from_root(&root), ProcessOptions::default()).unwrap();
+        let identity = |c: &mut ProcessCollector| {
+            let mut out = Vec::new();
+            c.collect_at(1, &mut out);
+            let Some(Data::Sum(s)) = &out
+                .iter()
+                .find(|m| m.name == "process.cpu.time")
+                .unwrap()
+                .data
+            else {
+                panic!("not a sum");
+            };
+            assert_eq!(s.data_points.len(), 2);
+            let get = |k: &str| {
+                s.data_points[0]
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key == k)
+                    .and_then(|kv| kv.value.clone()?.value)
+            };
+            (get("process.parent_pid"), get("process.owner"))
+        };
+        let s = |v: &str| Some(Value::StringValue(v.into()));
+        assert_eq!(identity(&mut c), (Some(Value::IntValue(1)), s("root")));
+        write(7, 100);
+        assert_eq!(identity(&mut c), (Some(Value::IntValue(7)), s("root")));
+        // A new process on the same pid, owned by uid 4321 (not in passwd).
+        write(7, 900);
+        std::os::unix::fs::chown(root.join("proc/42"), Some(4321), None).unwrap();
+        assert_eq!(identity(&mut c), (Some(Value::IntValue(7)), s("4321")));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     /// On this host's /proc: `stat`, `io` and `status` of a process are read through
     /// kept descriptors, with the values a fresh read gives, and dropped with the
     /// process, without an error. (Other tests start processes meanwhile, so only this
@@ -1118,7 +1201,7 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        let mine = |p: &&NumberDataPoint| {
+        let mine = |p: &&opentelemetry_proto::tonic::metrics::v1::NumberDataPoint| {
             p.attributes.iter().any(|kv| {
                 kv.key == "process.pid"
                     && kv.value.as_ref().and_then(|v| v.value.as_ref())
