@@ -16,7 +16,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -232,7 +231,9 @@ impl MetricsEncoder {
             })
             .collect();
         let total: usize = groups.iter().map(|(_, _, rm)| framed_len(*rm)).sum();
-        let mut buf = Vec::with_capacity(total);
+        // The item count first: the buffer stores `items ++ request` (Record::stored).
+        let mut buf = Vec::with_capacity(4 + total);
+        buf.extend_from_slice(&(c.points as u32).to_le_bytes());
         for ((_, metrics), (resource, scope_metrics, resource_metrics)) in
             c.groups.into_iter().zip(groups)
         {
@@ -250,13 +251,8 @@ impl MetricsEncoder {
                 }
             }
         }
-        debug_assert_eq!(buf.len(), total);
-        out.push(Record {
-            signal: Signal::Metrics,
-            items: c.points as u32,
-            units: c.metrics as u32,
-            body: Bytes::from(buf),
-        });
+        debug_assert_eq!(buf.len(), 4 + total);
+        out.push(Record::from_stored(Signal::Metrics, c.metrics as u32, buf));
     }
 }
 
@@ -377,7 +373,8 @@ impl LogsEncoder {
             })
             .collect();
         let total: usize = sizes.iter().map(|(_, rl)| framed_len(*rl)).sum();
-        let mut buf = Vec::with_capacity(total);
+        let mut buf = Vec::with_capacity(4 + total);
+        buf.extend_from_slice(&(c.records as u32).to_le_bytes());
         for (g, (scope_logs, resource_logs)) in c.groups.iter().zip(sizes) {
             // ExportLogsServiceRequest.resource_logs = 1
             put_len_field(&mut buf, 1, resource_logs);
@@ -393,13 +390,8 @@ impl LogsEncoder {
                 buf.extend_from_slice(r);
             }
         }
-        debug_assert_eq!(buf.len(), total);
-        out.push(Record {
-            signal: Signal::Logs,
-            items: c.records as u32,
-            units: c.records as u32,
-            body: Bytes::from(buf),
-        });
+        debug_assert_eq!(buf.len(), 4 + total);
+        out.push(Record::from_stored(Signal::Logs, c.records as u32, buf));
     }
 }
 
@@ -732,6 +724,30 @@ mod tests {
             .flat_map(|rm| rm.scope_metrics)
             .flat_map(|sm| sm.metrics)
             .collect()
+    }
+
+    #[test]
+    fn records_carry_their_stored_form_without_a_copy() {
+        let enc = MetricsEncoder::new(vec![kv("host.name", "h")], "1", 2);
+        let mut recs = Vec::new();
+        enc.encode(
+            (0..5).map(|i| sum_metric(&format!("m{i}"), 3)).collect(),
+            &mut recs,
+        );
+        let logs = LogsEncoder::new("1", 10);
+        let res = Arc::new(Resource::default());
+        logs.encode(
+            (0..3).map(|_| (res.clone(), LogRecord::default())),
+            &mut recs,
+        );
+        assert!(recs.len() >= 3);
+        for r in &recs {
+            assert_eq!(r.stored.len(), r.body.len() + 4);
+            assert_eq!(&r.stored[..4], &r.items.to_le_bytes()[..]);
+            assert_eq!(&r.stored[4..], &r.body[..]);
+            // The body is a view of the stored bytes, not a second buffer.
+            assert_eq!(r.stored[4..].as_ptr(), r.body.as_ptr());
+        }
     }
 
     #[test]

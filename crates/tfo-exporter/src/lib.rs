@@ -48,6 +48,30 @@ pub struct Record {
     /// records (logs) or spans (traces). See [`encode::count_units`].
     pub units: u32,
     pub body: Bytes,
+    /// The stored form, `items` (u32, little endian) then `body`, when the encoder wrote
+    /// `body` behind those 4 bytes (then `body` is a slice of it); empty otherwise. Spares
+    /// the buffer a copy of every record (1 MiB per cycle for 1,000 processes).
+    pub stored: Bytes,
+}
+
+impl Record {
+    /// A record from `items ++ body` as written into `buf` (4 bytes, then the request).
+    pub fn from_stored(signal: Signal, units: u32, mut buf: Vec<u8>) -> Record {
+        let items = buf
+            .get(..4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if buf.len() < 4 {
+            buf.resize(4, 0);
+        }
+        let stored = Bytes::from(buf);
+        Record {
+            signal,
+            items,
+            units,
+            body: stored.slice(4..),
+            stored,
+        }
+    }
 }
 
 /// Settings shared by both transports, resolved from the agent config.

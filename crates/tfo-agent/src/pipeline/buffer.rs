@@ -264,6 +264,7 @@ mod tests {
             items: 1,
             units: 1,
             body: Bytes::from(vec![0u8; len]),
+            stored: Bytes::new(),
         }
     }
 

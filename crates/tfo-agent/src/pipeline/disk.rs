@@ -118,6 +118,9 @@ fn now_ms() -> u64 {
 }
 
 fn encode(r: &Record) -> Bytes {
+    if r.stored.len() == r.body.len() + 4 && r.stored.get(..4) == Some(&r.items.to_le_bytes()[..]) {
+        return r.stored.clone();
+    }
     let mut payload = BytesMut::with_capacity(4 + r.body.len());
     payload.put_u32_le(r.items);
     payload.extend_from_slice(&r.body);
@@ -632,6 +635,7 @@ impl DiskBuffer {
                 items,
                 units,
                 body,
+                stored: e.payload,
             });
         }
         self.pending_units.store(0, Ordering::Relaxed);
@@ -969,6 +973,7 @@ mod tests {
             // What the log reads back for a body that is not a request.
             units: 1,
             body: Bytes::from(vec![id as u8; len]),
+            stored: Bytes::new(),
         }
     }
 
@@ -1007,6 +1012,20 @@ mod tests {
         stats.gauge(self_metrics::BUFFER_DEGRADED, "signal=\"metrics\"")
     }
 
+    #[test]
+    fn a_record_with_its_stored_form_is_stored_without_a_copy() {
+        let r = Record::from_stored(Signal::Metrics, 1, vec![7, 0, 0, 0, 1, 2, 3]);
+        let stored = encode(&r);
+        assert_eq!(stored.as_ptr(), r.stored.as_ptr());
+        assert_eq!(&stored[..], &[7, 0, 0, 0, 1, 2, 3]);
+        // Without one (or with one that does not match), the buffer frames it itself.
+        let mut plain = r.clone();
+        plain.stored = Bytes::new();
+        assert_eq!(&encode(&plain)[..], &[7, 0, 0, 0, 1, 2, 3]);
+        plain.items = 9;
+        plain.stored = r.stored.clone();
+        assert_eq!(&encode(&plain)[..], &[9, 0, 0, 0, 1, 2, 3]);
+    }
     #[test]
     fn disk_fault_falls_back_to_memory_and_returns_to_disk_in_order() {
         let tmp = tempfile::tempdir().unwrap();

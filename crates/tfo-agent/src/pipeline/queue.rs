@@ -325,6 +325,7 @@ mod tests {
             items,
             units: items,
             body: Bytes::from(vec![0u8; len]),
+            stored: Bytes::new(),
         }
     }
 

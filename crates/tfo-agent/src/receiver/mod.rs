@@ -282,6 +282,7 @@ impl Ingest {
                     items,
                     units: items,
                     body: bytes.into(),
+                    stored: bytes::Bytes::new(),
                 };
                 let records = if n > 0 { vec![record] } else { Vec::new() };
                 let res = self

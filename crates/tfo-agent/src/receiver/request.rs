@@ -66,6 +66,7 @@ pub fn records<T: Otlp>(req: T, max_bytes: usize) -> Vec<Record> {
                 items,
                 units,
                 body: p.encode_to_vec().into(),
+                stored: bytes::Bytes::new(),
             })
         })
         .collect()
