@@ -490,21 +490,24 @@ impl Item {
     }
 }
 
+/// A protobuf varint from the front of `buf`, advancing it; `None` when cut short or
+/// longer than ten bytes.
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 /// One field of a protobuf message: its number, and its bytes whole (key included) and
 /// its payload (for length-delimited fields; else empty). `None` when malformed.
 fn next_field<'a>(buf: &mut &'a [u8]) -> Option<(u64, &'a [u8], &'a [u8])> {
-    fn varint(buf: &mut &[u8]) -> Option<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let (&b, rest) = buf.split_first()?;
-            *buf = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
     let whole = *buf;
     let key = varint(buf)?;
     let payload: &[u8] = match key & 7 {
@@ -593,18 +596,6 @@ pub fn count_units(body: &[u8]) -> u32 {
 /// Calls `f` with the payload of every length-delimited field numbered `field` in `buf`;
 /// false when the framing is malformed (or `f` said so).
 fn for_each_len_field(mut buf: &[u8], field: u64, mut f: impl FnMut(&[u8]) -> bool) -> bool {
-    fn varint(buf: &mut &[u8]) -> Option<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let (&b, rest) = buf.split_first()?;
-            *buf = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
     while !buf.is_empty() {
         let Some(key) = varint(&mut buf) else {
             return false;
