@@ -30,7 +30,7 @@ pub fn build_exporter(cfg: &Config, identity: &Identity) -> Result<Option<Export
             "telemetryflow.tls.skip_verify is true: the collector's certificate is NOT verified"
         );
     }
-    tracing::info!(target = %exp.target(), batch_size = otlp.batch_size, flush_interval = ?otlp.flush_interval, "exporting OTLP");
+    tracing::info!(target = %exp.target(), batch_size = otlp.batch_size, max_batch_size = otlp.max_batch_size, flush_interval = ?otlp.flush_interval, "exporting OTLP");
     Ok(Some(exp))
 }
 
