@@ -22,9 +22,14 @@ const ROWS: [MetricDef; 4] = [
         "ebpf.sched.runq_latency_ns",
         &[],
         "Run-queue latency: time a task waits for a CPU, from its wakeup (or preemption) \
-         to running. Power-of-two bucket bounds; the sum is estimated from bucket \
-         midpoints.",
-        "tp_btf/sched_wakeup + tp_btf/sched_wakeup_new + tp_btf/sched_switch",
+         to running, as the kernel's own delay accounting (`run_delay` in \
+         `/proc/PID/schedstat`) measures it: a wakeup that preempts the running task at \
+         once counts as 0, because the kernel skips the run-queue clock update between \
+         that wakeup and the switch. Read at the switch from the kernel's \
+         `sched_info.last_queued` and the run queue's clock (on kernels without them, from \
+         a timestamp taken at `sched_wakeup`/`sched_wakeup_new`). Power-of-two bucket \
+         bounds; the sum is estimated from bucket midpoints.",
+        "tp_btf/sched_switch",
     ),
     counter(
         "ebpf.sched.wakeups",
