@@ -14,6 +14,7 @@
 
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use prost::Message;
+use prost::encoding::{encode_varint, encoded_len_varint};
 
 use crate::Ctx;
 use crate::table::{MetricDef, MetricKind, Val, ValueType};
@@ -44,22 +45,9 @@ fn key(buf: &mut Vec<u8>, field: u8, wire_type: u8) {
     buf.push(field << 3 | wire_type);
 }
 
-fn varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    // 1 byte per 7 bits, at least one.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
 fn len_field(buf: &mut Vec<u8>, field: u8, bytes: &[u8]) {
     key(buf, field, LEN);
-    varint(buf, bytes.len() as u64);
+    encode_varint(bytes.len() as u64, buf);
     buf.extend_from_slice(bytes);
 }
 
@@ -67,28 +55,29 @@ fn len_field(buf: &mut Vec<u8>, field: u8, bytes: &[u8]) {
 /// ready to be copied into every point that carries it.
 pub(crate) fn str_attr(buf: &mut Vec<u8>, k: &str, v: &str) {
     // AnyValue { string_value = 1 }
-    let any = 1 + varint_len(v.len() as u64) + v.len();
+    let any = 1 + encoded_len_varint(v.len() as u64) + v.len();
     kv(buf, k, any, |b| len_field(b, 1, v.as_bytes()));
 }
 
 /// Appends an integer attribute as a `NumberDataPoint.attributes` entry (field 7, framed).
 pub(crate) fn int_attr(buf: &mut Vec<u8>, k: &str, v: i64) {
     // AnyValue { int_value = 3 } (int64: negative values take ten bytes)
-    let any = 1 + varint_len(v as u64);
+    let any = 1 + encoded_len_varint(v as u64);
     kv(buf, k, any, |b| {
         key(b, 3, VARINT);
-        varint(b, v as u64);
+        encode_varint(v as u64, b);
     });
 }
 
 /// KeyValue { key = 1, value = 2 } with an AnyValue of `any` bytes written by `value`.
 fn kv(buf: &mut Vec<u8>, k: &str, any: usize, value: impl FnOnce(&mut Vec<u8>)) {
-    let inner = 1 + varint_len(k.len() as u64) + k.len() + 1 + varint_len(any as u64) + any;
+    let inner =
+        1 + encoded_len_varint(k.len() as u64) + k.len() + 1 + encoded_len_varint(any as u64) + any;
     key(buf, 7, LEN);
-    varint(buf, inner as u64);
+    encode_varint(inner as u64, buf);
     len_field(buf, 1, k.as_bytes());
     key(buf, 2, LEN);
-    varint(buf, any as u64);
+    encode_varint(any as u64, buf);
     let at = buf.len();
     value(buf);
     debug_assert_eq!(buf.len() - at, any);
@@ -125,7 +114,7 @@ impl Points {
         // the start time only when known, as prost leaves zero out.
         let len = a + 18 + if start != 0 { 9 } else { 0 };
         key(&mut self.buf, 1, LEN);
-        varint(&mut self.buf, len as u64);
+        encode_varint(len as u64, &mut self.buf);
         for x in attrs {
             self.buf.extend_from_slice(x);
         }
@@ -179,7 +168,12 @@ impl Points {
         };
         let inner = self.buf.len() + tail.len();
         let mut body = Vec::with_capacity(
-            d.name.len() + d.help.len() + d.unit.len() + 24 + inner + varint_len(inner as u64),
+            d.name.len()
+                + d.help.len()
+                + d.unit.len()
+                + 24
+                + inner
+                + encoded_len_varint(inner as u64),
         );
         // Metric { name = 1, description = 2, unit = 3, gauge = 5 | sum = 7 }
         len_field(&mut body, 1, d.name.as_bytes());
@@ -190,7 +184,7 @@ impl Points {
             len_field(&mut body, 3, d.unit.as_bytes());
         }
         key(&mut body, field, LEN);
-        varint(&mut body, inner as u64);
+        encode_varint(inner as u64, &mut body);
         body.extend_from_slice(&self.buf);
         body.extend_from_slice(tail);
         self.buf.clear();
@@ -247,15 +241,6 @@ mod tests {
             assert_eq!(got.points, cases.len());
             assert_eq!(got.decode().unwrap(), d.build(want), "{}", d.name);
             assert!(w.finish().is_none(), "emptied after finish");
-        }
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
-            let mut b = Vec::new();
-            varint(&mut b, v);
-            assert_eq!(b.len(), varint_len(v), "{v}");
         }
     }
 }

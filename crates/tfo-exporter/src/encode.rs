@@ -490,19 +490,9 @@ impl Item {
     }
 }
 
-/// A protobuf varint from the front of `buf`, advancing it; `None` when cut short or
-/// longer than ten bytes.
+/// A protobuf varint from the front of `buf`, advancing it; `None` when malformed.
 fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
+    prost::encoding::decode_varint(buf).ok()
 }
 
 /// One field of a protobuf message: its number, and its bytes whole (key included) and

@@ -21,6 +21,7 @@
 //! duplicates are at most what was pushed since the last checkpoint write, plus the batch
 //! in flight).
 
+use prost::encoding::{encode_varint, encoded_len_varint};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -173,7 +174,7 @@ impl Converter {
         if let Some((n, text)) = &line.severity {
             if *n != 0 {
                 out.push(0x10);
-                put_varint(out, u64::from(*n));
+                encode_varint(u64::from(*n), out);
             }
             if !text.is_empty() {
                 put_bytes(out, 3, text.as_bytes());
@@ -255,27 +256,15 @@ fn string_of(kv: &KeyValue) -> String {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
 /// Bytes of a length-delimited field (one-byte key) with `len` bytes of payload.
 fn framed_len(len: usize) -> usize {
-    1 + varint_len(len as u64) + len
+    1 + encoded_len_varint(len as u64) + len
 }
 
 /// Key of length-delimited field `field` (< 16) and the length.
 fn put_key_len(out: &mut Vec<u8>, field: u8, len: usize) {
     out.push((field << 3) | 2);
-    put_varint(out, len as u64);
+    encode_varint(len as u64, out);
 }
 
 fn put_bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {

@@ -13,6 +13,7 @@
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use prost::Message;
+use prost::encoding::encode_varint;
 
 /// Why a request is not forwarded as it is (it is decoded instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,17 +242,9 @@ fn check(buf: &[u8], schema: &[Field], depth: u32) -> Result<(), Decode> {
     Ok(())
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn put_len_field(out: &mut Vec<u8>, num: u32, len: usize) {
-    put_varint(out, u64::from(num) << 3 | 2);
-    put_varint(out, len as u64);
+    encode_varint(u64::from(num) << 3 | 2, out);
+    encode_varint(len as u64, out);
 }
 
 /// Checks a scope's message, counting its items; an item with ids `shape` rejects is a
