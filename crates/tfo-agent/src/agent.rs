@@ -550,7 +550,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     );
     let endpoints = CancellationToken::new();
     serve_endpoints(&cfg, &stats, &env.node_view, &endpoints).await?;
-    let upkeep = spawn_upkeep(&env, &endpoints);
+    let upkeep = spawn_upkeep(&env, &endpoints)?;
     let prepared = prepare(&cfg, &env)?;
     let receiver = start_receiver(&cfg, &env, &prepared.identity).await?;
     let mut pipeline = env.start(&cfg, prepared);
@@ -766,24 +766,27 @@ async fn shutdown(
 }
 
 /// Buffer upkeep (max_age, corruption found while reading, gauges), independent of
-/// reloads; it runs on the blocking pool because it touches the disk.
-fn spawn_upkeep(env: &Env, cancel: &CancellationToken) -> JoinHandle<()> {
+/// reloads: once a second on a thread of its own, because it touches the disk.
+fn spawn_upkeep(env: &Env, cancel: &CancellationToken) -> Result<JoinHandle<()>, RunError> {
     let buffers: Vec<_> = env.buffers.all().map(|(_, b)| b.clone()).collect();
-    let (s, c) = (env.stats.clone(), cancel.clone());
-    tokio::spawn(async move {
-        let mut t = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! { _ = c.cancelled() => return, _ = t.tick() => {} }
-            let (bs, s2) = (buffers.clone(), s.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                for b in bs {
-                    b.maintain();
-                    b.publish(&s2);
-                }
-            })
-            .await;
-        }
-    })
+    let stats = env.stats.clone();
+    let panicked = env.stats.clone();
+    pipeline::ticker::spawn(
+        "upkeep",
+        Duration::from_secs(1),
+        cancel.clone(),
+        move || {
+            for b in &buffers {
+                b.maintain();
+                b.publish(&stats);
+            }
+        },
+        move |why| {
+            tracing::error!(error = why, "buffer upkeep panicked");
+            panicked.task_dead("upkeep");
+        },
+    )
+    .map_err(|e| RunError(format!("cannot start the buffer upkeep thread: {e}")))
 }
 
 /// The platform loop (registration, heartbeat, remote config) when one is configured.

@@ -110,7 +110,7 @@ pub const COLLECTORS: &[Entry] = &[
         enabled: |c| c.ebpf.enabled,
         run: Run::Interval {
             interval: |c| c.ebpf.interval,
-            // The programs are loaded at the first cycle (on the blocking pool), not here:
+            // The programs are loaded at the first cycle (on the collector's thread), not here:
             // building also runs for `config validate`.
             build: |cfg, _| Ok(Box::new(settings::ebpf_collector(cfg)) as Box<dyn Collector>),
         },

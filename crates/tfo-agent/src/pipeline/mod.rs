@@ -10,6 +10,7 @@ pub mod kube;
 pub mod logs;
 pub mod queue;
 pub mod stream;
+pub mod ticker;
 
 use std::sync::Arc;
 
