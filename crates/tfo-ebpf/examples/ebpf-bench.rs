@@ -1,8 +1,9 @@
 //! Helper for scripts/bench-ebpf.
 //!
 //! - `ebpf-bench hold`: loads and attaches every tfo_* program (as the agent would, itself
-//!   excluded), prints `ready`, waits for stdin to close, then prints per-program
-//!   run_cnt, run_time_ns and ns/run (needs `kernel.bpf_stats_enabled=1`);
+//!   excluded), prints `ready`, then per-program run_cnt, run_time_ns and ns/run (needs
+//!   `kernel.bpf_stats_enabled=1`): for each stdin line `mark NAME`, the runs since the
+//!   previous mark as phase NAME; at EOF, the whole hold as phase `total`.
 //!   `TFO_BENCH_CATS=syscalls,file_io` limits the categories.
 //! - `ebpf-bench getpid N`: N getpid() calls; prints ns per call.
 //! - `ebpf-bench rr N`: N 64-byte request/response round trips over one loopback TCP
@@ -85,9 +86,18 @@ fn hold() {
             eprintln!("{}: {:?} fix: {:?}", s.name, s.error, s.fix);
         }
     }
-    let base: Vec<_> = loader.programs();
+    // Not `ready` first: the script reads that line before anything else.
+    let kfuncs = match loader.kfunc_refused() {
+        Some(why) => format!("# kfuncs: {} (refused: {why})", loader.kfuncs()),
+        None => format!("# kfuncs: {}", loader.kfuncs()),
+    };
+    let mut start: Vec<_> = loader.programs();
+    let total_base = start.clone();
     println!("ready");
+    println!("{kfuncs}");
     std::io::stdout().flush().unwrap();
+    // Each stdin line `mark NAME` prints the runs since the previous mark (or since ready)
+    // as phase NAME; EOF prints the whole hold as phase `total`.
     let mut line = String::new();
     while std::io::stdin()
         .lock()
@@ -95,14 +105,27 @@ fn hold() {
         .map(|n| n > 0)
         .unwrap_or(false)
     {
+        if let Some(name) = line.trim().strip_prefix("mark ") {
+            let now = loader.programs();
+            report(name, &start, &now);
+            std::io::stdout().flush().unwrap();
+            start = now;
+        }
         line.clear();
     }
+    report("total", &total_base, &loader.programs());
+}
+
+/// Per-program runs, run time and ns/run between two readings, then the phase's weighted
+/// average over all programs (`all`, total run time / total runs).
+fn report(phase: &str, base: &[tfo_ebpf::ProgramStatus], now: &[tfo_ebpf::ProgramStatus]) {
+    println!("== phase {phase}");
     println!(
         "{:<16} {:>12} {:>14} {:>8}",
         "program", "runs", "run_time_ns", "ns/run"
     );
     let (mut runs, mut time) = (0u64, 0u64);
-    for (p, b) in loader.programs().iter().zip(&base) {
+    for (p, b) in now.iter().zip(base) {
         let r = p.run_cnt.unwrap_or(0) - b.run_cnt.unwrap_or(0);
         let t = p.run_time_ns.unwrap_or(0) - b.run_time_ns.unwrap_or(0);
         runs += r;
