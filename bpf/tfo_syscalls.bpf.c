@@ -234,8 +234,10 @@ static __always_inline bool classify(long nr, struct pt_regs *regs, bool storage
 		if (cfg_excl_comms && comm_excluded(t, s))
 			return false;
 	}
-	/* The fd check only for the read/write/fsync families (switch on nr first). */
-	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di)) {
+	/* The fd check only for the read/write/fsync families (switch on nr first). The fd is
+	 * the register's low 32 bits, as the kernel takes it (unsigned int, or truncated to it
+	 * by fdget for readv/writev's unsigned long). */
+	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, (u32)regs->di)) {
 		op = FIO_NONE;
 		if (!cfg_syscalls)
 			return false;

@@ -345,7 +345,9 @@ fn file_writes_are_counted_with_either_fd_table() {
 /// The fd check with an fd table expanded past 64 fds, through the kfunc bpf_rdonly_cast
 /// (plain loads) and through its fallback (bpf_probe_read_kernel), each with and without
 /// the entry hook: writes and preads through fd 300 on a regular file are counted with
-/// their bytes; writes of 1 GiB each through fd 301 on /dev/null (a character device, which
+/// their bytes; writes with bit 32 of the fd argument set (which the kernel ignores) through
+/// fd 302, the file opened read-only, are counted as write errors; writes
+/// of 1 GiB each through fd 301 on /dev/null (a character device, which
 /// returns at once without reading the buffer) are not. Counted by mistake they would add
 /// 256 GiB to the written bytes, far beyond what anything else on the host writes meanwhile.
 #[test]
@@ -368,14 +370,16 @@ fn expanded_fd_table_is_classified_with_and_without_kfuncs() {
         .write(true)
         .open("/dev/null")
         .unwrap();
+    let read_only = std::fs::File::open(dir.join("data")).unwrap();
     // SAFETY: dup2 onto fds this process does not use; closed at the end.
-    let (reg, chr) = unsafe {
+    let (reg, chr, ro) = unsafe {
         (
             libc::dup2(file.as_raw_fd(), 300),
             libc::dup2(null.as_raw_fd(), 301),
+            libc::dup2(read_only.as_raw_fd(), 302),
         )
     };
-    assert_eq!((reg, chr), (300, 301));
+    assert_eq!((reg, chr, ro), (300, 301, 302));
     let chunk = vec![5u8; 64 * 1024];
     let mut back = vec![0u8; 64 * 1024];
     let n = 64u64;
@@ -417,6 +421,21 @@ fn expanded_fd_table_is_classified_with_and_without_kfuncs() {
                     assert_eq!(r, back.len() as isize);
                 }
             }
+            // The kernel takes the fd's low 32 bits: bit 32 set, fd 302 (the file, read-only)
+            // is still fd 302, and each write fails with EBADF: a write error on a regular
+            // file, which nothing else on the host is likely to produce meanwhile.
+            for _ in 0..n {
+                // SAFETY: fd 302 is open; the kernel refuses the write before reading.
+                let w = unsafe {
+                    libc::syscall(
+                        libc::SYS_write,
+                        (1u64 << 32) | ro as u64,
+                        chunk.as_ptr(),
+                        chunk.len(),
+                    )
+                };
+                assert_eq!(w, -1);
+            }
             for _ in 0..256 {
                 // SAFETY: /dev/null's write returns without reading the buffer.
                 let w = unsafe { libc::write(chr, chunk.as_ptr().cast(), GIB) };
@@ -439,6 +458,9 @@ fn expanded_fd_table_is_classified_with_and_without_kfuncs() {
                 "{case}: /dev/null writes counted as file I/O ({} bytes)",
                 wb1 - wb0
             );
+            let errors = |s: &Snapshot| s.fileio.op(FileOp::Write).map_or(0, |x| x.errors);
+            let errs = errors(&after) - errors(&before);
+            assert!(errs >= n, "{case}: write errors {errs} < {n}");
             assert!(r1 - r0 >= n, "{case}: reads {} < {n}", r1 - r0);
             assert!(
                 rb1 - rb0 >= bytes,
@@ -451,6 +473,7 @@ fn expanded_fd_table_is_classified_with_and_without_kfuncs() {
     unsafe {
         libc::close(reg);
         libc::close(chr);
+        libc::close(ro);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
