@@ -787,11 +787,10 @@ impl Loader {
                         .iter()
                         .map(|&spec| (spec, load_program(&mut ebpf, spec, btf)))
                         .collect();
-                    if !last {
-                        if let Some((spec, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
-                            kfunc_refused = Some(format!("{}: {e}", spec.name));
-                            continue; // drops ebpf: detaches and closes what did load
-                        }
+                    if !last && let Some((spec, Err(e))) = results.iter().find(|(_, r)| r.is_err())
+                    {
+                        kfunc_refused = Some(format!("{}: {e}", spec.name));
+                        continue; // drops ebpf: detaches and closes what did load
                     }
                     for (spec, res) in results {
                         let st = status.get_mut(spec.name).expect("status");
@@ -1151,7 +1150,10 @@ mod tests {
     #[test]
     fn kfunc_placeholders_are_patched() {
         for obj in [Obj::Sched, Obj::Net, Obj::Mem] {
-            assert!(patch_kfunc_calls(obj.bytes(), Kfunc::Zero).is_none(), "{obj:?}");
+            assert!(
+                patch_kfunc_calls(obj.bytes(), Kfunc::Zero).is_none(),
+                "{obj:?}"
+            );
         }
         let orig = Obj::Syscalls.bytes();
         let call = patch_kfunc_calls(orig, Kfunc::Call(65406)).expect("placeholders");
@@ -1165,7 +1167,12 @@ mod tests {
         };
         let (c, z) = (diff(&call), diff(&zero));
         // tfo_sys_enter and tfo_sys_exit each inline fd_is_regular (sys_exit twice at most).
-        assert!(!c.is_empty() && c.len() == z.len(), "{} / {}", c.len(), z.len());
+        assert!(
+            !c.is_empty() && c.len() == z.len(),
+            "{} / {}",
+            c.len(),
+            z.len()
+        );
         for insn in &c {
             assert_eq!(insn, &[0x85, 0x20, 0, 0, 0x7e, 0xff, 0, 0]);
         }
