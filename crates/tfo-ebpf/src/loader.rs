@@ -624,17 +624,21 @@ impl Loader {
     /// own. Returns the loader and one status per program.
     pub fn start(opts: Options) -> (Loader, Vec<ProgramStatus>) {
         let kfuncs = !std::env::var(NO_KFUNCS_ENV).is_ok_and(|v| v == "1");
-        Self::start_inner(opts, kfuncs)
+        Self::start_inner(opts, kfuncs.then_some(rdonly_cast_id))
     }
 
     /// [`Loader::start`] without kfuncs, as with TFO_EBPF_NO_KFUNCS=1: the fd check takes
     /// its helper-based path (for tests of that path and A/B measurements).
     #[doc(hidden)]
     pub fn start_without_kfuncs(opts: Options) -> (Loader, Vec<ProgramStatus>) {
-        Self::start_inner(opts, false)
+        Self::start_inner(opts, None)
     }
 
-    fn start_inner(opts: Options, kfuncs: bool) -> (Loader, Vec<ProgramStatus>) {
+    /// `kfunc_id` finds the id the placeholder calls become (None: no kfuncs).
+    fn start_inner(
+        opts: Options,
+        kfunc_id: Option<fn(&Btf, &Path) -> Option<u32>>,
+    ) -> (Loader, Vec<ProgramStatus>) {
         let pre = preflight(&opts);
         let mut loader = Loader {
             objs: Vec::new(),
@@ -724,7 +728,7 @@ impl Loader {
         let cfg_latency: u8 = opts.syscall_latency.into();
 
         let rdonly_cast = match (&btf, &pre.btf) {
-            (Some(btf), Ok(path)) if kfuncs => rdonly_cast_id(btf, path),
+            (Some(btf), Ok(path)) => kfunc_id.and_then(|f| f(btf, path)),
             _ => None,
         };
         let mut kfunc_refused = None;
@@ -1179,6 +1183,38 @@ mod tests {
         for insn in &z {
             assert_eq!(insn, &[0xb7, 0, 0, 0, 0, 0, 0, 0]);
         }
+    }
+
+    /// Should the kernel refuse the programs with the kfunc call, the object is loaded
+    /// again without it: here the placeholders become a kfunc call to a BTF id that is a
+    /// struct, not a function, which the verifier rejects. Needs root (skips otherwise).
+    #[test]
+    fn a_refused_kfunc_falls_back_to_the_helper_path() {
+        let opts = Options {
+            network: false,
+            scheduler: false,
+            memory: false,
+            tcp_events: false,
+            ..Options::default()
+        };
+        let pre = preflight(&opts);
+        if pre.blocker().is_some() {
+            eprintln!("SKIPPED: needs CAP_BPF + CAP_PERFMON and kernel BTF: {pre:?}");
+            return;
+        }
+        let not_a_function = |btf: &Btf, path: &Path| {
+            (path == Path::new(SYS_BTF))
+                .then(|| {
+                    btf.id_by_type_name_kind("file", aya_obj::btf::BtfKind::Struct)
+                        .ok()
+                })
+                .flatten()
+        };
+        let (loader, statuses) = Loader::start_inner(opts, Some(not_a_function));
+        assert!(statuses.iter().all(|s| s.attached), "{statuses:?}");
+        assert!(!loader.kfuncs());
+        let why = loader.kfunc_refused().expect("the refusal is kept");
+        assert!(why.contains("tfo_sys_"), "{why}");
     }
 
     #[test]
