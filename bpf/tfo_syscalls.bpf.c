@@ -124,20 +124,54 @@ static __always_inline struct file *fd_array_slot(struct files_struct *files, un
 	return 0;
 }
 
-/* Whether fd refers to a regular file in the task's fd table. Processes whose table was
- * never expanded (fdt->fd still points at files->fd_array: fewer than 64 fds open so far)
- * take the load-only path; the others read the fd slot and the inode mode with
- * bpf_probe_read_kernel (fdt->fd is a pointer to pointers, which the verifier will not
- * let a program dereference). */
+/* The kfunc bpf_rdonly_cast(obj, btf_id) (6.2+): obj as an untrusted pointer to the kernel
+ * type btf_id, through which plain loads (exception-table guarded, a NULL or bad pointer
+ * reads 0) may follow further pointers. The verifier inlines it (no call at run time).
+ * clang-14 and aya 0.14 cannot emit or relocate a kfunc call (an extern __ksym), so this
+ * is a helper call with a placeholder number, TFO_KFUNC_RDONLY_CAST, that the loader
+ * rewrites before loading: into a kfunc call to bpf_rdonly_cast (its BTF id from the
+ * kernel's BTF) when the kernel has it, else into r0 = 0, which makes fd_is_regular take
+ * its helper-based path (the verifier then sees the cast's result as 0 and drops the
+ * other path unverified). */
+#define TFO_KFUNC_RDONLY_CAST 0x54464f01
+static void *(*const tfo_rdonly_cast)(const void *obj, u32 btf_id) = (void *)TFO_KFUNC_RDONLY_CAST;
+
+/* Whether fd refers to a regular file in the task's fd table.
+ *
+ * With bpf_rdonly_cast: whatever the table's size, the slot fdt->fd[fd] (fdt->fd is a
+ * pointer to pointers, which the verifier types as a plain number) is cast to a struct
+ * kiocb placed so that its ki_filp field is that slot, and the file, its inode and the mode
+ * are plain loads (~1 ns each). The fd table is RCU-freed and tp_btf programs run under
+ * rcu_read_lock(), as the kernel's own lookups do.
+ *
+ * Without it (kernels before 6.2 or without their BTF): processes whose table was never
+ * expanded (fdt->fd still points at files->fd_array: fewer than 64 fds open so far) take
+ * the load-only path through the embedded array (a constant index per case: the verifier
+ * only lets BTF pointer loads use constant offsets); the others read the fd slot, the file's
+ * inode and its mode with bpf_probe_read_kernel (~38 ns each here: a helper call under
+ * retpolines and Safe RET). */
 static __always_inline bool fd_is_regular(struct task_struct *t, unsigned long fd)
 {
 	struct files_struct *files = t->files;
 	struct fdtable *fdt = files->fdt;
 	struct file **fds = fdt->fd;
+	struct kiocb *slot;
 	struct file *f = 0;
 	struct inode *ino = 0;
 	umode_t mode = 0;
 
+	if (fd >= fdt->max_fds)
+		return false;
+	slot = tfo_rdonly_cast((void *)((u64)fds + fd * sizeof(*fds) -
+					bpf_core_field_offset(struct kiocb, ki_filp)),
+			       bpf_core_type_id_kernel(struct kiocb));
+	if (slot) {
+		f = slot->ki_filp;
+		if (!f)
+			return false;
+		ino = f->f_inode;
+		return ino && (ino->i_mode & S_IFMT) == S_IFREG;
+	}
 	if (fd < NR_OPEN_DEFAULT && (u64)fds == (u64)&files->fd_array[0]) {
 		f = fd_array_slot(files, fd);
 		if (!f)
@@ -145,8 +179,6 @@ static __always_inline bool fd_is_regular(struct task_struct *t, unsigned long f
 		ino = f->f_inode;
 		return ino && (ino->i_mode & S_IFMT) == S_IFREG;
 	}
-	if (fd >= fdt->max_fds)
-		return false;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f)
 		return false;
@@ -202,8 +234,10 @@ static __always_inline bool classify(long nr, struct pt_regs *regs, bool storage
 		if (cfg_excl_comms && comm_excluded(t, s))
 			return false;
 	}
-	/* The fd check only for the read/write/fsync families (switch on nr first). */
-	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, regs->di)) {
+	/* The fd check only for the read/write/fsync families (switch on nr first). The fd is
+	 * the register's low 32 bits, as the kernel takes it (unsigned int, or truncated to it
+	 * by fdget for readv/writev's unsigned long). */
+	if (op != FIO_NONE && op != FIO_OPEN && !fd_is_regular(t, (u32)regs->di)) {
 		op = FIO_NONE;
 		if (!cfg_syscalls)
 			return false;

@@ -67,6 +67,11 @@ struct file {
 	struct inode *f_inode;
 };
 
+/* Only as the type bpf_rdonly_cast gives a fd table slot (see tfo_syscalls.bpf.c). */
+struct kiocb {
+	struct file *ki_filp;
+};
+
 struct fdtable {
 	unsigned int max_fds;
 	struct file **fd;

@@ -451,6 +451,116 @@ pub struct Loader {
     statuses: Vec<ProgramStatus>,
     pins: Vec<PathBuf>,
     preflight: Preflight,
+    kfuncs: bool,
+    kfunc_refused: Option<String>,
+}
+
+/// The helper number that marks a kfunc placeholder call to `bpf_rdonly_cast` in the
+/// objects (TFO_KFUNC_RDONLY_CAST in bpf/tfo_syscalls.bpf.c).
+const KFUNC_RDONLY_CAST_PLACEHOLDER: i32 = 0x5446_4f01;
+
+/// Set to 1, the loader does not use kfuncs: the fd check in tfo_sys_exit/tfo_sys_enter takes
+/// its helper-based path (for A/B measurements, tests, and as a way out should a kernel's
+/// verifier refuse the kfunc path in a way the automatic fallback does not catch).
+pub const NO_KFUNCS_ENV: &str = "TFO_EBPF_NO_KFUNCS";
+
+/// How the placeholder calls are rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kfunc {
+    /// A kfunc call (src_reg BPF_PSEUDO_KFUNC_CALL, imm = the function's id in vmlinux BTF).
+    Call(u32),
+    /// `r0 = 0`: the programs take their fallback path.
+    Zero,
+}
+
+/// The BTF id of the kfunc `bpf_rdonly_cast` in the running kernel's BTF, when the loader
+/// may use it: kfunc calls resolve against the kernel's own BTF, so only when `btf` is
+/// /sys/kernel/btf/vmlinux.
+fn rdonly_cast_id(btf: &Btf, btf_path: &Path) -> Option<u32> {
+    if btf_path != Path::new(SYS_BTF) {
+        return None;
+    }
+    btf.id_by_type_name_kind("bpf_rdonly_cast", aya_obj::btf::BtfKind::Func)
+        .ok()
+}
+
+/// `obj` with every placeholder call (`call TFO_KFUNC_RDONLY_CAST`) rewritten as `how`, or
+/// None when it has none. An ELF64 little-endian object: the executable sections are
+/// scanned instruction by instruction (8 bytes each; the second half of a 16-byte ld_imm64
+/// has opcode 0, so it cannot match). The copy is 8-byte aligned, as the parser wants.
+fn patch_kfunc_calls(obj: &[u8], how: Kfunc) -> Option<Patched> {
+    const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL | BPF_K
+    const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+    const MOV64_IMM: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+    const SHF_EXECINSTR: u64 = 0x4;
+    let u16_at = |o: usize| obj.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u64_at = |o: usize| {
+        obj.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    if obj.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return None; // not ELF64 little-endian
+    }
+    let shoff = usize::try_from(u64_at(0x28)?).ok()?;
+    let shentsize = usize::from(u16_at(0x3a)?);
+    let shnum = usize::from(u16_at(0x3c)?);
+    let mut sites = Vec::new();
+    for i in 0..shnum {
+        let sh = shoff + i * shentsize;
+        let (flags, off, size) = (u64_at(sh + 8)?, u64_at(sh + 0x18)?, u64_at(sh + 0x20)?);
+        if flags & SHF_EXECINSTR == 0 {
+            continue;
+        }
+        let (off, size) = (usize::try_from(off).ok()?, usize::try_from(size).ok()?);
+        let code = obj.get(off..off.checked_add(size)?)?;
+        for (j, insn) in code.chunks_exact(8).enumerate() {
+            let imm = i32::from_le_bytes(insn[4..8].try_into().expect("4 bytes"));
+            if insn[0] == BPF_CALL && insn[1] == 0 && imm == KFUNC_RDONLY_CAST_PLACEHOLDER {
+                sites.push(off + j * 8);
+            }
+        }
+    }
+    if sites.is_empty() {
+        return None;
+    }
+    let mut words = vec![0u64; obj.len().div_ceil(8)];
+    // SAFETY: u64 has no invalid bit patterns and no padding; the byte view covers exactly
+    // the vector's initialized storage.
+    let bytes: &mut [u8] =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) };
+    bytes[..obj.len()].copy_from_slice(obj);
+    for at in sites {
+        let insn = &mut bytes[at..at + 8];
+        match how {
+            Kfunc::Call(id) => {
+                insn[1] = BPF_PSEUDO_KFUNC_CALL << 4; // dst r0, src = pseudo kfunc call
+                insn[2..4].copy_from_slice(&0u16.to_le_bytes()); // BTF fd index 0: vmlinux
+                insn[4..8].copy_from_slice(&id.to_le_bytes());
+            }
+            Kfunc::Zero => {
+                insn[0] = MOV64_IMM;
+                insn[1] = 0; // r0
+                insn[2..8].fill(0);
+            }
+        }
+    }
+    Some(Patched {
+        words,
+        len: obj.len(),
+    })
+}
+
+/// A patched copy of an object, 8-byte aligned.
+struct Patched {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Patched {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: as in patch_kfunc_calls; len <= words.len() * 8.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
 }
 
 /// comm as the kernel stores it: at most 15 bytes, NUL-padded to 16.
@@ -513,12 +623,30 @@ impl Loader {
     /// Preflight, then loads and attaches every program the options need, each on its
     /// own. Returns the loader and one status per program.
     pub fn start(opts: Options) -> (Loader, Vec<ProgramStatus>) {
+        let kfuncs = !std::env::var(NO_KFUNCS_ENV).is_ok_and(|v| v == "1");
+        Self::start_inner(opts, kfuncs.then_some(rdonly_cast_id))
+    }
+
+    /// [`Loader::start`] without kfuncs, as with TFO_EBPF_NO_KFUNCS=1: the fd check takes
+    /// its helper-based path (for tests of that path and A/B measurements).
+    #[doc(hidden)]
+    pub fn start_without_kfuncs(opts: Options) -> (Loader, Vec<ProgramStatus>) {
+        Self::start_inner(opts, None)
+    }
+
+    /// `kfunc_id` finds the id the placeholder calls become (None: no kfuncs).
+    fn start_inner(
+        opts: Options,
+        kfunc_id: Option<fn(&Btf, &Path) -> Option<u32>>,
+    ) -> (Loader, Vec<ProgramStatus>) {
         let pre = preflight(&opts);
         let mut loader = Loader {
             objs: Vec::new(),
             statuses: Vec::new(),
             pins: Vec::new(),
             preflight: pre.clone(),
+            kfuncs: false,
+            kfunc_refused: None,
         };
         let wanted: Vec<(&Spec, Category)> = SPECS
             .iter()
@@ -599,6 +727,11 @@ impl Loader {
         let cfg_fileio: u8 = opts.file_io.into();
         let cfg_latency: u8 = opts.syscall_latency.into();
 
+        let rdonly_cast = match (&btf, &pre.btf) {
+            (Some(btf), Ok(path)) => kfunc_id.and_then(|f| f(btf, path)),
+            _ => None,
+        };
+        let mut kfunc_refused = None;
         if let Some(btf) = &btf {
             for obj in Obj::ALL {
                 let specs: Vec<&Spec> = wanted
@@ -609,51 +742,80 @@ impl Loader {
                 if specs.is_empty() {
                     continue;
                 }
-                let mut el = EbpfLoader::new();
-                el.btf(Some(btf)).allow_unsupported_maps().override_global(
-                    "cfg_self_tgid",
-                    &self_tgid,
-                    true,
-                );
-                el.override_global("cfg_excl_comms", &excl_comms, true);
-                if obj == Obj::Syscalls {
-                    el.override_global("cfg_syscalls", &cfg_syscalls, true)
-                        .override_global("cfg_fileio", &cfg_fileio, true)
-                        .override_global("cfg_latency", &cfg_latency, true);
-                }
-                let mut ebpf = match el.load(obj.bytes()) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let err = error_chain(&e);
-                        let (r, f) = explain(specs[0], &err);
-                        let r = format!("{}: {r}", obj.file());
-                        fail_all(&mut status, Some(obj), &r, &f);
-                        continue;
-                    }
+                // With the kfunc first; should the kernel refuse any program of the object
+                // so, the whole object again with the placeholders as r0 = 0.
+                let attempts: &[Kfunc] = match rdonly_cast {
+                    Some(id) => &[Kfunc::Call(id), Kfunc::Zero],
+                    None => &[Kfunc::Zero],
                 };
-                if let Err(e) = fill_exclusions(&mut ebpf, &excl) {
-                    fail_all(
-                        &mut status,
-                        Some(obj),
-                        &format!("filling tfo_excl: {e}"),
-                        "report this as a bug",
+                for (n, &how) in attempts.iter().enumerate() {
+                    let patched = patch_kfunc_calls(obj.bytes(), how);
+                    let bytes = patched.as_ref().map_or(obj.bytes(), Patched::bytes);
+                    let last = n + 1 == attempts.len() || patched.is_none();
+                    let mut el = EbpfLoader::new();
+                    el.btf(Some(btf)).allow_unsupported_maps().override_global(
+                        "cfg_self_tgid",
+                        &self_tgid,
+                        true,
                     );
-                    continue;
-                }
-                for spec in specs {
-                    let st = status.get_mut(spec.name).expect("status");
-                    match load_program(&mut ebpf, spec, btf) {
-                        Ok(()) => st.attached = true,
-                        Err(err) => {
-                            let (r, f) = explain(spec, &err);
-                            st.error = Some(r);
-                            st.fix = Some(f);
+                    el.override_global("cfg_excl_comms", &excl_comms, true);
+                    if obj == Obj::Syscalls {
+                        el.override_global("cfg_syscalls", &cfg_syscalls, true)
+                            .override_global("cfg_fileio", &cfg_fileio, true)
+                            .override_global("cfg_latency", &cfg_latency, true);
+                    }
+                    let mut ebpf = match el.load(bytes) {
+                        Ok(e) => e,
+                        Err(e) if last => {
+                            let err = error_chain(&e);
+                            let (r, f) = explain(specs[0], &err);
+                            let r = format!("{}: {r}", obj.file());
+                            fail_all(&mut status, Some(obj), &r, &f);
+                            break;
+                        }
+                        Err(e) => {
+                            kfunc_refused = Some(format!("{}: {}", obj.file(), error_chain(&e)));
+                            continue;
+                        }
+                    };
+                    if let Err(e) = fill_exclusions(&mut ebpf, &excl) {
+                        fail_all(
+                            &mut status,
+                            Some(obj),
+                            &format!("filling tfo_excl: {e}"),
+                            "report this as a bug",
+                        );
+                        break;
+                    }
+                    let results: Vec<(&Spec, Result<(), String>)> = specs
+                        .iter()
+                        .map(|&spec| (spec, load_program(&mut ebpf, spec, btf)))
+                        .collect();
+                    if !last && let Some((spec, Err(e))) = results.iter().find(|(_, r)| r.is_err())
+                    {
+                        kfunc_refused = Some(format!("{}: {e}", spec.name));
+                        continue; // drops ebpf: detaches and closes what did load
+                    }
+                    for (spec, res) in results {
+                        let st = status.get_mut(spec.name).expect("status");
+                        match res {
+                            Ok(()) => st.attached = true,
+                            Err(err) => {
+                                let (r, f) = explain(spec, &err);
+                                st.error = Some(r);
+                                st.fix = Some(f);
+                            }
                         }
                     }
+                    if patched.is_some() && matches!(how, Kfunc::Call(_)) {
+                        loader.kfuncs = true;
+                    }
+                    loader.objs.push(Loaded { obj, ebpf });
+                    break;
                 }
-                loader.objs.push(Loaded { obj, ebpf });
             }
         }
+        loader.kfunc_refused = kfunc_refused;
 
         if let Some(dir) = &opts.pin_path {
             loader.pin_all(dir, &mut status);
@@ -714,6 +876,19 @@ impl Loader {
                 }
             }
         }
+    }
+
+    /// Whether the programs use the kfunc bpf_rdonly_cast (the fd check of tfo_sys_exit and
+    /// tfo_sys_enter is then plain loads for any fd table; without it, a table expanded past
+    /// 64 fds costs three bpf_probe_read_kernel calls per file I/O syscall).
+    pub fn kfuncs(&self) -> bool {
+        self.kfuncs
+    }
+
+    /// Why the kernel refused the programs with the kfunc, when it did (they were loaded
+    /// again without it).
+    pub fn kfunc_refused(&self) -> Option<&str> {
+        self.kfunc_refused.as_deref()
     }
 
     /// What the preflight found at start.
@@ -972,6 +1147,74 @@ mod tests {
             categories_of("tfo_sys_exit", &o),
             vec![Category::Syscalls, Category::FileIo]
         );
+    }
+
+    /// The placeholder calls are found in tfo_syscalls only, and each is rewritten in place:
+    /// as a kfunc call, or as r0 = 0; nothing else in the object changes.
+    #[test]
+    fn kfunc_placeholders_are_patched() {
+        for obj in [Obj::Sched, Obj::Net, Obj::Mem] {
+            assert!(
+                patch_kfunc_calls(obj.bytes(), Kfunc::Zero).is_none(),
+                "{obj:?}"
+            );
+        }
+        let orig = Obj::Syscalls.bytes();
+        let call = patch_kfunc_calls(orig, Kfunc::Call(65406)).expect("placeholders");
+        let zero = patch_kfunc_calls(orig, Kfunc::Zero).expect("placeholders");
+        assert_eq!(call.bytes().len(), orig.len());
+        let diff = |p: &Patched| {
+            (0..orig.len() / 8)
+                .filter(|i| orig[i * 8..i * 8 + 8] != p.bytes()[i * 8..i * 8 + 8])
+                .map(|i| p.bytes()[i * 8..i * 8 + 8].to_vec())
+                .collect::<Vec<_>>()
+        };
+        let (c, z) = (diff(&call), diff(&zero));
+        // tfo_sys_enter and tfo_sys_exit each inline fd_is_regular (sys_exit twice at most).
+        assert!(
+            !c.is_empty() && c.len() == z.len(),
+            "{} / {}",
+            c.len(),
+            z.len()
+        );
+        for insn in &c {
+            assert_eq!(insn, &[0x85, 0x20, 0, 0, 0x7e, 0xff, 0, 0]);
+        }
+        for insn in &z {
+            assert_eq!(insn, &[0xb7, 0, 0, 0, 0, 0, 0, 0]);
+        }
+    }
+
+    /// Should the kernel refuse the programs with the kfunc call, the object is loaded
+    /// again without it: here the placeholders become a kfunc call to a BTF id that is a
+    /// struct, not a function, which the verifier rejects. Needs root (skips otherwise).
+    #[test]
+    fn a_refused_kfunc_falls_back_to_the_helper_path() {
+        let opts = Options {
+            network: false,
+            scheduler: false,
+            memory: false,
+            tcp_events: false,
+            ..Options::default()
+        };
+        let pre = preflight(&opts);
+        if pre.blocker().is_some() {
+            eprintln!("SKIPPED: needs CAP_BPF + CAP_PERFMON and kernel BTF: {pre:?}");
+            return;
+        }
+        let not_a_function = |btf: &Btf, path: &Path| {
+            (path == Path::new(SYS_BTF))
+                .then(|| {
+                    btf.id_by_type_name_kind("file", aya_obj::btf::BtfKind::Struct)
+                        .ok()
+                })
+                .flatten()
+        };
+        let (loader, statuses) = Loader::start_inner(opts, Some(not_a_function));
+        assert!(statuses.iter().all(|s| s.attached), "{statuses:?}");
+        assert!(!loader.kfuncs());
+        let why = loader.kfunc_refused().expect("the refusal is kept");
+        assert!(why.contains("tfo_sys_"), "{why}");
     }
 
     #[test]

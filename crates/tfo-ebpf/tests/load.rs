@@ -342,6 +342,142 @@ fn file_writes_are_counted_with_either_fd_table() {
     assert!(wb1 - wb0 >= bytes, "bytes written {} < {bytes}", wb1 - wb0);
 }
 
+/// The fd check with an fd table expanded past 64 fds, through the kfunc bpf_rdonly_cast
+/// (plain loads) and through its fallback (bpf_probe_read_kernel), each with and without
+/// the entry hook: writes and preads through fd 300 on a regular file are counted with
+/// their bytes; writes with bit 32 of the fd argument set (which the kernel ignores) through
+/// fd 302, the file opened read-only, are counted as write errors; writes
+/// of 1 GiB each through fd 301 on /dev/null (a character device, which
+/// returns at once without reading the buffer) are not. Counted by mistake they would add
+/// 256 GiB to the written bytes, far beyond what anything else on the host writes meanwhile.
+#[test]
+fn expanded_fd_table_is_classified_with_and_without_kfuncs() {
+    use std::os::fd::AsRawFd;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tfo-ebpf-xfdt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join("data"))
+        .unwrap();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let read_only = std::fs::File::open(dir.join("data")).unwrap();
+    // SAFETY: dup2 onto fds this process does not use; closed at the end.
+    let (reg, chr, ro) = unsafe {
+        (
+            libc::dup2(file.as_raw_fd(), 300),
+            libc::dup2(null.as_raw_fd(), 301),
+            libc::dup2(read_only.as_raw_fd(), 302),
+        )
+    };
+    assert_eq!((reg, chr, ro), (300, 301, 302));
+    let chunk = vec![5u8; 64 * 1024];
+    let mut back = vec![0u8; 64 * 1024];
+    let n = 64u64;
+    const GIB: usize = 1 << 30;
+    let kernel = preflight(&Options::default()).kernel;
+    for kfuncs in [true, false] {
+        for latency in [false, true] {
+            let opts = Options {
+                syscall_latency: latency,
+                ..all_in_process()
+            };
+            let loader = if kfuncs {
+                start(opts)
+            } else {
+                let (l, statuses) = Loader::start_without_kfuncs(opts);
+                assert!(statuses.iter().all(|s| s.attached), "{statuses:?}");
+                l
+            };
+            let case = format!("kfuncs {kfuncs}, latency {latency}");
+            if kfuncs {
+                // bpf_rdonly_cast is in 6.2+; where it is, the kernel must take the programs.
+                assert!(
+                    loader.kfuncs() || kernel.is_some_and(|k| k < (6, 2)),
+                    "{case}: kfuncs not used: {:?}",
+                    loader.kfunc_refused()
+                );
+            } else {
+                assert!(!loader.kfuncs());
+            }
+            let before = loader.snapshot();
+            for i in 0..n {
+                // SAFETY: the fds are open and the buffers outlive the calls; /dev/null's
+                // write does not read its buffer.
+                unsafe {
+                    let off = (i * chunk.len() as u64) as libc::off_t;
+                    let w = libc::pwrite(reg, chunk.as_ptr().cast(), chunk.len(), off);
+                    assert_eq!(w, chunk.len() as isize);
+                    let r = libc::pread(reg, back.as_mut_ptr().cast(), back.len(), off);
+                    assert_eq!(r, back.len() as isize);
+                }
+            }
+            // The kernel takes the fd's low 32 bits: bit 32 set, fd 302 (the file, read-only)
+            // is still fd 302, and each write fails with EBADF: a write error on a regular
+            // file, which nothing else on the host is likely to produce meanwhile.
+            for _ in 0..n {
+                // SAFETY: fd 302 is open; the kernel refuses the write before reading.
+                let w = unsafe {
+                    libc::syscall(
+                        libc::SYS_write,
+                        (1u64 << 32) | ro as u64,
+                        chunk.as_ptr(),
+                        chunk.len(),
+                    )
+                };
+                assert_eq!(w, -1);
+            }
+            for _ in 0..256 {
+                // SAFETY: /dev/null's write returns without reading the buffer.
+                let w = unsafe { libc::write(chr, chunk.as_ptr().cast(), GIB) };
+                assert_eq!(w, GIB as isize);
+            }
+            let after = loader.snapshot();
+            let (w0, wb0, _) = fileop(&before, FileOp::Write);
+            let (w1, wb1, _) = fileop(&after, FileOp::Write);
+            let (r0, rb0, _) = fileop(&before, FileOp::Read);
+            let (r1, rb1, _) = fileop(&after, FileOp::Read);
+            let bytes = n * chunk.len() as u64;
+            assert!(w1 - w0 >= n, "{case}: writes {} < {n}", w1 - w0);
+            assert!(
+                wb1 - wb0 >= bytes,
+                "{case}: bytes written {} < {bytes}",
+                wb1 - wb0
+            );
+            assert!(
+                wb1 - wb0 < 64 * GIB as u64,
+                "{case}: /dev/null writes counted as file I/O ({} bytes)",
+                wb1 - wb0
+            );
+            let errors = |s: &Snapshot| s.fileio.op(FileOp::Write).map_or(0, |x| x.errors);
+            let errs = errors(&after) - errors(&before);
+            assert!(errs >= n, "{case}: write errors {errs} < {n}");
+            assert!(r1 - r0 >= n, "{case}: reads {} < {n}", r1 - r0);
+            assert!(
+                rb1 - rb0 >= bytes,
+                "{case}: bytes read {} < {bytes}",
+                rb1 - rb0
+            );
+        }
+    }
+    // SAFETY: opened above.
+    unsafe {
+        libc::close(reg);
+        libc::close(chr);
+        libc::close(ro);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn file_write_and_fsync_are_counted() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
