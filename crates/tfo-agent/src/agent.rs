@@ -49,8 +49,13 @@ pub struct RunError(pub String);
 /// The node collector's last cycle, for `/metrics` under node_exporter's names.
 pub type NodeSnapshot = Arc<std::sync::Mutex<Vec<Metric>>>;
 
-/// How often dead tasks are looked for.
-const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+/// How often dead tasks are looked for besides when one signals its end
+/// ([`pipeline::ENDED`]): a safety net, not the way restarts are found.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(10);
+
+/// After a task signals its end, how long the supervisor waits before it looks: the signal
+/// comes from the task's last moments, a little before its handle reports it finished.
+const SUPERVISE_SETTLE: Duration = Duration::from_millis(20);
 
 /// How long a reload waits for a replaced source's thread to stop (it is released from a
 /// full buffer at once; only a hung file system call can hold it).
@@ -277,7 +282,11 @@ impl Env {
         };
         let cancel = CancellationToken::new();
         self.stats.track_exporter(signal);
-        let task = runtime.spawn(lp.run(cancel.clone()));
+        let c = cancel.clone();
+        let task = runtime.spawn(async move {
+            let _end = pipeline::OnEnd;
+            lp.run(c).await
+        });
         Some(Export {
             signal,
             runtime,
@@ -597,6 +606,12 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                     }
                 }
                 (new_cfg, "configuration reloaded")
+            }
+            _ = pipeline::ENDED.notified() => {
+                tokio::time::sleep(SUPERVISE_SETTLE).await;
+                pipeline.supervise(&env, &cfg).await?;
+                platform.supervise(&cfg, &stats, &shared, &control_tx, &interval_rx)?;
+                continue;
             }
             _ = supervise.tick() => {
                 pipeline.supervise(&env, &cfg).await?;

@@ -128,7 +128,11 @@ pub fn spawn(
         interval,
         running_id: identity.agent_id.clone(),
     };
-    Ok(Some(tokio::spawn(p.run(cancel.clone()))))
+    let c = cancel.clone();
+    Ok(Some(tokio::spawn(async move {
+        let _end = crate::pipeline::OnEnd;
+        p.run(c).await
+    })))
 }
 
 pub struct Platform {

@@ -102,6 +102,9 @@ struct State {
     corrupt: u64,
     sync_errors: u64,
     stop: bool,
+    /// When the background thread, asleep, wakes next (None while it is awake): an ack
+    /// wakes it only if it would otherwise write the ledger late.
+    bg_until: Option<Instant>,
     /// Held for the lifetime of the log: the flock on it keeps a second process out.
     _lock: File,
 }
@@ -110,7 +113,7 @@ struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     /// Serializes ledger writes, which run without the state lock.
-    ledger_io: Mutex<()>,
+    ledger_io: Mutex<Option<File>>,
 }
 
 /// An open buffer directory. See the crate documentation.
@@ -255,27 +258,47 @@ fn skew_of(epochs: &VecDeque<(u64, i64)>, seq: u64, fallback: i64) -> i64 {
 /// - a torn write (power cut mid-write) fails the CRC and reads as damaged: everything
 ///   present is delivered again;
 /// - overwriting allocates no block, so the ledger can still be written on a full disk.
-fn write_ledger_file(dir: &Path, head: u64, sync: bool) -> Result<()> {
+///
+/// The file stays open in `held` between writes (opening, checking the length and closing
+/// it were three of the four system calls of each write); after a failed write it is
+/// opened again.
+fn write_ledger_file(held: &mut Option<File>, dir: &Path, head: u64, sync: bool) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let path = dir.join(LEDGER_FILE);
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(&path)
-        .ctx("open ledger", &path)?;
+    let f = match held {
+        Some(f) => f,
+        None => {
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(FILE_MODE)
+                .open(&path)
+                .ctx("open ledger", &path)?;
+            // A longer file (an older format) would keep stale bytes after ours.
+            let len = f.metadata().ctx("stat ledger", &path)?.len();
+            if len > format::LEDGER_LEN as u64 {
+                f.set_len(format::LEDGER_LEN as u64)
+                    .ctx("truncate ledger", &path)?;
+            }
+            held.insert(f)
+        }
+    };
     let bytes = format::encode_ledger(head);
-    f.write_all_at(&bytes, 0).ctx("write ledger", &path)?;
-    let len = f.metadata().ctx("stat ledger", &path)?.len();
-    if len > bytes.len() as u64 {
-        f.set_len(bytes.len() as u64)
-            .ctx("truncate ledger", &path)?;
+    let res = f
+        .write_all_at(&bytes, 0)
+        .ctx("write ledger", &path)
+        .and_then(|()| {
+            if sync {
+                f.sync_data().ctx("fsync ledger", &path)
+            } else {
+                Ok(())
+            }
+        });
+    if res.is_err() {
+        *held = None;
     }
-    if sync {
-        f.sync_data().ctx("fsync ledger", &path)?;
-    }
-    Ok(())
+    res
 }
 
 impl State {
@@ -998,7 +1021,7 @@ impl Shared {
     }
 
     fn write_ledger_synced(&self, force_sync: bool) -> Result<()> {
-        let _io = self.ledger_io.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.ledger_io.lock().unwrap_or_else(|p| p.into_inner());
         let (head, dir, sync) = {
             let s = self.lock();
             if s.head == s.ledger_written && !s.ledger_stale && !force_sync {
@@ -1007,7 +1030,7 @@ impl Shared {
             let sync = force_sync || s.opts.fsync == FsyncMode::Always;
             (s.head, s.dir.clone(), sync)
         };
-        let res = write_ledger_file(&dir, head, sync);
+        let res = write_ledger_file(&mut held, &dir, head, sync);
         let mut s = self.lock();
         s.ledger_at = Instant::now();
         match res {
@@ -1054,18 +1077,22 @@ fn background(shared: Arc<Shared>, dir: PathBuf, sync_every: Option<Duration>) {
             );
         }
         if !wait.is_zero() {
+            guard.bg_until = Some(Instant::now() + wait);
             guard = match shared.wake.wait_timeout(guard, wait) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+            guard.bg_until = None;
         }
         if guard.stop {
             return;
         }
         guard.delete_acked_segments();
+        let mut synced = false;
         if let Some(d) = sync_every
             && last_sync.elapsed() >= d
         {
+            synced = true;
             drop(guard);
             if let Err(e) = shared.sync_now(&dir) {
                 tracing::warn!(error = %e, "background buffer sync failed");
@@ -1076,7 +1103,10 @@ fn background(shared: Arc<Shared>, dir: PathBuf, sync_every: Option<Duration>) {
                 return;
             }
         }
-        if guard.ledger_due() {
+        // A pending ledger goes with the sync, though not yet due on its own: one wake-up
+        // a second for both instead of two a few milliseconds apart.
+        let pending = guard.head != guard.ledger_written && !guard.ledger_failed;
+        if guard.ledger_due() || (synced && pending) {
             drop(guard);
             // Logged inside (once per streak).
             let _ = shared.write_ledger();
@@ -1166,6 +1196,7 @@ impl Log {
             corrupt: rec.report.corrupt_records,
             sync_errors: 0,
             stop: false,
+            bg_until: None,
             _lock: lock,
         };
         if let Some(ts) = rec.newest_ts {
@@ -1177,9 +1208,10 @@ impl Log {
                 .epochs
                 .push_back((0, i64::try_from(ts).unwrap_or(i64::MAX) - mono));
         }
+        let mut ledger_file = None;
         if rec.ledger_stale {
             // Not fatal: on a full disk the background thread retries once space is freed.
-            match write_ledger_file(&dir, rec.head, true) {
+            match write_ledger_file(&mut ledger_file, &dir, rec.head, true) {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot rewrite the buffer ledger at open; will retry");
@@ -1208,7 +1240,7 @@ impl Log {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             wake: Condvar::new(),
-            ledger_io: Mutex::new(()),
+            ledger_io: Mutex::new(ledger_file),
         });
         let syncer = {
             let (s, d) = (Arc::clone(&shared), dir.clone());
@@ -1264,8 +1296,14 @@ impl Log {
             let clean = s.head == s.ledger_written && !s.ledger_stale;
             let deletable = s.ack(seq)?;
             // The background thread may be in a long wait (nothing was pending when it
-            // began): wake it so the ledger is written within `ledger_interval`.
-            let newly_due = clean && s.head != s.ledger_written;
+            // began): wake it so the ledger is written within `ledger_interval`. Not when
+            // it wakes by then anyway (for the next sync) or is awake (it looks at the
+            // head before it sleeps again): a wake-up per acknowledged batch is a
+            // measurable share of the agent's CPU.
+            let newly_due = clean
+                && s.head != s.ledger_written
+                && s.bg_until
+                    .is_some_and(|u| u > s.ledger_at + s.opts.ledger_interval);
             (deletable, s.opts.ledger_interval.is_zero(), newly_due)
         };
         if deletable || (newly_due && !zero) {

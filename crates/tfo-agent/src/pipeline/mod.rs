@@ -12,6 +12,21 @@ pub mod queue;
 pub mod stream;
 pub mod ticker;
 
+/// Wakes the agent's supervisor when a pipeline task or thread ends, so a dead collector,
+/// source or export task is started again at once, without a periodic scan waking the
+/// agent every second to find nothing.
+pub static ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Signals [`ENDED`] when dropped: held by each task or thread for its whole life, so a
+/// panic signals too.
+pub struct OnEnd;
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        ENDED.notify_one();
+    }
+}
+
 use std::sync::Arc;
 
 use tfo_config::Config;

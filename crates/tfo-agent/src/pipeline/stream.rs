@@ -137,7 +137,10 @@ pub fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name(format!("tfo-{name}"))
-        .spawn(move || source.run(ctx))?;
+        .spawn(move || {
+            let _end = super::OnEnd;
+            source.run(ctx)
+        })?;
     Ok(Handle {
         name,
         stop,

@@ -60,6 +60,7 @@ pub fn spawn(
             }
         })?;
     Ok(tokio::spawn(async move {
+        let _end = super::OnEnd;
         tokio::select! {
             _ = cancel.cancelled() => {
                 stop.stop();
