@@ -6,6 +6,7 @@
 //! `loader` feature so the OTLP mapping can depend on it alone.
 
 pub mod snapshot;
+pub mod tasks;
 
 pub use snapshot::*;
 
