@@ -27,7 +27,7 @@
 //!
 //! With `source: auto` (the default) and the privilege to load it, the numbers of `stat`
 //! and `io` come from the eBPF task iterator instead ([`tasks`], `bpf/tfo_task.bpf.c`):
-//! one read walks every task of the host in the kernel, about 0.6 µs per process
+//! one read walks every task of the host in the kernel, about 0.7 µs per process
 //! against 4–5 µs for the two files, which were most of a cycle's CPU. The processes are
 //! still those of the `/proc` listing (one the walk missed is read from its files), and
 //! the values those of the files; when it cannot load, the first cycle says why (one

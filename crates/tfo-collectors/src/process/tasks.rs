@@ -2,7 +2,7 @@
 //! one read walks every task of the host in the kernel (`bpf/tfo_task.bpf.c`, loaded by
 //! [`tfo_ebpf::tasks::TaskIter`]) instead of two `pread`s per process, each making the
 //! kernel generate a text file (`do_task_stat`, `do_io_accounting` with its ptrace
-//! check) that is then parsed. Measured on 1,000 sleepers: about 0.6 µs per process for
+//! check) that is then parsed. Measured on 1,000 sleepers: about 0.7 µs per process for
 //! the walk and its parsing against 4–5 µs for `stat` and `io` through kept descriptors.
 //!
 //! The values are the ones `/proc` shows (the root CI test compares every process), in
