@@ -274,10 +274,13 @@ const CORE_TYPES: &[(&str, &[&str])] = &[
 /// The function the iterator attaches to: its id must be the kernel's.
 const ITER_FUNC: &str = "bpf_iter_task";
 
-/// The kernel's BTF, indexed just enough to look types and members up.
+/// The kernel's BTF, indexed just enough to look types and members up: its type section
+/// and the offsets of the few names looked up ([`wanted_names`]), not its 2–3 MB of
+/// strings.
 struct RawBtf<'a> {
-    types: &'a [u8],
-    strings: &'a [u8],
+    types: std::borrow::Cow<'a, [u8]>,
+    /// String offset → name, for the wanted names only.
+    names: std::collections::HashMap<u32, &'static str>,
     /// Offset in `types` of each type, by id (id 0 is void: no entry).
     at: Vec<u32>,
 }
@@ -286,29 +289,106 @@ fn le32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
 
-impl<'a> RawBtf<'a> {
-    fn parse(raw: &'a [u8]) -> Result<RawBtf<'a>, String> {
-        let bad = |what: &str| format!("kernel BTF: {what}");
-        if raw.get(0..2) != Some(&[0x9f, 0xeb]) {
-            return Err(bad("not little-endian BTF (magic)"));
+/// Every name [`core_btf`] and [`iter_func_id`] look up.
+fn wanted_names() -> Vec<&'static str> {
+    let mut v = vec![ITER_FUNC];
+    for (name, members) in CORE_TYPES {
+        v.push(name);
+        v.extend(members.iter().copied());
+    }
+    v
+}
+
+/// The offsets of the wanted names in a string section read from `r`, by chunks.
+fn scan_names(
+    mut r: impl std::io::Read,
+) -> std::io::Result<std::collections::HashMap<u32, &'static str>> {
+    let wanted: std::collections::HashMap<&[u8], &'static str> = wanted_names()
+        .into_iter()
+        .map(|n| (n.as_bytes(), n))
+        .collect();
+    let mut found = std::collections::HashMap::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut base = 0usize;
+    loop {
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(found);
         }
-        let hdr = le32(raw, 4).ok_or_else(|| bad("short header"))? as usize;
-        let field = |i: usize| le32(raw, 8 + 4 * i).map(|v| v as usize);
-        let (Some(type_off), Some(type_len), Some(str_off), Some(str_len)) =
-            (field(0), field(1), field(2), field(3))
-        else {
-            return Err(bad("short header"));
-        };
+        carry.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(len) = carry[start..].iter().position(|&b| b == 0) {
+            if let Some(name) = wanted.get(&carry[start..start + len]) {
+                found.insert((base + start) as u32, *name);
+            }
+            start += len + 1;
+        }
+        carry.drain(..start);
+        base += start;
+    }
+}
+
+/// The section bounds of a BTF header: (header length, types offset and length,
+/// strings offset and length), all relative to the end of the header.
+fn header(h: &[u8]) -> Result<[usize; 5], String> {
+    let bad = |what: &str| format!("kernel BTF: {what}");
+    if h.get(0..2) != Some(&[0x9f, 0xeb]) {
+        return Err(bad("not little-endian BTF (magic)"));
+    }
+    let field = |i: usize| le32(h, 4 + 4 * i).map(|v| v as usize);
+    match (field(0), field(1), field(2), field(3), field(4)) {
+        (Some(a), Some(b), Some(c), Some(d), Some(e)) => Ok([a, b, c, d, e]),
+        _ => Err(bad("short header")),
+    }
+}
+
+impl<'a> RawBtf<'a> {
+    /// A BTF blob in memory.
+    fn parse(raw: &'a [u8]) -> Result<RawBtf<'a>, String> {
+        let [hdr, type_off, type_len, str_off, str_len] = header(raw)?;
         let types = raw
             .get(hdr + type_off..hdr + type_off + type_len)
-            .ok_or_else(|| bad("type section out of bounds"))?;
+            .ok_or("kernel BTF: type section out of bounds")?;
         let strings = raw
             .get(hdr + str_off..hdr + str_off + str_len)
-            .ok_or_else(|| bad("string section out of bounds"))?;
-        let mut at = Vec::with_capacity(type_len / 16);
+            .ok_or("kernel BTF: string section out of bounds")?;
+        let names = scan_names(strings).map_err(|e| e.to_string())?;
+        Self::index(std::borrow::Cow::Borrowed(types), names)
+    }
+
+    /// A BTF file: its type section is read whole (3 MB for a 6.18 kernel), its
+    /// strings by chunks.
+    fn read(path: &std::path::Path) -> Result<RawBtf<'static>, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let err = |e: std::io::Error| format!("{}: {e}", path.display());
+        let mut f = std::fs::File::open(path).map_err(err)?;
+        let mut h = [0u8; 24];
+        f.read_exact(&mut h).map_err(err)?;
+        let [hdr, type_off, type_len, str_off, str_len] = header(&h)?;
+        let mut types = vec![0u8; type_len];
+        f.seek(SeekFrom::Start((hdr + type_off) as u64))
+            .map_err(err)?;
+        f.read_exact(&mut types).map_err(err)?;
+        f.seek(SeekFrom::Start((hdr + str_off) as u64))
+            .map_err(err)?;
+        let mut strings = (&mut f).take(str_len as u64);
+        let names = scan_names(&mut strings).map_err(err)?;
+        if strings.limit() != 0 {
+            return Err(format!("{}: string section cut short", path.display()));
+        }
+        RawBtf::index(std::borrow::Cow::Owned(types), names)
+    }
+
+    fn index(
+        types: std::borrow::Cow<'a, [u8]>,
+        names: std::collections::HashMap<u32, &'static str>,
+    ) -> Result<RawBtf<'a>, String> {
+        let bad = |what: &str| format!("kernel BTF: {what}");
+        let mut at = Vec::with_capacity(types.len() / 16);
         let mut off = 0usize;
         while off < types.len() {
-            let info = le32(types, off + 4).ok_or_else(|| bad("type cut short"))?;
+            let info = le32(&types, off + 4).ok_or_else(|| bad("type cut short"))?;
             let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
             at.push(off as u32);
             off += 12
@@ -321,25 +401,28 @@ impl<'a> RawBtf<'a> {
                     k => return Err(bad(&format!("unknown kind {k}"))),
                 };
         }
-        Ok(RawBtf { types, strings, at })
+        if off != types.len() {
+            return Err(bad("type section cut short"));
+        }
+        Ok(RawBtf { types, names, at })
     }
 
     /// (kind, name offset, vlen, size-or-type, offset of the trailing data) of `id`.
     fn ty(&self, id: u32) -> Option<(u32, u32, usize, u32, usize)> {
         let off = *self.at.get((id as usize).checked_sub(1)?)? as usize;
-        let info = le32(self.types, off + 4)?;
+        let info = le32(&self.types, off + 4)?;
         Some((
             (info >> 24) & 0x1f,
-            le32(self.types, off)?,
+            le32(&self.types, off)?,
             (info & 0xffff) as usize,
-            le32(self.types, off + 8)?,
+            le32(&self.types, off + 8)?,
             off + 12,
         ))
     }
 
     fn name(&self, off: u32) -> &[u8] {
-        let s = self.strings.get(off as usize..).unwrap_or_default();
-        &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())]
+        // Only the wanted names are known; any other name is none of them.
+        self.names.get(&off).map_or(&b""[..], |n| n.as_bytes())
     }
 
     fn find(&self, name: &str, kind: u32) -> Option<u32> {
@@ -370,13 +453,13 @@ impl<'a> RawBtf<'a> {
         if kind != KIND_STRUCT && kind != KIND_UNION {
             return None;
         }
-        let kflag = le32(self.types, data - 8)? >> 31 == 1;
+        let kflag = le32(&self.types, data - 8)? >> 31 == 1;
         for i in 0..vlen {
             let m = data + 12 * i;
             let (n, ty, off) = (
-                le32(self.types, m)?,
-                le32(self.types, m + 4)?,
-                le32(self.types, m + 8)?,
+                le32(&self.types, m)?,
+                le32(&self.types, m + 4)?,
+                le32(&self.types, m + 8)?,
             );
             let bits = if kflag { off & 0x00ff_ffff } else { off };
             if n == 0 {
@@ -470,7 +553,20 @@ enum MemberTy {
 /// structs of the kernel's sizes (a few hundred bytes instead of 5–6 MB). An error says
 /// which type or member this kernel lacks.
 pub fn core_btf(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let k = RawBtf::parse(raw)?;
+    subset(&RawBtf::parse(raw)?)
+}
+
+/// [`core_btf`] and [`iter_func_id`] of a BTF file (`/sys/kernel/btf/vmlinux`), read
+/// without holding its string section: the load's peak memory is the type section.
+pub fn core_btf_file(path: &std::path::Path) -> Result<(Vec<u8>, u32), String> {
+    let k = RawBtf::read(path)?;
+    let func = k
+        .find(ITER_FUNC, KIND_FUNC)
+        .ok_or_else(|| format!("kernel BTF has no {ITER_FUNC} (no task iterator: Linux < 5.8?)"))?;
+    Ok((subset(&k)?, func))
+}
+
+fn subset(k: &RawBtf<'_>) -> Result<Vec<u8>, String> {
     // Ids: the structs first, in CORE_TYPES order, then their members' types.
     let id_of = |name: &[u8]| {
         CORE_TYPES
@@ -493,19 +589,19 @@ pub fn core_btf(raw: &[u8]) -> Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("kernel BTF: struct {name} has no member {m}"))?;
             let (kind, tname, _, st, data) = k.resolve(ty).and_then(|r| k.ty(r)).ok_or_else(bad)?;
             let mt = match kind {
-                KIND_INT => MemberTy::Int(st, le32(k.types, data).ok_or_else(bad)?),
+                KIND_INT => MemberTy::Int(st, le32(&k.types, data).ok_or_else(bad)?),
                 KIND_PTR => {
                     let to = k.resolve(st).and_then(|p| k.ty(p));
                     MemberTy::Ptr(to.and_then(|t| id_of(k.name(t.1))).unwrap_or(0))
                 }
                 KIND_STRUCT => MemberTy::Struct(id_of(k.name(tname)).ok_or_else(bad)?),
                 KIND_ARRAY => {
-                    let elem = le32(k.types, data).ok_or_else(bad)?;
-                    let nelems = le32(k.types, data + 8).ok_or_else(bad)?;
+                    let elem = le32(&k.types, data).ok_or_else(bad)?;
+                    let nelems = le32(&k.types, data + 8).ok_or_else(bad)?;
                     let e = k.resolve(elem).and_then(|e| k.ty(e)).ok_or_else(bad)?;
                     match e.0 {
                         KIND_INT => {
-                            MemberTy::IntArray(e.3, le32(k.types, e.4).ok_or_else(bad)?, nelems)
+                            MemberTy::IntArray(e.3, le32(&k.types, e.4).ok_or_else(bad)?, nelems)
                         }
                         KIND_STRUCT => {
                             MemberTy::StructArray(id_of(k.name(e.1)).ok_or_else(bad)?, nelems)
@@ -660,11 +756,8 @@ mod iter {
                 Err(e) => return Err(format!("/proc/self/ns/pid: {e}")),
             }
             let path = btf_path.unwrap_or(Path::new(crate::loader::SYS_BTF));
-            let raw = std::fs::read(path)
-                .map_err(|e| format!("no usable BTF: {}: {e}", path.display()))?;
-            let func = super::iter_func_id(&raw)?;
-            let small = super::core_btf(&raw)?;
-            drop(raw);
+            let (small, func) =
+                super::core_btf_file(path).map_err(|e| format!("no usable BTF: {e}"))?;
             let btf = Btf::parse(&small, aya::Endianness::default())
                 .map_err(|e| format!("the BTF subset does not parse: {}", chain(&e)))?;
             let mut obj =
@@ -879,7 +972,10 @@ mod tests {
                 );
             }
         }
-        assert!(iter_func_id(&raw).unwrap() > 0);
+        let func = iter_func_id(&raw).unwrap();
+        assert!(func > 0);
+        let path = std::path::Path::new("/sys/kernel/btf/vmlinux");
+        assert_eq!(core_btf_file(path).unwrap(), (small.clone(), func));
         #[cfg(feature = "loader")]
         {
             static OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/tfo_task.bpf.o");
