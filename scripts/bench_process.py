@@ -7,7 +7,9 @@ as shipped for export: OTLP/gRPC with gzip to the Python receiver peer
 self-metrics endpoints. The system and node_exporter collectors are off, so the agent's
 CPU is the process collector's cycle plus encoding, buffering and export of its points.
 
-Cases: `default` (stat + io for every user process, the shipped metric set), each opt-in
+Cases: `default` (stat + io for every user process, the shipped metric set, from the eBPF
+task iterator when the agent can load it, as shipped: `source: auto`), `default_procfs`
+(the same read from the /proc files: `source: procfs`), each opt-in
 part alone on top of it (`cpu_utilization`, `threads`, `paging_faults`, `uptime`,
 `command_line`, `file_descriptors`, `context_switches`), `stat_all` (the four stat parts
 together: the default set before issue 16), `all` of them, and `idle` (the collector off:
@@ -39,6 +41,7 @@ PF_KTHREAD = 0x00200000
 CASES = [
     ("idle", None),
     ("default", {}),
+    ("default_procfs", {"source": "procfs"}),
     ("cpu_utilization", {"cpu_utilization": "true"}),
     ("threads", {"threads": "true"}),
     ("paging_faults", {"paging_faults": "true"}),
@@ -168,6 +171,12 @@ def run_case(a, tmp, name, opts, rx_port):
                               reason=r)
                for r in ("vanished", "permission_denied", "overflow")}
     dropped = bn.prom_sum(samples, "tfo_agent_dropped_items_total")
+    # Where stat and io came from: the collector logs it at start, or reports why not.
+    with open(os.path.join(tmp, name, "agent.log")) as f:
+        log = f.read()
+    source = None
+    if opts is not None:
+        source = "ebpf" if "from the eBPF task iterator" in log else "procfs"
     per_cycle = (c1 - c0) / cycles
     if opts is None:
         procs = 0
@@ -182,6 +191,7 @@ def run_case(a, tmp, name, opts, rx_port):
         "skipped_total": skipped,
         "dropped": dropped,
         "vmhwm_mib": bn.mib(hwm),
+        "source": source,
     }
 
 
@@ -213,10 +223,10 @@ def main():
             if not a.json:
                 r = results[-1]
                 print("%-17s %7.2f us/process  %8.3f ms CPU/cycle  %5d processes  "
-                      "collect %7.3f ms  HWM %5.1f MiB  skipped %s" % (
+                      "collect %7.3f ms  HWM %5.1f MiB  source %s  skipped %s" % (
                           r["case"], r["us_per_process"] or 0, r["cpu_ms_per_cycle"],
                           r["processes_reported"], r["collect_wall_ms_last_cycle"],
-                          r["vmhwm_mib"], {k: int(v) for k, v in r["skipped_total"].items() if v}),
+                          r["vmhwm_mib"], r["source"] or "-", {k: int(v) for k, v in r["skipped_total"].items() if v}),
                       flush=True)
         base = {r["case"]: r for r in results}
         if "default" in base:

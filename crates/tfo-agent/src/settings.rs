@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tfo_collectors::{HostPaths, NodeOptions, PatternFilter, ProcessOptions, TopBy};
+use tfo_collectors::{HostPaths, NodeOptions, PatternFilter, ProcessOptions, ProcessSource, TopBy};
 use tfo_config::Config;
 use tfo_exporter::tls::TlsSettings;
 use tfo_exporter::{ExporterSettings, Signal};
@@ -43,6 +43,10 @@ pub fn process_options(p: &tfo_config::ProcessCollector) -> ProcessOptions {
         context_switches: p.context_switches,
         command_line: p.command_line,
         redact_patterns: p.redact_patterns.clone(),
+        source: match p.source {
+            tfo_config::ProcessSource::Auto => ProcessSource::Auto,
+            tfo_config::ProcessSource::Procfs => ProcessSource::Procfs,
+        },
     }
 }
 

@@ -7,11 +7,13 @@
 //! collector keeps open. Collection only, through `collect_encoded` as the agent calls
 //! it (the per-process points written in the wire format): wrapping them into requests
 //! and export are in `scripts/bench-process`. `PROCESS_BENCH_CYCLES` (default 50);
-//! `PROCESS_BENCH_ONLY` runs one case (for perf).
+//! `PROCESS_BENCH_ONLY` runs one case (for perf). As root with kernel BTF the cases read
+//! `stat` and `io`'s numbers through the eBPF task iterator (`source: auto`), except
+//! `default, files`.
 
 use std::sync::atomic::Ordering;
 
-use tfo_collectors::{HostPaths, ProcessCollector, ProcessOptions};
+use tfo_collectors::{HostPaths, ProcessCollector, ProcessOptions, ProcessSource};
 
 mod common;
 
@@ -64,10 +66,15 @@ fn measure(name: &str, opts: ProcessOptions, cycles: usize) {
     let p50 = cpu[cycles / 2];
     println!(
         "{name:<22} cpu/cycle mean {mean:9.1} us  p50 {p50:9.1} us  per process {:6.2} us  \
-         allocs/process {:5.1}  processes {procs}  points {points}  kept fds {}",
+         allocs/process {:5.1}  processes {procs}  points {points}  kept fds {}  source {}",
         mean / procs as f64,
         allocs as f64 / cycles as f64 / procs as f64,
         c.kept_descriptors(),
+        if c.task_iterator().is_ok() {
+            "ebpf"
+        } else {
+            "files"
+        },
     );
 }
 
@@ -98,6 +105,16 @@ fn main() {
         ..ProcessOptions::default()
     };
     measure("default", max.clone(), cycles);
+    // The same read from the files instead of the eBPF task iterator (which `default`
+    // uses when this runs as root with kernel BTF; see the `source` column).
+    measure(
+        "default, files",
+        ProcessOptions {
+            source: ProcessSource::Procfs,
+            ..max.clone()
+        },
+        cycles,
+    );
     measure(
         "stat only",
         ProcessOptions {

@@ -26,7 +26,7 @@ pub use ebpf::{EbpfCollector, EbpfOptions};
 pub use node::{NodeCollector, NodeOptions, PatternFilter};
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
 pub use paths::HostPaths;
-pub use process::{ProcessCollector, ProcessOptions, ProcessOptionsError, TopBy};
+pub use process::{ProcessCollector, ProcessOptions, ProcessOptionsError, ProcessSource, TopBy};
 pub use prom::render_node_exporter;
 pub use system::{SystemCollector, SystemOptions};
 pub use table::{MetricDef, MetricKind, PromKind, PromName, ValueType};

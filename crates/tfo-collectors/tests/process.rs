@@ -522,8 +522,9 @@ fn missing_and_garbage_host_files() {
 }
 
 /// This host's /proc while a thread keeps starting short-lived processes: processes
-/// vanish between the listing and every read; nothing is an error, and this test's own
-/// process is reported with the values its stat file gives.
+/// vanish between the listing and every read (or the walk of the eBPF task iterator);
+/// nothing is an error, and this test's own process is reported with the values its
+/// stat file gives.
 #[test]
 fn live_proc_with_processes_coming_and_going() {
     use std::sync::Arc;
@@ -545,10 +546,17 @@ fn live_proc_with_processes_coming_and_going() {
         ..all_of_stat()
     };
     let mut c = ProcessCollector::new(HostPaths::default(), opts).unwrap();
+    // Without the privilege for the eBPF task iterator, the first cycle says why (one
+    // error) and the files are read; as root (CI) it loads and stat and io come from it.
+    let fallback = c.task_iterator().err().flatten().is_some();
     let me = i64::from(std::process::id());
-    for _ in 0..30 {
+    for i in 0..30 {
         let mut out = Vec::new();
-        let r = c.collect(&mut out);
+        let mut r = c.collect(&mut out);
+        if i == 0 && fallback {
+            assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+            r.errors.clear();
+        }
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert!(pids(&out).contains(&me));
         let threads = by_pid(&out, "process.thread.count", "")[&(me, String::new())];

@@ -45,8 +45,8 @@ pub use model::{
     Agent, Buffer, Collectors, Compression, Config, Ebpf, EndpointVersion, Exporter, FsyncMode,
     Health, Heartbeat, Hubble, HubbleTls, Kubernetes, LOG_LEVELS, LeaderElection, LogEncoding,
     LogFileFormat, LogFormat, LogMultiline, LogStartAt, Logging, LogsCollector, NodeExporter, Otlp,
-    ProcessCollector, ProcessTopBy, Prometheus, Protocol, RemoteConfig, Retry, SystemCollector,
-    TelemetryFlow, Tls, WhenFull, is_sensitive_name, redacted_headers,
+    ProcessCollector, ProcessSource, ProcessTopBy, Prometheus, Protocol, RemoteConfig, Retry,
+    SystemCollector, TelemetryFlow, Tls, WhenFull, is_sensitive_name, redacted_headers,
 };
 pub use secret::{REDACTED, Secret};
 

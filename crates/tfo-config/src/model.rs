@@ -546,6 +546,8 @@ pub struct ProcessCollector {
     pub command_line: bool,
     /// Regexes whose matches in the command line are replaced by `***`.
     pub redact_patterns: Vec<String>,
+    /// Where the numbers of /proc/<pid>/stat and io come from.
+    pub source: ProcessSource,
 }
 
 /// The default `collectors.process.redact_patterns`: values of arguments and variables
@@ -584,8 +586,20 @@ impl Default for ProcessCollector {
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
+            source: ProcessSource::Auto,
         }
     }
+}
+
+/// `collectors.process.source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessSource {
+    /// The eBPF task iterator (one read for every process) when it loads, else the files.
+    #[default]
+    Auto,
+    /// The /proc/<pid>/stat and io files only.
+    Procfs,
 }
 
 /// `collectors.process.top_by`.

@@ -64,6 +64,7 @@ pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const FSYNC_MODES: &[&str] = &["always", "interval", "never"];
 pub const WHEN_FULL: &[&str] = &["auto", "drop_oldest", "block"];
 pub const PROCESS_TOP_BY: &[&str] = &["cpu", "memory"];
+pub const PROCESS_SOURCES: &[&str] = &["auto", "procfs"];
 pub const LOG_START_AT: &[&str] = &["end", "beginning"];
 pub const LOG_ENCODINGS: &[&str] = &["utf-8"];
 pub const LOG_FILE_FORMATS: &[&str] = &["auto", "raw", "json", "cri", "docker"];
@@ -238,6 +239,7 @@ pub const KEYS: &[Key] = &[
     k("collectors.process.context_switches", Kind::Bool),
     k("collectors.process.command_line", Kind::Bool),
     k("collectors.process.redact_patterns", Kind::StringList),
+    k("collectors.process.source", Kind::Enum(PROCESS_SOURCES)),
     k("collectors.logs", Kind::Section),
     k("collectors.logs.enabled", Kind::Bool),
     k("collectors.logs.paths", Kind::StringList),
@@ -636,7 +638,8 @@ mod tests {
                 "file_descriptors",
                 "context_switches",
                 "command_line",
-                "redact_patterns"
+                "redact_patterns",
+                "source"
             ]
         );
     }

@@ -4,8 +4,14 @@
 //!
 //! [`snapshot`] is the plain-Rust read API (no aya types); it builds without the default
 //! `loader` feature so the OTLP mapping can depend on it alone.
+//!
+//! [`tasks`] is the process collector's source of every process's `stat` and `io`
+//! numbers in one read: an `iter/task` program (`bpf/tfo_task.bpf.c`), its record
+//! parser, and (with `loader`) [`tasks::TaskIter`], which loads it with `aya-obj` and
+//! bpf(2) against a small subset of the kernel's BTF.
 
 pub mod snapshot;
+pub mod tasks;
 
 pub use snapshot::*;
 
