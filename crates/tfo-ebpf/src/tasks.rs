@@ -343,15 +343,21 @@ fn header(h: &[u8]) -> Result<[usize; 5], String> {
     }
 }
 
+/// The byte range of a BTF section (offsets from the header's end), if it does not overflow.
+fn section(hdr: usize, off: usize, len: usize) -> Option<std::ops::Range<usize>> {
+    let start = hdr.checked_add(off)?;
+    Some(start..start.checked_add(len)?)
+}
+
 impl<'a> RawBtf<'a> {
     /// A BTF blob in memory.
     fn parse(raw: &'a [u8]) -> Result<RawBtf<'a>, String> {
         let [hdr, type_off, type_len, str_off, str_len] = header(raw)?;
-        let types = raw
-            .get(hdr + type_off..hdr + type_off + type_len)
+        let types = section(hdr, type_off, type_len)
+            .and_then(|r| raw.get(r))
             .ok_or("kernel BTF: type section out of bounds")?;
-        let strings = raw
-            .get(hdr + str_off..hdr + str_off + str_len)
+        let strings = section(hdr, str_off, str_len)
+            .and_then(|r| raw.get(r))
             .ok_or("kernel BTF: string section out of bounds")?;
         let names = scan_names(strings).map_err(|e| e.to_string())?;
         Self::index(std::borrow::Cow::Borrowed(types), names)
@@ -366,6 +372,14 @@ impl<'a> RawBtf<'a> {
         let mut h = [0u8; 24];
         f.read_exact(&mut h).map_err(err)?;
         let [hdr, type_off, type_len, str_off, str_len] = header(&h)?;
+        // Sizes from the header are checked against the file before anything is allocated.
+        let size = f.metadata().map_err(err)?.len();
+        let fits = |off, len| {
+            section(hdr, off, len).is_some_and(|r| u64::try_from(r.end).is_ok_and(|e| e <= size))
+        };
+        if !fits(type_off, type_len) || !fits(str_off, str_len) {
+            return Err(format!("{}: BTF sections out of bounds", path.display()));
+        }
         let mut types = vec![0u8; type_len];
         f.seek(SeekFrom::Start((hdr + type_off) as u64))
             .map_err(err)?;
@@ -449,11 +463,20 @@ impl<'a> RawBtf<'a> {
     /// The bit offset and type of member `name` of struct or union `id`, looking into
     /// anonymous members as C does.
     fn member(&self, id: u32, name: &str) -> Option<(u32, u32)> {
+        self.member_at(id, name, 0)
+    }
+
+    /// [`RawBtf::member`], at most 8 anonymous members deep (a malformed BTF from
+    /// `btf_path` could loop).
+    fn member_at(&self, id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
+        if depth > 8 {
+            return None;
+        }
         let (kind, _, vlen, _, data) = self.ty(id)?;
         if kind != KIND_STRUCT && kind != KIND_UNION {
             return None;
         }
-        let kflag = le32(&self.types, data - 8)? >> 31 == 1;
+        let kflag = le32(&self.types, data.checked_sub(8)?)? >> 31 == 1;
         for i in 0..vlen {
             let m = data + 12 * i;
             let (n, ty, off) = (
@@ -463,8 +486,11 @@ impl<'a> RawBtf<'a> {
             );
             let bits = if kflag { off & 0x00ff_ffff } else { off };
             if n == 0 {
-                if let Some((inner, t)) = self.resolve(ty).and_then(|r| self.member(r, name)) {
-                    return Some((bits + inner, t));
+                if let Some((inner, t)) = self
+                    .resolve(ty)
+                    .and_then(|r| self.member_at(r, name, depth + 1))
+                {
+                    return Some((bits.checked_add(inner)?, t));
                 }
             } else if self.name(n) == name.as_bytes() {
                 return Some((bits, ty));
