@@ -600,7 +600,8 @@ fn load_program(ebpf: &mut Ebpf, spec: &Spec, btf: &Btf) -> Result<(), String> {
     Ok(())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, `outer: inner: ...`.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

@@ -709,6 +709,8 @@ mod iter {
     use aya_obj::Object;
     use aya_obj::btf::Btf;
 
+    use crate::loader::error_chain as chain;
+
     static OBJ_TASK: &[u8] = aya::include_bytes_aligned!("../../../bpf/tfo_task.bpf.o");
     const PROGRAM: &str = "tfo_tasks";
 
@@ -750,17 +752,6 @@ mod iter {
 
     fn put64(attr: &mut [u8], off: usize, v: u64) {
         attr[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-    }
-
-    fn chain(e: &dyn std::error::Error) -> String {
-        let mut s = e.to_string();
-        let mut src = e.source();
-        while let Some(c) = src {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            src = c.source();
-        }
-        s
     }
 
     impl TaskIter {
