@@ -607,13 +607,13 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 }
                 (new_cfg, "configuration reloaded")
             }
-            _ = pipeline::ENDED.notified() => {
-                tokio::time::sleep(SUPERVISE_SETTLE).await;
-                pipeline.supervise(&env, &cfg).await?;
-                platform.supervise(&cfg, &stats, &shared, &control_tx, &interval_rx)?;
-                continue;
-            }
-            _ = supervise.tick() => {
+            // A task that signalled its end, or the safety-net scan.
+            _ = async {
+                tokio::select! {
+                    _ = pipeline::ENDED.notified() => tokio::time::sleep(SUPERVISE_SETTLE).await,
+                    _ = supervise.tick() => {}
+                }
+            } => {
                 pipeline.supervise(&env, &cfg).await?;
                 platform.supervise(&cfg, &stats, &shared, &control_tx, &interval_rx)?;
                 continue;

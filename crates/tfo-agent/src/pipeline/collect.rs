@@ -26,7 +26,7 @@ struct Sink {
 }
 
 pub fn spawn(
-    collector: Box<dyn Collector>,
+    mut collector: Box<dyn Collector>,
     interval: Duration,
     keep_last: Option<Arc<std::sync::Mutex<Vec<tfo_collectors::Metric>>>>,
     encoder: Arc<MetricsEncoder>,
@@ -41,13 +41,12 @@ pub fn spawn(
         buffer,
         stats: stats.clone(),
     };
-    let mut c = collector;
     let panicked = stats.clone();
     let spawned = ticker::spawn(
         name,
         interval,
         cancel,
-        move || cycle(&mut *c, &sink),
+        move || cycle(&mut *collector, &sink),
         move |why| {
             panicked.emit(Event::CollectorError {
                 collector: name,
