@@ -276,7 +276,7 @@ const CAP_BPF: u32 = 39;
 
 /// Effective capability set of this thread (capget(2), version 3), or None when the call
 /// fails.
-fn effective_caps() -> Option<u64> {
+pub fn effective_caps() -> Option<u64> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -299,7 +299,8 @@ fn effective_caps() -> Option<u64> {
     (rc == 0).then(|| u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
-fn has_cap(caps: u64, cap: u32) -> bool {
+/// Whether `cap` (a `CAP_*` number) is in the set `caps`.
+pub fn has_cap(caps: u64, cap: u32) -> bool {
     caps & (1u64 << cap) != 0
 }
 

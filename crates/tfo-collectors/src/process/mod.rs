@@ -487,15 +487,10 @@ pub struct ProcessCollector {
     extras: Extras,
     /// The task iterator, when [`ProcessSource::Auto`] could load it.
     walker: Option<tasks::Walker>,
-    /// Whether the walk's I/O bytes may be used: only with CAP_SYS_PTRACE, which the
-    /// kernel asks of a reader of another user's `io` file. Without it the files are read
-    /// (and refusals counted) as when the iterator is off, so both sources report the same.
-    walk_io: bool,
     /// The last walk's processes, kept with its capacity.
     walked: Vec<tfo_ebpf::tasks::TaskProcess>,
     /// Why the task iterator is not used, reported once (an error of the first cycle).
     fallback: Option<String>,
-    fallback_reported: bool,
 }
 
 impl std::fmt::Debug for ProcessCollector {
@@ -569,10 +564,8 @@ impl ProcessCollector {
             points: (0..N_METRICS).map(|i| Points::new(def(i))).collect(),
             extras: Extras::new(),
             walker,
-            walk_io: has_cap_sys_ptrace(),
             walked: Vec::new(),
             fallback,
-            fallback_reported: false,
         })
     }
 
@@ -701,10 +694,9 @@ impl ProcessCollector {
         }
         let boot_ns = self.boot_ns.unwrap_or(0);
 
-        if let Some(why) = &self.fallback
-            && !self.fallback_reported
+        if self.cycle == 1
+            && let Some(why) = &self.fallback
         {
-            self.fallback_reported = true;
             report.errors.push(CollectError::Parse {
                 path: "<eBPF task iterator>".into(),
                 reason: format!(
@@ -853,7 +845,8 @@ impl ProcessCollector {
             if let Some(w) = from_walk {
                 e.cpu_ns = Some(w.cpu_ns);
                 e.floor = [w.io.0, w.io.1, st.minflt, st.majflt];
-                io = (self.opts.disk_io && self.walk_io).then_some(w.io);
+                let walk_io = self.walker.as_ref().is_some_and(|w| w.io);
+                io = (self.opts.disk_io && walk_io).then_some(w.io);
             }
             self.cands.push(Cand {
                 pid,
@@ -1165,20 +1158,6 @@ fn set_path(path: &mut Vec<u8>, prefix: &[u8], pid: u32, file: &str) {
 }
 
 /// The soft RLIMIT_NOFILE (0 if unknown).
-/// Whether this process has CAP_SYS_PTRACE in its effective set (bit 19 of `CapEff` in
-/// /proc/self/status). Unreadable or malformed: no.
-fn has_cap_sys_ptrace() -> bool {
-    const CAP_SYS_PTRACE: u32 = 19;
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps >> CAP_SYS_PTRACE & 1 == 1)
-}
-
 fn soft_nofile() -> usize {
     // SAFETY: rlimit is plain data; getrlimit only writes it.
     let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };

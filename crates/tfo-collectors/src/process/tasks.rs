@@ -22,15 +22,22 @@ use super::stat::Stat;
 pub(crate) struct Walker {
     iter: TaskIter,
     buf: Vec<u8>,
+    /// Whether the walk's I/O bytes may be used: only with CAP_SYS_PTRACE, which the
+    /// kernel asks of a reader of another user's `io` file. Without it the files are read
+    /// (and refusals counted) as when the iterator is off, so both sources report the same.
+    pub(crate) io: bool,
 }
 
 impl Walker {
     /// Loads the iterator; the error says why it cannot be used.
     pub(crate) fn open() -> Result<Walker, String> {
         let iter = TaskIter::open(None)?;
+        const CAP_SYS_PTRACE: u32 = 19;
+        let caps = tfo_ebpf::loader::effective_caps();
         Ok(Walker {
             iter,
             buf: Vec::new(),
+            io: caps.is_some_and(|c| tfo_ebpf::loader::has_cap(c, CAP_SYS_PTRACE)),
         })
     }
 
