@@ -717,6 +717,8 @@ impl ProcessCollector {
                     path: "<eBPF task iterator>".into(),
                     reason: format!("{why}; reading /proc/<pid>/stat and io from now on"),
                 });
+                // task_iterator() says why (None would mean "by choice").
+                self.fallback = Some(why);
             }
         }
 
