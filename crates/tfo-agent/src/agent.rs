@@ -128,7 +128,8 @@ struct Collection {
     inputs: CollectorInputs,
     encoder: Arc<MetricsEncoder>,
     cancel: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// One per interval: the collectors that run on its thread.
+    tasks: Vec<(Vec<&'static str>, JoinHandle<()>)>,
 }
 
 /// The export task of one signal (none when `exporter.otlp.enabled` is false: data then
@@ -164,27 +165,38 @@ struct Pipeline {
 }
 
 impl Env {
-    fn spawn_collector(
+    /// Starts the collectors of one interval on one thread (see [`collect`]).
+    fn spawn_group(
         &self,
         cfg: &Config,
         encoder: &Arc<MetricsEncoder>,
         cancel: &CancellationToken,
-        (c, interval): registry::Scheduled,
-    ) -> (&'static str, JoinHandle<()>) {
-        let name = c.name();
-        tracing::info!(collector = name, interval = ?interval, "collector started");
-        let keep = (name == "node_exporter" && cfg.prometheus.expose_node_metrics)
-            .then(|| self.node_view.clone());
+        interval: Duration,
+        collectors: Vec<Box<dyn tfo_collectors::Collector>>,
+    ) -> (Vec<&'static str>, JoinHandle<()>) {
+        let names: Vec<&'static str> = collectors.iter().map(|c| c.name()).collect();
+        for name in &names {
+            tracing::info!(collector = name, interval = ?interval, "collector started");
+        }
+        let members = collectors
+            .into_iter()
+            .map(|c| collect::Member {
+                keep_last: (c.name() == "node_exporter" && cfg.prometheus.expose_node_metrics)
+                    .then(|| self.node_view.clone()),
+                collector: c,
+            })
+            .collect();
+        let rebuild_cfg = cfg.clone();
         let task = collect::spawn(
-            c,
+            members,
             interval,
-            keep,
             encoder.clone(),
             self.buffers.metrics.clone(),
             self.stats.clone(),
+            Box::new(move |name| registry::rebuild(&rebuild_cfg, name).map(|(c, _)| c)),
             cancel.clone(),
         );
-        (name, task)
+        (names, task)
     }
 
     fn start_collection(&self, cfg: &Config, identity: &Identity) -> Collection {
@@ -202,9 +214,9 @@ impl Env {
         if collectors.is_empty() && registry::build_sources(cfg).0.is_empty() {
             tracing::warn!("no collector is enabled: nothing will be collected");
         }
-        let tasks = collectors
+        let tasks = registry::by_interval(collectors)
             .into_iter()
-            .map(|s| self.spawn_collector(cfg, &encoder, &cancel, s))
+            .map(|(interval, group)| self.spawn_group(cfg, &encoder, &cancel, interval, group))
             .collect();
         Collection {
             inputs,
@@ -388,23 +400,35 @@ impl Pipeline {
     async fn supervise(&mut self, env: &Env, cfg: &Config) -> Result<(), RunError> {
         let mut i = 0;
         while i < self.collection.tasks.len() {
-            let (name, task) = &self.collection.tasks[i];
+            let (names, task) = &self.collection.tasks[i];
             if !task.is_finished() || self.collection.cancel.is_cancelled() {
                 i += 1;
                 continue;
             }
-            let name = *name;
-            let label = format!("collector/{name}");
-            match registry::rebuild(cfg, name) {
-                Some(s) => {
-                    env.stats.task_restarted(&label);
+            // The thread itself failed (a panic outside any collector, or it could not be
+            // created): every collector of the group is started again.
+            let names = names.clone();
+            let mut group = Vec::new();
+            let mut interval = None;
+            for name in names {
+                let label = format!("collector/{name}");
+                match registry::rebuild(cfg, name) {
+                    Some((c, every)) => {
+                        env.stats.task_restarted(&label);
+                        interval = Some(every);
+                        group.push(c);
+                    }
+                    None => env.stats.task_dead(&label),
+                }
+            }
+            match interval {
+                Some(interval) => {
                     let enc = self.collection.encoder.clone();
                     let cancel = self.collection.cancel.clone();
-                    self.collection.tasks[i] = env.spawn_collector(cfg, &enc, &cancel, s);
+                    self.collection.tasks[i] = env.spawn_group(cfg, &enc, &cancel, interval, group);
                     i += 1;
                 }
                 None => {
-                    env.stats.task_dead(&label);
                     self.collection.tasks.remove(i);
                 }
             }

@@ -178,6 +178,19 @@ pub fn build_collectors(cfg: &Config) -> (Vec<Scheduled>, Vec<String>) {
     (out, warnings)
 }
 
+/// The collectors grouped by interval, in the order each interval first appears and, within
+/// a group, in registry order: each group runs on one thread (see `pipeline::collect`).
+pub fn by_interval(collectors: Vec<Scheduled>) -> Vec<(Duration, Vec<Box<dyn Collector>>)> {
+    let mut groups: Vec<(Duration, Vec<Box<dyn Collector>>)> = Vec::new();
+    for (c, interval) in collectors {
+        match groups.iter_mut().find(|(i, _)| *i == interval) {
+            Some((_, g)) => g.push(c),
+            None => groups.push((interval, vec![c])),
+        }
+    }
+    groups
+}
+
 /// A streaming source ready to start.
 pub struct Streamed {
     pub name: &'static str,
@@ -254,6 +267,30 @@ pub fn source_names() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collectors_are_grouped_by_interval_in_order() {
+        let mut cfg = Config::default();
+        cfg.collectors.system.enabled = true;
+        cfg.collectors.node_exporter.enabled = true;
+        cfg.collectors.process.enabled = true;
+        cfg.collectors.system.interval = Duration::from_secs(15);
+        cfg.collectors.node_exporter.interval = Duration::from_secs(15);
+        cfg.collectors.process.interval = Duration::from_secs(30);
+        let (scheduled, warn) = build_collectors(&cfg);
+        assert!(warn.is_empty(), "{warn:?}");
+        let groups: Vec<(Duration, Vec<&str>)> = by_interval(scheduled)
+            .into_iter()
+            .map(|(i, g)| (i, g.iter().map(|c| c.name()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                (Duration::from_secs(15), vec!["system", "node_exporter"]),
+                (Duration::from_secs(30), vec!["process"]),
+            ]
+        );
+    }
 
     #[test]
     fn every_collector_key_has_one_entry() {
