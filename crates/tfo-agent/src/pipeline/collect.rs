@@ -52,7 +52,7 @@ fn group_name(members: &[Member], interval: Duration) -> String {
         [one] => one.collector.name().to_string(),
         _ => {
             let ms = interval.as_millis();
-            if ms % 1000 == 0 {
+            if ms.is_multiple_of(1000) {
                 format!("collect-{}s", ms / 1000)
             } else {
                 format!("collect-{ms}ms")
