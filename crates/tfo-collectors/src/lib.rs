@@ -85,7 +85,8 @@ pub struct CollectReport {
 }
 
 /// One collector. `collect` is synchronous and cheap; the agent runs it on a blocking
-/// thread on its own interval so a slow collector never delays another.
+/// thread on its own interval (shared with the collectors of the same interval), so a slow
+/// collector never delays another interval's collectors or the exporter.
 pub trait Collector: Send {
     /// Stable name used in config (`collectors.<name>`), logs and self-metrics.
     fn name(&self) -> &'static str;
