@@ -1,13 +1,15 @@
 //! Metrics written straight in the OTLP wire format, for collectors with many points per
 //! cycle whose attributes repeat from one cycle to the next (the process collector: six
-//! points per process, each with the process's identity).
+//! points per process, each with the process's identity; the system and node collectors:
+//! a point per device, interface, CPU or state, through [`Out`] and [`Batch`]).
 //!
 //! As `opentelemetry-proto` structs, each such point owns its attribute vector and every
 //! key and string value in it: about nine allocations per point, freed again after the
 //! encoder has walked the tree (prost sizes each nested message once per enclosing level).
-//! Here a collector keeps each process's attributes encoded, and a point is those bytes
-//! plus a few fixed-width fields appended to one reused buffer per metric: no allocation
-//! per point, and the encoder copies the result into the request as it is.
+//! Here a point is its attribute bytes (kept encoded per process by the process
+//! collector, written from borrowed strings by [`Batch`]) plus a few fixed-width fields
+//! appended to a reused buffer per metric or table row: no allocation per point, one per
+//! metric (its body, which the encoder copies into the request as it is).
 //!
 //! The output is ordinary protobuf: [`EncodedMetric::decode`] gives the struct back (for
 //! `collect`, the CLI and the tests, which check the two forms agree).

@@ -16,8 +16,12 @@
 //! - the mount table is reused while poll(2) on its descriptor reports no change.
 //! - hwmon chip labels and sensor files are kept per device, for as long as the device
 //!   is listed with the same inode.
-//! - points are gathered in one scratch vector per thread (at most 4096 points kept)
-//!   and each metric's points allocated once at their exact size.
+//! - points are written in the OTLP wire format ([`crate::wire`]): each sub-collector's
+//!   [`Batch`] appends them to a byte buffer per table row, shared by all tables and kept
+//!   with its capacity (up to 64 KiB a row), and each metric is one buffer allocated at
+//!   its exact size, handed to the encoder as it is. Attribute values are borrowed from
+//!   what was read (or formatted on the stack): no allocation per point. `collect`
+//!   decodes that into structs.
 //!
 //! Kernel features a host may lack (PSI, schedstat, conntrack, thermal zones, hwmon,
 //! cpufreq, IPv6) are skipped silently when their files do not exist; every other failure

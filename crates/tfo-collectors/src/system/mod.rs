@@ -3,9 +3,11 @@
 //! receiver's names).
 //!
 //! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
-//! A cycle reads each /proc file once into one reused buffer and parses it by hand; the
-//! only allocations are the output messages (and, for network filesystems, the statvfs
-//! helper threads).
+//! A cycle reads each /proc file once into one reused buffer and parses it by hand, and
+//! writes its points in the OTLP wire format through row buffers kept across cycles
+//! ([`crate::wire::Batch`]): no allocation per point, one per output metric (the other
+//! few are opening files by path and, for network filesystems, the statvfs helper
+//! threads). `collect` decodes them.
 //!
 //! | toggle    | sub-collectors               | files                                         |
 //! |-----------|------------------------------|-----------------------------------------------|
