@@ -287,3 +287,39 @@ fn filesystem_selection() {
     );
     assert_eq!(points(inodes).len(), 2 * (expected.len() - 1));
 }
+
+/// The export path's wire form decodes to exactly what `collect` returns: same metrics in
+/// the same order, same points in the same order, over two cycles (the second adds
+/// utilization). (Not the `edge` tree: the order of its remote mounts depends on when
+/// their statvfs helper threads answer.)
+#[test]
+fn encoded_form_decodes_to_the_collected_structs() {
+    for fx in ["host1", "missing"] {
+        let tree = TempTree::copy_of(fx, "wire");
+        let mut structs = collector(&tree.root, SystemOptions::default());
+        let mut wire = collector(&tree.root, SystemOptions::default());
+        for cycle in 0..2 {
+            if cycle == 1 && tree.root.join("stat.next").exists() {
+                tree.copy_in("stat.next", "proc/stat");
+            }
+            let now = T0 + cycle * STEP;
+            let mut want = Vec::new();
+            let r1 = structs.collect_at(now, &mut want);
+            let mut encoded = Vec::new();
+            let r2 = wire.collect_encoded_at(now, &mut encoded);
+            let got: Vec<Metric> = encoded.iter().map(|e| e.decode().unwrap()).collect();
+            assert!(!want.is_empty(), "{fx}");
+            assert_eq!(got, want, "{fx} cycle {cycle}");
+            for (e, m) in encoded.iter().zip(&want) {
+                assert_eq!(e.points, points(m).len(), "{}", m.name);
+            }
+            assert_eq!(
+                render_errors(&r1, &tree.root),
+                render_errors(&r2, &tree.root)
+            );
+        }
+        let (mut out, mut encoded) = (Vec::new(), Vec::new());
+        tfo_collectors::Collector::collect_encoded(&mut wire, &mut out, &mut encoded);
+        assert!(out.is_empty() && !encoded.is_empty(), "{fx}");
+    }
+}

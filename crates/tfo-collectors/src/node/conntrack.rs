@@ -8,14 +8,12 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::entropy::one_number;
 use super::kept::FdBudget;
-use super::{Batch, Source, counter_i, gauge_i, read_pair, read_value_into};
+use super::{Out, Source, counter_i, gauge_i, read_pair, read_value_into};
+use crate::CollectReport;
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_hex_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 const fn stat(
     name: &'static str,
@@ -113,29 +111,22 @@ pub(crate) fn collect(
     stat: &mut [Source; 2],
     buf: &mut Vec<u8>,
     fds: &FdBudget,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     if !read_value_into(count, buf, true, fds, report) {
         return; // no conntrack module: nothing else exists either
     }
-    one_number(&METRICS[0], buf, &count.path, ctx, out, report);
+    one_number(&METRICS[0], buf, &count.path, out, report);
     if read_value_into(max, buf, true, fds, report) {
-        one_number(&METRICS[1], buf, &max.path, ctx, out, report);
+        one_number(&METRICS[1], buf, &max.path, out, report);
     }
     if let Some(path) = read_pair(stat, buf, true, fds, report) {
-        parse_stat(buf, path, ctx, out, report);
+        parse_stat(buf, path, out, report);
     }
 }
 
-pub(crate) fn parse_stat(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn parse_stat(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
     let mut it = lines(input).enumerate();
     let Some((_, header)) = it.next() else {
@@ -178,11 +169,11 @@ pub(crate) fn parse_stat(
     if cpus == 0 {
         return;
     }
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for (i, v) in sums.into_iter().enumerate() {
         if map.contains(&Some(i)) {
-            b.add(i + 2, METRICS[i + 2].point(Vec::new(), Val::U(v), ctx));
+            b.add(i + 2, &[], Val::U(v));
         }
     }
-    b.flush(METRICS, out);
+    b.finish();
 }

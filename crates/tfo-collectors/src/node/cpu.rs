@@ -13,13 +13,11 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, counter_f, counter_i, gauge_f, gauge_i};
-use crate::otlp::attr;
+use super::{Batch, Out, counter_f, counter_i, gauge_f, gauge_i};
+use crate::CollectReport;
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
+use crate::wire::StackStr;
 
 pub const METRICS: &[MetricDef] = &[
     counter_f(
@@ -227,51 +225,42 @@ impl CpuCollector {
 
     /// Emits the cpu metrics for the samples just parsed, then keeps them for the next
     /// cycle's usage.
-    pub(crate) fn emit(&mut self, st: &StatLines, ctx: &Ctx, out: &mut Vec<Metric>) {
-        let mut b = Batch::new(METRICS.len());
+    pub(crate) fn emit(&mut self, st: &StatLines, out: &mut Out<'_>) {
+        let mut b = out.batch(METRICS);
         for s in &self.cur {
-            let name = s.cpu.to_string();
+            let name = StackStr::new(format_args!("{}", s.cpu));
             for (i, &ticks) in s.ticks[..s.n.min(8)].iter().enumerate() {
                 b.add(
                     TIME,
-                    METRICS[TIME].point(
-                        vec![attr("cpu", name.as_str()), attr("mode", MODES[i])],
-                        Val::F(ticks as f64 / self.hz),
-                        ctx,
-                    ),
+                    &[("cpu", name.as_str()), ("mode", MODES[i])],
+                    Val::F(ticks as f64 / self.hz),
                 );
             }
             for (i, &ticks) in s.ticks[8..s.n.max(8)].iter().enumerate() {
                 b.add(
                     GUEST,
-                    METRICS[GUEST].point(
-                        vec![attr("cpu", name.as_str()), attr("mode", GUEST_MODES[i])],
-                        Val::F(ticks as f64 / self.hz),
-                        ctx,
-                    ),
+                    &[("cpu", name.as_str()), ("mode", GUEST_MODES[i])],
+                    Val::F(ticks as f64 / self.hz),
                 );
             }
         }
         if !self.cur.is_empty() {
-            b.add(
-                COUNT,
-                METRICS[COUNT].point(Vec::new(), Val::U(self.cur.len() as u64), ctx),
-            );
+            b.add(COUNT, &[], Val::U(self.cur.len() as u64));
         }
         if self.have_prev {
-            self.usage(ctx, &mut b);
+            self.usage(&mut b);
         }
         for (row, v) in [(CTXT, st.ctxt), (INTR, st.intr), (SOFTIRQ, st.softirq)] {
             if let Some(v) = v {
-                b.add(row, METRICS[row].point(Vec::new(), Val::U(v), ctx));
+                b.add(row, &[], Val::U(v));
             }
         }
-        b.flush(METRICS, out);
+        b.finish();
         std::mem::swap(&mut self.cur, &mut self.prev);
         self.have_prev = true;
     }
 
-    fn usage(&self, ctx: &Ctx, b: &mut Batch) {
+    fn usage(&self, b: &mut Batch) {
         let (mut busy_all, mut total_all) = (0u64, 0u64);
         for s in &self.cur {
             let Ok(i) = self.prev.binary_search_by_key(&s.cpu, |p| p.cpu) else {
@@ -297,15 +286,12 @@ impl CpuCollector {
             if backwards || total == 0 {
                 continue;
             }
-            let name = s.cpu.to_string();
+            let name = StackStr::new(format_args!("{}", s.cpu));
             for (i, &d) in delta[..n].iter().enumerate() {
                 b.add(
                     USAGE,
-                    METRICS[USAGE].point(
-                        vec![attr("cpu", name.as_str()), attr("mode", MODES[i])],
-                        Val::F((d as f64 / total as f64).clamp(0.0, 1.0)),
-                        ctx,
-                    ),
+                    &[("cpu", name.as_str()), ("mode", MODES[i])],
+                    Val::F((d as f64 / total as f64).clamp(0.0, 1.0)),
                 );
             }
             // idle is column 4, iowait column 5 (absent on the oldest kernels).
@@ -316,11 +302,8 @@ impl CpuCollector {
         if total_all > 0 {
             b.add(
                 UTIL,
-                METRICS[UTIL].point(
-                    Vec::new(),
-                    Val::F((busy_all as f64 / total_all as f64).clamp(0.0, 1.0)),
-                    ctx,
-                ),
+                &[],
+                Val::F((busy_all as f64 / total_all as f64).clamp(0.0, 1.0)),
             );
         }
     }

@@ -7,13 +7,11 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::sysfs::{Entry, SysScratch};
-use super::{Batch, counter_i, gauge_i};
-use crate::otlp::attr;
+use super::{Out, counter_i, gauge_i};
+use crate::CollectReport;
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
+use crate::wire::StackStr;
 
 pub const FREQ_METRICS: &[MetricDef] = &[
     gauge_i(
@@ -72,54 +70,50 @@ pub(crate) fn collect(
     freq: bool,
     throttles: bool,
     sys: &mut SysScratch,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     sys.list(dir, "cpu", report);
     let entries = std::mem::take(&mut sys.entries);
-    let mut fb = Batch::new(FREQ_METRICS.len());
-    let mut tb = Batch::new(THROTTLE_METRICS.len());
-    // (package, core) pairs and packages already reported this cycle.
-    let mut seen_cores: Vec<(i64, i64)> = Vec::new();
-    let mut seen_packages: Vec<i64> = Vec::new();
-    for Entry { n, name, .. } in &entries {
-        if freq {
-            let cpu = n.to_string();
+    // Frequencies of every CPU, then throttles: the two tables share the row buffers.
+    if freq {
+        let mut fb = out.batch(FREQ_METRICS);
+        for Entry { n, name, .. } in &entries {
+            let cpu = StackStr::new(format_args!("{n}"));
             for (row, file) in FREQ_FILES.iter().enumerate() {
                 if let Some(khz) = sys.read_i64(dir, name, file, report) {
                     fb.add(
                         row,
-                        FREQ_METRICS[row].point(
-                            vec![attr("cpu", cpu.as_str())],
-                            Val::I(khz.saturating_mul(1000)),
-                            ctx,
-                        ),
+                        &[("cpu", cpu.as_str())],
+                        Val::I(khz.saturating_mul(1000)),
                     );
                 }
             }
         }
-        if throttles {
+        fb.finish();
+    }
+    if throttles {
+        let mut tb = out.batch(THROTTLE_METRICS);
+        // (package, core) pairs and packages already reported this cycle.
+        let mut seen_cores: Vec<(i64, i64)> = Vec::new();
+        let mut seen_packages: Vec<i64> = Vec::new();
+        for Entry { name, .. } in &entries {
             let Some(package) = sys.read_i64(dir, name, "topology/physical_package_id", report)
             else {
                 continue;
             };
+            let pkg = StackStr::new(format_args!("{package}"));
             if let Some(core) = sys.read_i64(dir, name, "topology/core_id", report)
                 && !seen_cores.contains(&(package, core))
                 && let Some(v) =
                     sys.read_i64(dir, name, "thermal_throttle/core_throttle_count", report)
             {
                 seen_cores.push((package, core));
+                let core = StackStr::new(format_args!("{core}"));
                 tb.add(
                     0,
-                    THROTTLE_METRICS[0].point(
-                        vec![
-                            attr("core", core.to_string()),
-                            attr("package", package.to_string()),
-                        ],
-                        Val::I(v),
-                        ctx,
-                    ),
+                    &[("core", core.as_str()), ("package", pkg.as_str())],
+                    Val::I(v),
                 );
             }
             if !seen_packages.contains(&package)
@@ -127,18 +121,10 @@ pub(crate) fn collect(
                     sys.read_i64(dir, name, "thermal_throttle/package_throttle_count", report)
             {
                 seen_packages.push(package);
-                tb.add(
-                    1,
-                    THROTTLE_METRICS[1].point(
-                        vec![attr("package", package.to_string())],
-                        Val::I(v),
-                        ctx,
-                    ),
-                );
+                tb.add(1, &[("package", pkg.as_str())], Val::I(v));
             }
         }
+        tb.finish();
     }
     sys.entries = entries;
-    fb.flush(FREQ_METRICS, out);
-    tb.flush(THROTTLE_METRICS, out);
 }

@@ -8,13 +8,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, NameFilter, counter_f, counter_i, gauge_i};
-use crate::otlp::attr;
-use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64};
+use super::{NameFilter, Out, counter_f, counter_i, gauge_i};
+use crate::CollectReport;
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 const fn dev_counter_i(
     name: &'static str,
@@ -189,12 +186,11 @@ pub(crate) fn collect(
     input: &[u8],
     path: &Path,
     filter: &NameFilter,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     let mut errs = LineErrors::new(path);
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for (no, line) in lines(input).enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -223,7 +219,7 @@ pub(crate) fn collect(
         if !filter.allows(name) {
             continue;
         }
-        let dev = lossy(name);
+        let dev = String::from_utf8_lossy(name);
         for (row, &(col, conv)) in COLUMNS.iter().enumerate() {
             if col >= got {
                 continue;
@@ -233,12 +229,9 @@ pub(crate) fn collect(
                 Conv::Sectors => Val::U(c[col].saturating_mul(512)),
                 Conv::Millis => Val::F(c[col] as f64 / 1000.0),
             };
-            b.add(
-                row,
-                METRICS[row].point(vec![attr("device", dev.as_str())], v, ctx),
-            );
+            b.add(row, &[("device", &dev)], v);
         }
     }
     errs.finish(report);
-    b.flush(METRICS, out);
+    b.finish();
 }

@@ -3,13 +3,11 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::kept::FdBudget;
-use super::{Source, gauge_i, read_value_into};
+use super::{Out, Source, gauge_i, read_value_into};
+use crate::CollectReport;
 use crate::parse::{excerpt, parse_error, parse_u64, trim};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 pub const METRICS: &[MetricDef] = &[
     gauge_i(
@@ -35,13 +33,12 @@ pub(crate) fn collect(
     srcs: [&mut Source; 2],
     buf: &mut Vec<u8>,
     fds: &FdBudget,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     for (def, src) in METRICS.iter().zip(srcs) {
         if read_value_into(src, buf, false, fds, report) {
-            one_number(def, buf, &src.path, ctx, out, report);
+            one_number(def, buf, &src.path, out, report);
         }
     }
 }
@@ -51,13 +48,12 @@ pub(crate) fn one_number(
     def: &MetricDef,
     input: &[u8],
     path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     let v = trim(input);
     match parse_u64(v) {
-        Some(n) => def.push(vec![def.point(Vec::new(), Val::U(n), ctx)], out),
+        Some(n) => out.single(def, &[], Val::U(n)),
         None => report.errors.push(parse_error(
             path,
             format!("expected a number, found {}", excerpt(v)),

@@ -3,12 +3,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::gauge_i;
+use super::{Out, gauge_i};
+use crate::CollectReport;
 use crate::parse::{excerpt, fields, parse_error, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 pub const METRICS: &[MetricDef] = &[
     gauge_i(
@@ -29,13 +27,7 @@ pub const METRICS: &[MetricDef] = &[
     .prom("node_filefd_maximum", PromKind::Gauge),
 ];
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut f = fields(input);
     match (
         f.next().and_then(parse_u64),
@@ -44,7 +36,7 @@ pub(crate) fn collect(
     ) {
         (Some(allocated), Some(_unused), Some(max)) => {
             for (def, v) in METRICS.iter().zip([allocated, max]) {
-                def.push(vec![def.point(Vec::new(), Val::U(v), ctx)], out);
+                out.single(def, &[], Val::U(v));
             }
         }
         _ => report.errors.push(parse_error(

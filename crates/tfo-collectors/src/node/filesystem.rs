@@ -9,13 +9,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, Filters, gauge_f, gauge_i};
+use super::{Batch, Filters, Out, gauge_f, gauge_i};
 use crate::mounts::{FsStats, MountInfo, MountScanner};
-use crate::otlp::attr;
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx, HostPaths};
+use crate::{CollectReport, HostPaths};
 
 const ATTRS: &[&str] = &["device", "mountpoint", "fstype"];
 
@@ -45,32 +42,26 @@ pub(crate) fn collect(
     path: &Path,
     host: &HostPaths,
     filters: &Filters,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     let keep = |mp: &[u8], fstype: &[u8]| {
         filters.mount_points.allows(mp) && filters.fs_types.allows(fstype)
     };
     scanner.scan(input, path, host, &keep, report, &mut |m, st| {
-        emit(m, st, ctx, &mut b)
+        emit(m, st, &mut b)
     });
-    b.flush(METRICS, out);
+    b.finish();
 }
 
-fn emit(m: &MountInfo, st: Option<&FsStats>, ctx: &Ctx, b: &mut Batch) {
-    let kvs = || {
-        vec![
-            attr("device", m.device.as_str()),
-            attr("mountpoint", m.mountpoint.as_str()),
-            attr("fstype", m.fstype.as_str()),
-        ]
-    };
-    b.add(
-        8,
-        METRICS[8].point(kvs(), Val::U(u64::from(st.is_none())), ctx),
-    );
+fn emit(m: &MountInfo, st: Option<&FsStats>, b: &mut Batch) {
+    let kvs = [
+        ("device", m.device.as_str()),
+        ("mountpoint", m.mountpoint.as_str()),
+        ("fstype", m.fstype.as_str()),
+    ];
+    b.add(8, &kvs, Val::U(u64::from(st.is_none())));
     let Some(st) = st else { return };
     let bytes = |blocks: u64| blocks.saturating_mul(st.fragment_size);
     let used = bytes(st.blocks.saturating_sub(st.blocks_free));
@@ -85,17 +76,14 @@ fn emit(m: &MountInfo, st: Option<&FsStats>, ctx: &Ctx, b: &mut Batch) {
         (7, Val::U(u64::from(m.read_only))),
     ];
     for (row, v) in values {
-        b.add(row, METRICS[row].point(kvs(), v, ctx));
+        b.add(row, &kvs, v);
     }
     let usable = used.saturating_add(avail);
     if usable > 0 {
         b.add(
             4,
-            METRICS[4].point(
-                kvs(),
-                Val::F((used as f64 / usable as f64).clamp(0.0, 1.0)),
-                ctx,
-            ),
+            &kvs,
+            Val::F((used as f64 / usable as f64).clamp(0.0, 1.0)),
         );
     }
 }

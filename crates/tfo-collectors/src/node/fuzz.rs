@@ -1,6 +1,6 @@
 //! A dependency-free fuzz loop: random bytes and mutated fixtures through every node
 //! parser. Deterministic (fixed xorshift seed), so a failure reproduces. Checks: no panic,
-//! no metric without points, every value finite, fractions in [0, 1].
+//! no metric without points, the wire form decodes, every value finite, fractions in [0, 1].
 
 use std::sync::Arc;
 
@@ -40,55 +40,38 @@ fn run(input: &[u8], scanner: &mut MountScanner, cpu_c: &mut cpu::CpuCollector, 
         boot_ns: 1_000_000_000_000_000_000,
     };
     let host = HostPaths::from_root("/fuzz-root");
-    let mut out = Vec::new();
+    let mut rows = crate::wire::Rows::default();
+    let mut encoded = Vec::new();
+    let out = &mut Out::new(&mut rows, &mut encoded, ctx);
     let mut report = CollectReport::default();
 
     let s = cpu_c.parse(input, path, &mut report);
-    cpu_c.emit(&s, &ctx, &mut out);
-    stat::emit(&s, &ctx, &mut out);
-    schedstat::collect(input, path, &ctx, &mut out, &mut report);
-    meminfo::collect(input, path, &ctx, &mut out, &mut report);
-    vmstat::collect(input, path, &ctx, &mut out, &mut report);
-    loadavg::collect(input, path, &ctx, &mut out, &mut report);
-    filefd::collect(input, path, &ctx, &mut out, &mut report);
-    diskstats::collect(input, path, &filters.disks, &ctx, &mut out, &mut report);
-    netdev::collect(
-        input,
-        path,
-        &filters.interfaces,
-        &ctx,
-        &mut out,
-        &mut report,
-    );
+    cpu_c.emit(&s, out);
+    stat::emit(&s, out);
+    schedstat::collect(input, path, out, &mut report);
+    meminfo::collect(input, path, out, &mut report);
+    vmstat::collect(input, path, out, &mut report);
+    loadavg::collect(input, path, out, &mut report);
+    filefd::collect(input, path, out, &mut report);
+    diskstats::collect(input, path, &filters.disks, out, &mut report);
+    netdev::collect(input, path, &filters.interfaces, out, &mut report);
     for i in 0..3 {
-        pressure::collect(i, input, path, &ctx, &mut out, &mut report);
+        pressure::collect(i, input, path, out, &mut report);
     }
     let mut ns = netstat::Values::default();
     ns.parse_pairs(input, path, &mut report);
     ns.parse_snmp6(input, path, &mut report);
-    ns.emit(&ctx, &mut out);
+    ns.emit(out);
     let mut ss = sockstat::Values::default();
     ss.parse(input, path, &mut report);
-    ss.emit(4096, &ctx, &mut out);
-    conntrack::parse_stat(input, path, &ctx, &mut out, &mut report);
-    entropy::one_number(
-        &entropy::METRICS[0],
-        input,
-        path,
-        &ctx,
-        &mut out,
-        &mut report,
-    );
-    filesystem::collect(
-        scanner,
-        input,
-        path,
-        &host,
-        filters,
-        &ctx,
-        &mut out,
-        &mut report,
-    );
+    ss.emit(4096, out);
+    conntrack::parse_stat(input, path, out, &mut report);
+    entropy::one_number(&entropy::METRICS[0], input, path, out, &mut report);
+    filesystem::collect(scanner, input, path, &host, filters, out, &mut report);
+    let out: Vec<Metric> = encoded
+        .iter()
+        .map(|e| e.decode().expect("the wire form decodes"))
+        .collect();
     check(&out);
     // The renderer must cope with whatever the parsers produced.
     let mut text = String::new();

@@ -11,15 +11,12 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::kept::dirents;
 use super::sysfs::{Entry, SysScratch};
-use super::{Batch, gauge_f, gauge_i};
-use crate::otlp::attr;
+use super::{Out, gauge_f, gauge_i};
+use crate::CollectReport;
 use crate::parse::{lossy, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 const ATTRS: &[&str] = &["chip", "sensor"];
 
@@ -180,13 +177,12 @@ pub(crate) fn collect(
     dir: &Path,
     chips: &mut Chips,
     sys: &mut SysScratch,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     sys.list(dir, "hwmon", report);
     let entries = std::mem::take(&mut sys.entries);
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     let mut known = std::mem::take(&mut chips.chips);
     for Entry {
         name: entry, ino, ..
@@ -224,21 +220,15 @@ pub(crate) fn collect(
                 };
                 b.add(
                     s.row,
-                    METRICS[s.row].point(
-                        vec![
-                            attr("chip", chip.label.as_str()),
-                            attr("sensor", s.label.as_str()),
-                        ],
-                        v,
-                        ctx,
-                    ),
+                    &[("chip", chip.label.as_str()), ("sensor", s.label.as_str())],
+                    v,
                 );
             }
         }
         chips.chips.push(chip);
     }
     sys.entries = entries;
-    b.flush(METRICS, out);
+    b.finish();
 }
 
 #[cfg(test)]

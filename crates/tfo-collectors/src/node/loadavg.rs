@@ -3,12 +3,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::gauge_f;
+use super::{Out, gauge_f};
+use crate::CollectReport;
 use crate::parse::{excerpt, fields, parse_error, parse_f64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 pub const METRICS: &[MetricDef] = &[
     gauge_f(
@@ -38,18 +36,12 @@ pub const METRICS: &[MetricDef] = &[
 ];
 
 /// Emits the three load averages; a field that does not parse drops only its metric.
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut f = fields(input);
     for def in METRICS {
         let field = f.next();
         match field.and_then(parse_f64) {
-            Some(v) => def.push(vec![def.point(Vec::new(), Val::F(v), ctx)], out),
+            Some(v) => out.single(def, &[], Val::F(v)),
             None => {
                 let what = field
                     .map(excerpt)

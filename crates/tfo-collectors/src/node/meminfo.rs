@@ -9,12 +9,10 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, gauge_i};
+use super::{Out, gauge_i};
+use crate::CollectReport;
 use crate::parse::{KeyIndex, LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 /// One /proc/meminfo field and its metric.
 #[derive(Debug, Clone, Copy)]
@@ -485,15 +483,9 @@ crate::table::metrics_from_rows!(FIELDS, def);
 static INDEX: LazyLock<KeyIndex> =
     LazyLock::new(|| KeyIndex::new(FIELDS.iter().map(|f| (&b""[..], f.key.as_bytes()))));
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
-    let mut b = Batch::new(N);
+    let mut b = out.batch(METRICS);
     let mut seen = [false; N];
     for (no, line) in lines(input).enumerate() {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -515,7 +507,7 @@ pub(crate) fn collect(
             _ => None,
         };
         match scaled {
-            Some(v) => b.add(row, FIELDS[row].def.point(Vec::new(), Val::U(v), ctx)),
+            Some(v) => b.add(row, &[], Val::U(v)),
             None => errs.add(no, || {
                 format!("expected `<key>: <number> kB`, found {}", excerpt(line))
             }),
@@ -525,5 +517,5 @@ pub(crate) fn collect(
         errs.add(0, || "no MemTotal line".to_string());
     }
     errs.finish(report);
-    b.flush(METRICS, out);
+    b.finish();
 }

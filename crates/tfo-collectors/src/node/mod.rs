@@ -16,8 +16,12 @@
 //! - the mount table is reused while poll(2) on its descriptor reports no change.
 //! - hwmon chip labels and sensor files are kept per device, for as long as the device
 //!   is listed with the same inode.
-//! - points are gathered in one scratch vector per thread (at most 4096 points kept)
-//!   and each metric's points allocated once at their exact size.
+//! - points are written in the OTLP wire format ([`crate::wire`]): each sub-collector's
+//!   [`Batch`] appends them to a byte buffer per table row, shared by all tables and kept
+//!   with its capacity (up to 64 KiB a row), and each metric is one buffer allocated at
+//!   its exact size, handed to the encoder as it is. Attribute values are borrowed from
+//!   what was read (or formatted on the stack): no allocation per point. `collect`
+//!   decodes that into structs.
 //!
 //! Kernel features a host may lack (PSI, schedstat, conntrack, thermal zones, hwmon,
 //! cpufreq, IPv6) are skipped silently when their files do not exist; every other failure
@@ -83,12 +87,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use regex::bytes::Regex;
 
 use crate::mounts::{LibcStatFs, MountScanner, StatFs};
 use crate::parse::{is_not_found, parse_error};
 use crate::table::MetricDef;
+use crate::wire::{EncodedMetric, Rows};
 use crate::{CollectError, CollectReport, Collector, Ctx, HostPaths};
 pub use kept::MAX_KEPT_FDS;
 use kept::{FdBudget, Kept};
@@ -309,94 +314,7 @@ pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
 // Table row constructors, shared by every collector (table.rs).
 pub(crate) use crate::table::{counter_f, counter_i, gauge_f, gauge_i};
 
-/// The data points of one cycle for each row of a table, pushed in any order and appended
-/// as metrics in table order (points of a row in the order they were added).
-///
-/// Points go into one flat scratch vector reused across cycles (per thread, taken for the
-/// batch's lifetime), and each metric's point vector is allocated once at its exact size:
-/// no per-row vectors growing by doubling, no allocation of a page or more (which makes
-/// glibc consolidate its free lists) for a table of single-point rows.
-pub(crate) struct Batch {
-    rows: usize,
-    s: BatchScratch,
-}
-
-#[derive(Default)]
-struct BatchScratch {
-    pts: Vec<(usize, Option<NumberDataPoint>)>,
-    /// Points per row, then each row's start and end in `order`.
-    counts: Vec<u32>,
-    /// Indices into `pts`, grouped by row.
-    order: Vec<u32>,
-}
-
-/// Largest scratch kept between batches, in points (a few hundred bytes each).
-const BATCH_SCRATCH_MAX: usize = 4096;
-
-thread_local! {
-    static BATCH_SCRATCH: std::cell::Cell<BatchScratch> = const {
-        std::cell::Cell::new(BatchScratch { pts: Vec::new(), counts: Vec::new(), order: Vec::new() })
-    };
-}
-
-impl Batch {
-    pub(crate) fn new(rows: usize) -> Batch {
-        let mut s = BATCH_SCRATCH.with(std::cell::Cell::take);
-        s.pts.clear();
-        s.counts.clear();
-        s.counts.resize(rows, 0);
-        Batch { rows, s }
-    }
-
-    pub(crate) fn add(&mut self, row: usize, p: NumberDataPoint) {
-        if let Some(c) = self.s.counts.get_mut(row) {
-            *c += 1;
-            self.s.pts.push((row, Some(p)));
-        }
-    }
-
-    /// Appends one metric per row that got points.
-    pub(crate) fn flush(mut self, table: &[MetricDef], out: &mut Vec<Metric>) {
-        let s = &mut self.s;
-        // Counting sort of the point indices by row: counts become each row's start...
-        let mut next = 0;
-        for c in &mut s.counts {
-            let n = *c;
-            *c = next;
-            next += n;
-        }
-        s.order.clear();
-        s.order.resize(s.pts.len(), 0);
-        // ...then, once each index is placed, its end.
-        for (i, (row, _)) in s.pts.iter().enumerate() {
-            if let Some(c) = s.counts.get_mut(*row)
-                && let Some(slot) = s.order.get_mut(*c as usize)
-            {
-                *slot = i as u32; // i < points of one table, far below u32::MAX
-                *c += 1;
-            }
-        }
-        let mut start = 0;
-        for (def, &end) in table.iter().zip(&s.counts).take(self.rows) {
-            let range = start..end as usize;
-            start = end as usize;
-            if range.is_empty() {
-                continue;
-            }
-            let mut pts = Vec::with_capacity(range.len());
-            for &i in &s.order[range] {
-                if let Some(p) = s.pts.get_mut(i as usize).and_then(|(_, p)| p.take()) {
-                    pts.push(p);
-                }
-            }
-            out.push(def.build(pts));
-        }
-        s.pts.clear();
-        if s.pts.capacity() <= BATCH_SCRATCH_MAX {
-            BATCH_SCRATCH.with(|c| c.set(std::mem::take(s)));
-        }
-    }
-}
+pub(crate) use crate::wire::{Batch, Out};
 
 /// A file read every cycle: its path, resolved once, and its kept descriptor.
 #[derive(Debug)]
@@ -615,7 +533,11 @@ pub struct NodeCollector {
     page_size: u64,
     /// Bounds the descriptors kept open across cycles (see [`kept`]).
     fds: FdBudget,
-    /// Metrics appended last cycle: `out` is grown to fit once, not by doubling.
+    /// Point buffers by table row, kept across cycles (see [`crate::wire::Rows`]).
+    rows: Rows,
+    /// `collect_encoded` writes the wire form (else structs, for a caller that keeps them).
+    wire_export: bool,
+    /// Metrics appended last cycle: the output is grown to fit once, not by doubling.
     last_len: usize,
 }
 
@@ -649,6 +571,8 @@ impl NodeCollector {
             timex: Arc::new(LibcAdjtimex),
             page_size: page_size(),
             fds,
+            rows: Rows::default(),
+            wire_export: true,
             last_len: 0,
         })
     }
@@ -683,6 +607,14 @@ impl NodeCollector {
         self
     }
 
+    /// Whether [`Collector::collect_encoded`] gives the wire form (the default) or
+    /// structs, as [`Collector::collect`] does: off for a caller that keeps the structs
+    /// of the export path for something else (the agent's Prometheus node view).
+    pub fn with_wire_export(mut self, on: bool) -> Self {
+        self.wire_export = on;
+        self
+    }
+
     /// Descriptors kept open across cycles (at most [`MAX_KEPT_FDS`], see the `kept`
     /// module): the fixed /proc files and the sysfs attributes read last cycle.
     pub fn kept_descriptors(&self) -> usize {
@@ -694,11 +626,24 @@ impl NodeCollector {
         self.mounts.stuck_count()
     }
 
-    /// One collection cycle with the given timestamp (ns since the epoch).
+    /// One collection cycle with the given timestamp (ns since the epoch), every metric
+    /// as a struct: the wire form decoded.
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
+        let mut encoded = Vec::new();
+        let mut report = self.collect_encoded_at(now_ns, &mut encoded);
+        crate::wire::decode_into(&encoded, out, "node_exporter", &mut report);
+        report
+    }
+
+    /// One collection cycle with the given timestamp, every metric in the wire format.
+    pub fn collect_encoded_at(
+        &mut self,
+        now_ns: u64,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
         let mut report = CollectReport::default();
-        let start_len = out.len();
-        out.reserve(self.last_len);
+        let start_len = encoded.len();
+        encoded.reserve(self.last_len);
         let f = &mut self.files;
         let buf = &mut self.buf;
         let o = &self.opts;
@@ -724,15 +669,16 @@ impl NodeCollector {
             now_ns,
             boot_ns: self.boot_ns.unwrap_or(0),
         };
+        let out = &mut Out::new(&mut self.rows, encoded, ctx);
         if let Some(s) = &stat_lines {
-            stat::emit(s, &ctx, out);
+            stat::emit(s, out);
             if o.cpu {
-                self.cpu.emit(s, &ctx, out);
+                self.cpu.emit(s, out);
             }
         }
 
         if o.cpu && read_into(&mut f.schedstat, buf, true, fds, r) {
-            schedstat::collect(buf, &f.schedstat.path, &ctx, out, r);
+            schedstat::collect(buf, &f.schedstat.path, out, r);
         }
         if o.cpu_frequency || o.cpu_throttles {
             cpufreq::collect(
@@ -740,23 +686,22 @@ impl NodeCollector {
                 o.cpu_frequency,
                 o.cpu_throttles,
                 &mut self.sys,
-                &ctx,
                 out,
                 r,
             );
         }
         if o.load_avg && read_into(&mut f.loadavg, buf, false, fds, r) {
-            loadavg::collect(buf, &f.loadavg.path, &ctx, out, r);
+            loadavg::collect(buf, &f.loadavg.path, out, r);
         }
         if o.memory && read_into(&mut f.meminfo, buf, false, fds, r) {
-            meminfo::collect(buf, &f.meminfo.path, &ctx, out, r);
+            meminfo::collect(buf, &f.meminfo.path, out, r);
         }
         if o.vmstat && read_into(&mut f.vmstat, buf, false, fds, r) {
-            vmstat::collect(buf, &f.vmstat.path, &ctx, out, r);
+            vmstat::collect(buf, &f.vmstat.path, out, r);
         }
         if o.disk_io && read_into(&mut f.diskstats, buf, false, fds, r) {
             let p = &f.diskstats.path;
-            diskstats::collect(buf, p, &self.filters.disks, &ctx, out, r);
+            diskstats::collect(buf, p, &self.filters.disks, out, r);
         }
         if o.filesystem
             && let Some(p) = read_mounts(&mut f.mounts, &mut self.mount_table, buf, fds, r)
@@ -767,23 +712,15 @@ impl NodeCollector {
                 p,
                 &self.paths,
                 &self.filters,
-                &ctx,
                 out,
                 r,
             );
         }
         if o.network {
             if let Some(p) = read_pair(&mut f.net_dev, buf, false, fds, r) {
-                netdev::collect(buf, p, &self.filters.interfaces, &ctx, out, r);
+                netdev::collect(buf, p, &self.filters.interfaces, out, r);
             }
-            netclass::collect(
-                &f.sys_net,
-                &self.filters.interfaces,
-                &mut self.sys,
-                &ctx,
-                out,
-                r,
-            );
+            netclass::collect(&f.sys_net, &self.filters.interfaces, &mut self.sys, out, r);
         }
         if o.netstat {
             let mut ns = netstat::Values::default();
@@ -796,7 +733,7 @@ impl NodeCollector {
             if let Some(p) = read_pair(&mut f.snmp6, buf, true, fds, r) {
                 ns.parse_snmp6(buf, p, r);
             }
-            ns.emit(&ctx, out);
+            ns.emit(out);
         }
         if o.sockstat {
             let mut ss = sockstat::Values::default();
@@ -806,27 +743,27 @@ impl NodeCollector {
             if let Some(p) = read_pair(&mut f.sockstat6, buf, true, fds, r) {
                 ss.parse(buf, p, r);
             }
-            ss.emit(self.page_size, &ctx, out);
+            ss.emit(self.page_size, out);
         }
         if o.pressure {
             for (i, src) in f.pressure.iter_mut().enumerate() {
                 if read_into(src, buf, true, fds, r) {
-                    pressure::collect(i, buf, &src.path, &ctx, out, r);
+                    pressure::collect(i, buf, &src.path, out, r);
                 }
             }
         }
         if o.thermal {
-            thermal::collect(&f.sys_thermal, &mut self.sys, &ctx, out, r);
+            thermal::collect(&f.sys_thermal, &mut self.sys, out, r);
         }
         if o.hwmon {
-            hwmon::collect(&f.sys_hwmon, &mut self.chips, &mut self.sys, &ctx, out, r);
+            hwmon::collect(&f.sys_hwmon, &mut self.chips, &mut self.sys, out, r);
         }
         if o.entropy {
             let srcs = [&mut f.entropy_avail, &mut f.poolsize];
-            entropy::collect(srcs, buf, fds, &ctx, out, r);
+            entropy::collect(srcs, buf, fds, out, r);
         }
         if o.filefd && read_value_into(&mut f.file_nr, buf, false, fds, r) {
-            filefd::collect(buf, &f.file_nr.path, &ctx, out, r);
+            filefd::collect(buf, &f.file_nr.path, out, r);
         }
         if o.conntrack {
             conntrack::collect(
@@ -835,16 +772,15 @@ impl NodeCollector {
                 &mut f.conntrack_stat,
                 buf,
                 fds,
-                &ctx,
                 out,
                 r,
             );
         }
         if o.timex {
-            timex::collect(self.timex.as_ref(), &ctx, out, r);
+            timex::collect(self.timex.as_ref(), out, r);
         }
         self.sys.end_cycle();
-        self.last_len = out.len() - start_len;
+        self.last_len = encoded.len() - start_len;
         report
     }
 }
@@ -856,6 +792,17 @@ impl Collector for NodeCollector {
 
     fn collect(&mut self, out: &mut Vec<Metric>) -> CollectReport {
         self.collect_at(crate::unix_now_ns(), out)
+    }
+
+    fn collect_encoded(
+        &mut self,
+        out: &mut Vec<Metric>,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
+        if !self.wire_export {
+            return self.collect(out);
+        }
+        self.collect_encoded_at(crate::unix_now_ns(), encoded)
     }
 }
 

@@ -8,15 +8,11 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::netdev::LABELS;
 use super::sysfs::{Entry, SysScratch};
-use super::{Batch, NameFilter, gauge_i};
-use crate::otlp::attr;
-use crate::parse::lossy;
+use super::{NameFilter, Out, gauge_i};
+use crate::CollectReport;
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 const ATTRS: &[&str] = &["interface"];
 
@@ -51,35 +47,31 @@ pub(crate) fn collect(
     dir: &Path,
     filter: &NameFilter,
     sys: &mut SysScratch,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     sys.list_names(dir, report);
     let entries = std::mem::take(&mut sys.entries);
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for Entry { name, .. } in &entries {
         if !filter.allows(name.as_bytes()) {
             continue;
         }
-        let dev = lossy(name.as_bytes());
-        let kv = || vec![attr("interface", dev.as_str())];
+        let dev = String::from_utf8_lossy(name.as_bytes());
+        let kv = [("interface", &*dev)];
         if let Some(state) = sys.read(dir, name, "operstate") {
             let up = u64::from(state == b"up");
-            b.add(0, METRICS[0].point(kv(), Val::U(up), ctx));
+            b.add(0, &kv, Val::U(up));
         }
         if let Some(mtu) = sys.read_i64(dir, name, "mtu", report) {
-            b.add(1, METRICS[1].point(kv(), Val::I(mtu), ctx));
+            b.add(1, &kv, Val::I(mtu));
         }
         if let Some(speed) = sys.read_i64(dir, name, "speed", report)
             && speed >= 0
         {
-            b.add(
-                2,
-                METRICS[2].point(kv(), Val::I(speed.saturating_mul(125_000)), ctx),
-            );
+            b.add(2, &kv, Val::I(speed.saturating_mul(125_000)));
         }
     }
     sys.entries = entries;
-    b.flush(METRICS, out);
+    b.finish();
 }

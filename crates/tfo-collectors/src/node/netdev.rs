@@ -10,13 +10,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, NameFilter, counter_i};
-use crate::otlp::attr;
-use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64};
+use super::{NameFilter, Out, counter_i};
+use crate::CollectReport;
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 const ATTRS: &[&str] = &["interface"];
 /// node_exporter calls the interface `device`.
@@ -211,12 +208,11 @@ pub(crate) fn collect(
     input: &[u8],
     path: &Path,
     filter: &NameFilter,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     let mut errs = LineErrors::new(path);
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for (no, line) in lines(input).enumerate() {
         if line.contains(&b'|') || line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -244,14 +240,11 @@ pub(crate) fn collect(
         if !filter.allows(name) {
             continue;
         }
-        let dev = lossy(name);
+        let dev = String::from_utf8_lossy(name);
         for (row, &v) in c.iter().enumerate() {
-            b.add(
-                row,
-                METRICS[row].point(vec![attr("interface", dev.as_str())], Val::U(v), ctx),
-            );
+            b.add(row, &[("interface", &dev)], Val::U(v));
         }
     }
     errs.finish(report);
-    b.flush(METRICS, out);
+    b.finish();
 }

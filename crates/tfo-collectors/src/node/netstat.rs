@@ -11,12 +11,10 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, counter_i, gauge_i};
+use super::{Out, counter_i, gauge_i};
+use crate::CollectReport;
 use crate::parse::{KeyIndex, LineErrors, excerpt, fields, lines, parse_i64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 /// One (section, name) of the netstat files and its metric.
 #[derive(Debug, Clone, Copy)]
@@ -621,13 +619,13 @@ impl Values {
         errs.finish(report);
     }
 
-    pub(crate) fn emit(&self, ctx: &Ctx, out: &mut Vec<Metric>) {
-        let mut b = Batch::new(N);
+    pub(crate) fn emit(&self, out: &mut Out<'_>) {
+        let mut b = out.batch(METRICS);
         for (row, v) in self.v.iter().enumerate() {
             if let Some(v) = v {
-                b.add(row, FIELDS[row].def.point(Vec::new(), Val::I(*v), ctx));
+                b.add(row, &[], Val::I(*v));
             }
         }
-        b.flush(METRICS, out);
+        b.finish();
     }
 }

@@ -9,13 +9,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, counter_f, gauge_f};
-use crate::otlp::attr;
+use super::{Out, counter_f, gauge_f};
+use crate::CollectReport;
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_f64, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 /// Rows 0-5: totals of (cpu, io, memory) x (some, full); rows 6-11: the averages.
 pub const METRICS: &[MetricDef] = &[
@@ -123,12 +120,11 @@ pub(crate) fn collect(
     resource: usize,
     input: &[u8],
     path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
     let mut errs = LineErrors::new(path);
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for (no, line) in lines(input).enumerate() {
         let mut f = fields(line);
         let kind = match f.next() {
@@ -161,17 +157,11 @@ pub(crate) fn collect(
             });
             continue;
         };
-        b.add(
-            row,
-            METRICS[row].point(Vec::new(), Val::F(total as f64 / 1e6), ctx),
-        );
+        b.add(row, &[], Val::F(total as f64 / 1e6));
         for (v, (_, window)) in [a10, a60, a300].into_iter().zip(WINDOWS) {
-            b.add(
-                row + 6,
-                METRICS[row + 6].point(vec![attr("window", window)], Val::F(v), ctx),
-            );
+            b.add(row + 6, &[("window", window)], Val::F(v));
         }
     }
     errs.finish(report);
-    b.flush(METRICS, out);
+    b.finish();
 }

@@ -6,13 +6,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, counter_f, counter_i};
-use crate::otlp::attr;
-use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64};
+use super::{Out, counter_f, counter_i};
+use crate::CollectReport;
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 pub const METRICS: &[MetricDef] = &[
     counter_f(
@@ -41,15 +38,9 @@ pub const METRICS: &[MetricDef] = &[
     .prom("node_schedstat_timeslices_total", PromKind::Counter),
 ];
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for (no, line) in lines(input).enumerate() {
         let mut f = fields(line);
         let Some(id) = f.next().and_then(|k| k.strip_prefix(b"cpu")) else {
@@ -68,28 +59,11 @@ pub(crate) fn collect(
             });
             continue;
         }
-        let cpu = lossy(id);
-        b.add(
-            0,
-            METRICS[0].point(
-                vec![attr("cpu", cpu.as_str())],
-                Val::F(c[6] as f64 / 1e9),
-                ctx,
-            ),
-        );
-        b.add(
-            1,
-            METRICS[1].point(
-                vec![attr("cpu", cpu.as_str())],
-                Val::F(c[7] as f64 / 1e9),
-                ctx,
-            ),
-        );
-        b.add(
-            2,
-            METRICS[2].point(vec![attr("cpu", cpu)], Val::U(c[8]), ctx),
-        );
+        let cpu = String::from_utf8_lossy(id);
+        b.add(0, &[("cpu", &cpu)], Val::F(c[6] as f64 / 1e9));
+        b.add(1, &[("cpu", &cpu)], Val::F(c[7] as f64 / 1e9));
+        b.add(2, &[("cpu", &cpu)], Val::U(c[8]));
     }
     errs.finish(report);
-    b.flush(METRICS, out);
+    b.finish();
 }

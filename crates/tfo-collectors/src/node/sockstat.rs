@@ -7,12 +7,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, gauge_i};
+use super::{Out, gauge_i};
+use crate::CollectReport;
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 /// One (protocol, key) of sockstat and its metric.
 #[derive(Debug, Clone, Copy)]
@@ -314,7 +312,7 @@ impl Values {
         errs.finish(report);
     }
 
-    pub(crate) fn emit(mut self, page_size: u64, ctx: &Ctx, out: &mut Vec<Metric>) {
+    pub(crate) fn emit(mut self, page_size: u64, out: &mut Out<'_>) {
         for (row, f) in FIELDS.iter().enumerate() {
             if f.field == "mem_bytes" {
                 let mem = FIELDS
@@ -325,12 +323,12 @@ impl Values {
                     .map(|p| p.saturating_mul(page_size));
             }
         }
-        let mut b = Batch::new(N);
+        let mut b = out.batch(METRICS);
         for (row, v) in self.v.iter().enumerate() {
             if let Some(v) = v {
-                b.add(row, FIELDS[row].def.point(Vec::new(), Val::U(*v), ctx));
+                b.add(row, &[], Val::U(*v));
             }
         }
-        b.flush(METRICS, out);
+        b.finish();
     }
 }

@@ -1,11 +1,8 @@
 //! Boot time and process counts from /proc/stat (the non-CPU half of node_exporter's `stat`
 //! collector). Always on: /proc/stat is read every cycle for the boot time anyway.
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::cpu::StatLines;
-use super::{Batch, counter_i, gauge_i};
-use crate::Ctx;
+use super::{Out, counter_i, gauge_i};
 use crate::table::{MetricDef, PromKind, Val};
 
 pub const METRICS: &[MetricDef] = &[
@@ -43,13 +40,13 @@ pub const METRICS: &[MetricDef] = &[
     .prom("node_procs_blocked", PromKind::Gauge),
 ];
 
-pub(crate) fn emit(s: &StatLines, ctx: &Ctx, out: &mut Vec<Metric>) {
-    let mut b = Batch::new(METRICS.len());
+pub(crate) fn emit(s: &StatLines, out: &mut Out<'_>) {
+    let mut b = out.batch(METRICS);
     let values = [s.btime, s.processes, s.procs_running, s.procs_blocked];
     for (row, v) in values.into_iter().enumerate() {
         if let Some(v) = v {
-            b.add(row, METRICS[row].point(Vec::new(), Val::U(v), ctx));
+            b.add(row, &[], Val::U(v));
         }
     }
-    b.flush(METRICS, out);
+    b.finish();
 }

@@ -7,14 +7,11 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use super::sysfs::{Entry, SysScratch};
-use super::{Batch, gauge_f, gauge_i};
-use crate::otlp::attr;
-use crate::parse::lossy;
+use super::{Out, gauge_f, gauge_i};
+use crate::CollectReport;
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
+use crate::wire::StackStr;
 
 pub const METRICS: &[MetricDef] = &[
     gauge_f(
@@ -54,26 +51,28 @@ pub const METRICS: &[MetricDef] = &[
 pub(crate) fn collect(
     dir: &Path,
     sys: &mut SysScratch,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
+    out: &mut Out<'_>,
     report: &mut CollectReport,
 ) {
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
 
     sys.list(dir, "thermal_zone", report);
     let entries = std::mem::take(&mut sys.entries);
+    // The type is copied out of the read buffer the next read reuses: one string kept
+    // for the cycle rather than one per zone.
+    let mut kind = String::new();
     for Entry { n, name, .. } in &entries {
-        let Some(kind) = sys.read(dir, name, "type").map(lossy) else {
+        let Some(t) = sys.read(dir, name, "type") else {
             continue;
         };
+        kind.clear();
+        kind.push_str(&String::from_utf8_lossy(t));
         if let Some(milli) = sys.read_i64(dir, name, "temp", report) {
+            let zone = StackStr::new(format_args!("{n}"));
             b.add(
                 0,
-                METRICS[0].point(
-                    vec![attr("zone", n.to_string()), attr("type", kind)],
-                    Val::F(milli as f64 / 1000.0),
-                    ctx,
-                ),
+                &[("zone", zone.as_str()), ("type", &kind)],
+                Val::F(milli as f64 / 1000.0),
             );
         }
     }
@@ -81,16 +80,19 @@ pub(crate) fn collect(
     sys.list(dir, "cooling_device", report);
     let cooling = std::mem::replace(&mut sys.entries, entries);
     for Entry { n, name, .. } in &cooling {
-        let Some(kind) = sys.read(dir, name, "type").map(lossy) else {
+        let Some(t) = sys.read(dir, name, "type") else {
             continue;
         };
-        let kv = || vec![attr("device", n.to_string()), attr("type", kind.as_str())];
+        kind.clear();
+        kind.push_str(&String::from_utf8_lossy(t));
+        let device = StackStr::new(format_args!("{n}"));
+        let kv = [("device", device.as_str()), ("type", kind.as_str())];
         if let Some(v) = sys.read_i64(dir, name, "cur_state", report) {
-            b.add(1, METRICS[1].point(kv(), Val::I(v), ctx));
+            b.add(1, &kv, Val::I(v));
         }
         if let Some(v) = sys.read_i64(dir, name, "max_state", report) {
-            b.add(2, METRICS[2].point(kv(), Val::I(v), ctx));
+            b.add(2, &kv, Val::I(v));
         }
     }
-    b.flush(METRICS, out);
+    b.finish();
 }

@@ -8,11 +8,9 @@
 
 use std::io;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, counter_i, gauge_f, gauge_i};
+use super::{Out, counter_i, gauge_f, gauge_i};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectError, CollectReport, Ctx};
+use crate::{CollectError, CollectReport};
 
 pub const METRICS: &[MetricDef] = &[
     gauge_i("node.timex.sync_status", "1", &[], "1 if the clock is synchronised to a reliable server (clock state is not TIME_ERROR), else 0.", "adjtimex(2) return value")
@@ -120,12 +118,7 @@ const STA_NANO: i64 = 0x2000;
 /// ppm with a 16-bit binary fraction, as a plain ratio.
 const PPM16: f64 = 1_000_000.0 * 65_536.0;
 
-pub(crate) fn collect(
-    source: &dyn Adjtimex,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(source: &dyn Adjtimex, out: &mut Out<'_>, report: &mut CollectReport) {
     let t = match source.adjtimex() {
         Ok(t) => t,
         Err(source) => {
@@ -156,9 +149,9 @@ pub(crate) fn collect(
         Val::I(t.stbcnt),
         Val::I(t.tai),
     ];
-    let mut b = Batch::new(METRICS.len());
+    let mut b = out.batch(METRICS);
     for (row, v) in values.into_iter().enumerate() {
-        b.add(row, METRICS[row].point(Vec::new(), v, ctx));
+        b.add(row, &[], v);
     }
-    b.flush(METRICS, out);
+    b.finish();
 }

@@ -5,12 +5,10 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use super::{Batch, counter_i};
+use super::{Out, counter_i};
+use crate::CollectReport;
 use crate::parse::{KeyIndex, LineErrors, excerpt, fields, lines, parse_u64};
 use crate::table::{MetricDef, PromKind, Val};
-use crate::{CollectReport, Ctx};
 
 /// (key in /proc/vmstat, metric).
 pub const FIELDS: &[(&str, MetricDef)] = &[
@@ -100,15 +98,9 @@ crate::table::metrics_from_rows!(FIELDS, 1);
 static INDEX: LazyLock<KeyIndex> =
     LazyLock::new(|| KeyIndex::new(FIELDS.iter().map(|(k, _)| (&b""[..], k.as_bytes()))));
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
-    let mut b = Batch::new(N);
+    let mut b = out.batch(METRICS);
     let mut seen = [false; N];
     for (no, line) in lines(input).enumerate() {
         let mut f = fields(line);
@@ -121,7 +113,7 @@ pub(crate) fn collect(
             continue;
         }
         match (f.next().and_then(parse_u64), f.next()) {
-            (Some(v), None) => b.add(row, FIELDS[row].1.point(Vec::new(), Val::U(v), ctx)),
+            (Some(v), None) => b.add(row, &[], Val::U(v)),
             _ => errs.add(no, || {
                 format!("expected `<key> <number>`: {}", excerpt(line))
             }),
@@ -134,5 +126,5 @@ pub(crate) fn collect(
         });
     }
     errs.finish(report);
-    b.flush(METRICS, out);
+    b.finish();
 }

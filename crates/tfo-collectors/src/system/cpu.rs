@@ -6,12 +6,9 @@
 //! two guest columns are ignored. Only per-cpu lines are reported; the aggregate `cpu` line
 //! is their sum. Kernels that print fewer than eight columns get only the states they print.
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
-use crate::Ctx;
-use crate::otlp::{attr, point_f64};
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::{Out, StackStr};
 
 pub const CPU_TIME: MetricDef = MetricDef {
     name: "system.cpu.time",
@@ -149,24 +146,23 @@ impl CpuCollector {
 
     /// Emits `system.cpu.time` for the samples just parsed and, from the second cycle on,
     /// `system.cpu.utilization` against the previous samples; then keeps the samples.
-    pub(crate) fn emit(&mut self, ctx: &Ctx, out: &mut Vec<Metric>) {
-        let mut time = Vec::with_capacity(self.cur.len() * STATES.len());
+    pub(crate) fn emit(&mut self, out: &mut Out<'_>) {
+        // Rows of METRICS.
+        let (time, util) = (0, 1);
+        let mut b = out.batch(METRICS);
         for s in &self.cur {
             let name = cpu_name(s.cpu);
             for (state, &ticks) in STATES.iter().zip(&s.ticks[..s.n]) {
-                time.push(point_f64(
-                    vec![attr("cpu", name.as_str()), attr("state", *state)],
-                    ctx.boot_ns,
-                    ctx.now_ns,
+                b.add(
+                    time,
+                    &[("cpu", name.as_str()), ("state", state)],
                     // Dividing (not multiplying by 1/hz) keeps 57 ticks at 0.57 s, not 0.5700000000000001.
-                    ticks as f64 / self.hz,
-                ));
+                    Val::F(ticks as f64 / self.hz),
+                );
             }
         }
-        CPU_TIME.push(time, out);
 
         if self.have_prev {
-            let mut util = Vec::with_capacity(self.cur.len() * STATES.len());
             for s in &self.cur {
                 let Ok(i) = self.prev.binary_search_by_key(&s.cpu, |p| p.cpu) else {
                     continue; // came online since the last cycle
@@ -194,22 +190,21 @@ impl CpuCollector {
                 }
                 let name = cpu_name(s.cpu);
                 for (state, &d) in STATES.iter().zip(&delta[..s.n]) {
-                    util.push(point_f64(
-                        vec![attr("cpu", name.as_str()), attr("state", *state)],
-                        0,
-                        ctx.now_ns,
-                        (d as f64 / total as f64).clamp(0.0, 1.0),
-                    ));
+                    b.add(
+                        util,
+                        &[("cpu", name.as_str()), ("state", state)],
+                        Val::F((d as f64 / total as f64).clamp(0.0, 1.0)),
+                    );
                 }
             }
-            CPU_UTILIZATION.push(util, out);
         }
+        b.finish();
 
         std::mem::swap(&mut self.cur, &mut self.prev);
         self.have_prev = true;
     }
 }
 
-fn cpu_name(cpu: u32) -> String {
-    format!("cpu{cpu}")
+fn cpu_name(cpu: u32) -> StackStr {
+    StackStr::new(format_args!("cpu{cpu}"))
 }

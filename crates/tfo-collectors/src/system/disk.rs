@@ -11,13 +11,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use crate::CollectReport;
-use crate::Ctx;
-use crate::otlp::{attr, point_f64, point_i64};
-use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::Out;
 
 pub const DISK_IO: MetricDef = MetricDef {
     name: "system.disk.io",
@@ -124,20 +121,9 @@ pub fn is_excluded_device(name: &[u8]) -> bool {
     false
 }
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
-    let (start, now) = (ctx.boot_ns, ctx.now_ns);
-    let mut io = Vec::new();
-    let mut ops = Vec::new();
-    let mut io_time = Vec::new();
-    let mut op_time = Vec::new();
-    let mut merged = Vec::new();
+    let mut b = out.batch(METRICS);
 
     for (no, line) in lines(input).enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -167,11 +153,9 @@ pub(crate) fn collect(
         if is_excluded_device(name) {
             continue;
         }
-        let dev = lossy(name);
-        let kv = |dir: Option<&'static str>| match dir {
-            Some(d) => vec![attr("device", dev.as_str()), attr("direction", d)],
-            None => vec![attr("device", dev.as_str())],
-        };
+        let dev = String::from_utf8_lossy(name);
+        let read = [("device", &*dev), ("direction", "read")];
+        let write = [("device", &*dev), ("direction", "write")];
         let ms = |v: u64| v as f64 / 1000.0;
         let [
             reads,
@@ -186,42 +170,19 @@ pub(crate) fn collect(
             ms_io,
             _weighted,
         ] = c;
-        io.push(point_i64(
-            kv(Some("read")),
-            start,
-            now,
-            to_i64(sectors_read.saturating_mul(512)),
-        ));
-        io.push(point_i64(
-            kv(Some("write")),
-            start,
-            now,
-            to_i64(sectors_written.saturating_mul(512)),
-        ));
-        ops.push(point_i64(kv(Some("read")), start, now, to_i64(reads)));
-        ops.push(point_i64(kv(Some("write")), start, now, to_i64(writes)));
-        io_time.push(point_f64(kv(None), start, now, ms(ms_io)));
-        op_time.push(point_f64(kv(Some("read")), start, now, ms(ms_reading)));
-        op_time.push(point_f64(kv(Some("write")), start, now, ms(ms_writing)));
-        merged.push(point_i64(
-            kv(Some("read")),
-            start,
-            now,
-            to_i64(reads_merged),
-        ));
-        merged.push(point_i64(
-            kv(Some("write")),
-            start,
-            now,
-            to_i64(writes_merged),
-        ));
+        let (io, ops, io_time, op_time, merged) = (0, 1, 2, 3, 4);
+        b.add(io, &read, Val::U(sectors_read.saturating_mul(512)));
+        b.add(io, &write, Val::U(sectors_written.saturating_mul(512)));
+        b.add(ops, &read, Val::U(reads));
+        b.add(ops, &write, Val::U(writes));
+        b.add(io_time, &[("device", &dev)], Val::F(ms(ms_io)));
+        b.add(op_time, &read, Val::F(ms(ms_reading)));
+        b.add(op_time, &write, Val::F(ms(ms_writing)));
+        b.add(merged, &read, Val::U(reads_merged));
+        b.add(merged, &write, Val::U(writes_merged));
     }
     errs.finish(report);
-    DISK_IO.push(io, out);
-    DISK_OPERATIONS.push(ops, out);
-    DISK_IO_TIME.push(io_time, out);
-    DISK_OPERATION_TIME.push(op_time, out);
-    DISK_MERGED.push(merged, out);
+    b.finish();
 }
 
 #[cfg(test)]

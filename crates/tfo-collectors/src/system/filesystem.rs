@@ -19,18 +19,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
-
 pub use crate::mounts::{
     EXCLUDED_FS_TYPES, FsStats, LibcStatFs, StatFs, is_excluded_mountpoint, is_remote_fs_type,
 };
 
-use crate::Ctx;
 use crate::mounts::{MountInfo, MountScanner};
-use crate::otlp::{attr, point_f64, point_i64};
-use crate::parse::to_i64;
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::{Batch, Out};
 use crate::{CollectReport, HostPaths};
 
 pub const FILESYSTEM_USAGE: MetricDef = MetricDef {
@@ -72,30 +67,15 @@ pub const METRICS: &[MetricDef] = &[
     FILESYSTEM_INODES_USAGE,
 ];
 
-/// Attribute values of one filesystem.
-struct FsAttrs<'a> {
-    m: &'a MountInfo,
-}
-
-impl FsAttrs<'_> {
-    fn kvs(&self, state: Option<&'static str>) -> Vec<KeyValue> {
-        let mut v = Vec::with_capacity(5);
-        v.push(attr("device", self.m.device.as_str()));
-        v.push(attr("mode", if self.m.read_only { "ro" } else { "rw" }));
-        v.push(attr("mountpoint", self.m.mountpoint.as_str()));
-        v.push(attr("type", self.m.fstype.as_str()));
-        if let Some(s) = state {
-            v.push(attr("state", s));
-        }
-        v
-    }
-}
-
-#[derive(Default)]
-struct Points {
-    usage: Vec<NumberDataPoint>,
-    util: Vec<NumberDataPoint>,
-    inodes: Vec<NumberDataPoint>,
+/// The attributes of one filesystem's points, with the `state` slot last.
+fn attrs<'a>(m: &'a MountInfo, state: &'a str) -> [(&'a str, &'a str); 5] {
+    [
+        ("device", m.device.as_str()),
+        ("mode", if m.read_only { "ro" } else { "rw" }),
+        ("mountpoint", m.mountpoint.as_str()),
+        ("type", m.fstype.as_str()),
+        ("state", state),
+    ]
 }
 
 /// The default selection: no pseudo filesystems, nothing under /dev, /proc, /sys.
@@ -132,51 +112,42 @@ impl FsCollector {
         input: &[u8],
         path: &Path,
         host: &HostPaths,
-        ctx: &Ctx,
-        out: &mut Vec<Metric>,
+        out: &mut Out<'_>,
         report: &mut CollectReport,
     ) {
-        let mut points = Points::default();
+        let mut b = out.batch(METRICS);
         self.scanner
             .scan(input, path, host, &keep_default, report, &mut |m, st| {
                 if let Some(st) = st {
-                    emit(&FsAttrs { m }, st, ctx, &mut points);
+                    emit(m, st, &mut b);
                 }
             });
-        FILESYSTEM_USAGE.push(points.usage, out);
-        FILESYSTEM_UTILIZATION.push(points.util, out);
-        FILESYSTEM_INODES_USAGE.push(points.inodes, out);
+        b.finish();
     }
 }
 
-fn emit(a: &FsAttrs<'_>, st: &FsStats, ctx: &Ctx, p: &mut Points) {
-    let (start, now) = (ctx.boot_ns, ctx.now_ns);
+fn emit(m: &MountInfo, st: &FsStats, b: &mut Batch<'_>) {
+    // Rows of METRICS.
+    let (usage, util, inodes) = (0, 1, 2);
     let bytes = |blocks: u64| blocks.saturating_mul(st.fragment_size);
     let used = bytes(st.blocks.saturating_sub(st.blocks_free));
     let free = bytes(st.blocks_available);
     let reserved = bytes(st.blocks_free.saturating_sub(st.blocks_available));
     for (state, v) in [("used", used), ("free", free), ("reserved", reserved)] {
-        p.usage
-            .push(point_i64(a.kvs(Some(state)), start, now, to_i64(v)));
+        b.add(usage, &attrs(m, state), Val::U(v));
     }
     let usable = used.saturating_add(free);
     if usable > 0 {
-        p.util.push(point_f64(
-            a.kvs(None),
-            0,
-            now,
-            (used as f64 / usable as f64).clamp(0.0, 1.0),
-        ));
+        // Utilization has no state attribute.
+        b.add(
+            util,
+            &attrs(m, "")[..4],
+            Val::F((used as f64 / usable as f64).clamp(0.0, 1.0)),
+        );
     }
     if st.files > 0 {
         let iused = st.files.saturating_sub(st.files_free);
-        p.inodes
-            .push(point_i64(a.kvs(Some("used")), start, now, to_i64(iused)));
-        p.inodes.push(point_i64(
-            a.kvs(Some("free")),
-            start,
-            now,
-            to_i64(st.files_free),
-        ));
+        b.add(inodes, &attrs(m, "used"), Val::U(iused));
+        b.add(inodes, &attrs(m, "free"), Val::U(st.files_free));
     }
 }

@@ -1,6 +1,7 @@
 //! A dependency-free fuzz loop: random bytes and mutated fixtures through every parser.
-//! Deterministic (fixed xorshift seed), so a failure reproduces. Checks: no panic, every
-//! value finite, utilizations in [0, 1], memory states summing to the limit.
+//! Deterministic (fixed xorshift seed), so a failure reproduces. Checks: no panic, the wire
+//! form decodes, every value finite, utilizations in [0, 1], memory states summing to the
+//! limit.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,19 +46,27 @@ fn run(input: &[u8], fs: &mut FsCollector, cpu_c: &mut cpu::CpuCollector) {
         boot_ns: 1_000_000_000_000_000_000,
     };
     let host = HostPaths::from_root("/fuzz-root");
-    let mut out = Vec::new();
+    let mut rows = crate::wire::Rows::default();
+    let mut encoded = Vec::new();
+    let out = &mut crate::wire::Out::new(&mut rows, &mut encoded, ctx);
     let mut report = CollectReport::default();
 
-    uptime::collect(input, path, ctx.now_ns, &mut out, &mut report);
-    load::collect(input, path, ctx.now_ns, &mut out, &mut report);
-    memory::collect(input, path, &ctx, &mut out, &mut report);
-    disk::collect(input, path, &ctx, &mut out, &mut report);
-    network::collect(input, path, &ctx, &mut out, &mut report);
-    fs.collect(input, path, &host, &ctx, &mut out, &mut report);
+    if let Some(up) = uptime::parse(input, path, &mut report) {
+        uptime::emit(up, out);
+    }
+    load::collect(input, path, out, &mut report);
+    memory::collect(input, path, out, &mut report);
+    disk::collect(input, path, out, &mut report);
+    network::collect(input, path, out, &mut report);
+    fs.collect(input, path, &host, out, &mut report);
     let mut errs = LineErrors::new(path);
     cpu_c.parse(input, &mut errs);
     errs.finish(&mut report);
-    cpu_c.emit(&ctx, &mut out);
+    cpu_c.emit(out);
+    let out: Vec<Metric> = encoded
+        .iter()
+        .map(|e| e.decode().expect("the wire form decodes"))
+        .collect();
     check(&out);
 
     let usage: Option<i64> = out

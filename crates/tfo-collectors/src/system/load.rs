@@ -2,12 +2,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use crate::CollectReport;
-use crate::otlp::point_f64;
 use crate::parse::{excerpt, fields, parse_error, parse_f64};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::Out;
 
 const fn load(name: &'static str, help: &'static str, source: &'static str) -> MetricDef {
     MetricDef {
@@ -41,18 +39,12 @@ pub const LOAD_15M: MetricDef = load(
 pub const METRICS: &[MetricDef] = &[LOAD_1M, LOAD_5M, LOAD_15M];
 
 /// Emits the three load averages; a field that does not parse drops only its metric.
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    now_ns: u64,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut f = fields(input);
     for def in METRICS {
         let field = f.next();
         match field.and_then(parse_f64) {
-            Some(v) => def.push(vec![point_f64(Vec::new(), 0, now_ns, v)], out),
+            Some(v) => out.single(def, &[], Val::F(v)),
             None => {
                 let what = field
                     .map(excerpt)

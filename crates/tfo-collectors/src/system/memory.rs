@@ -18,13 +18,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use crate::CollectReport;
-use crate::Ctx;
-use crate::otlp::{attr, point_f64, point_i64};
 use crate::parse::{LineErrors, excerpt, fields, lines, parse_error, parse_u64};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::Out;
 
 pub const MEMORY_USAGE: MetricDef = MetricDef {
     name: "system.memory.usage",
@@ -122,17 +119,13 @@ pub(crate) fn parse(input: &[u8], errs: &mut LineErrors<'_>) -> MemInfo {
     m
 }
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
     let m = parse(input, &mut errs);
     errs.finish(report);
-    let now = ctx.now_ns;
+    // Rows of METRICS.
+    let (usage, util, limit, paging) = (0, 1, 2, 3);
+    let mut b = out.batch(METRICS);
 
     match (m.total, m.free, m.buffers, m.cached) {
         (Some(total), Some(free), Some(buffers), Some(cached)) => {
@@ -150,23 +143,14 @@ pub(crate) fn collect(
                 .fold(0u64, |a, b| a.saturating_add(b));
             states[0].1 = Some(total.saturating_sub(parts));
 
-            let mut usage = Vec::with_capacity(states.len());
-            let mut util = Vec::with_capacity(states.len());
             for (state, v) in states {
                 let Some(v) = v else { continue };
-                usage.push(point_i64(
-                    vec![attr("state", state)],
-                    ctx.boot_ns,
-                    now,
-                    crate::parse::to_i64(v),
-                ));
+                b.add(usage, &[("state", state)], Val::U(v));
                 if total > 0 {
                     let u = (v as f64 / total as f64).clamp(0.0, 1.0);
-                    util.push(point_f64(vec![attr("state", state)], 0, now, u));
+                    b.add(util, &[("state", state)], Val::F(u));
                 }
             }
-            MEMORY_USAGE.push(usage, out);
-            MEMORY_UTILIZATION.push(util, out);
         }
         _ => report.errors.push(parse_error(
             path,
@@ -175,41 +159,19 @@ pub(crate) fn collect(
     }
 
     if let Some(total) = m.total {
-        MEMORY_LIMIT.push(
-            vec![point_i64(
-                Vec::new(),
-                ctx.boot_ns,
-                now,
-                crate::parse::to_i64(total),
-            )],
-            out,
-        );
+        b.add(limit, &[], Val::U(total));
     }
 
     match (m.swap_total, m.swap_free) {
         (Some(total), Some(free)) => {
             let used = total.saturating_sub(free);
-            PAGING_USAGE.push(
-                vec![
-                    point_i64(
-                        vec![attr("state", "used")],
-                        ctx.boot_ns,
-                        now,
-                        crate::parse::to_i64(used),
-                    ),
-                    point_i64(
-                        vec![attr("state", "free")],
-                        ctx.boot_ns,
-                        now,
-                        crate::parse::to_i64(free),
-                    ),
-                ],
-                out,
-            );
+            b.add(paging, &[("state", "used")], Val::U(used));
+            b.add(paging, &[("state", "free")], Val::U(free));
         }
         _ => report.errors.push(parse_error(
             path,
             "missing SwapTotal or SwapFree: paging usage not reported",
         )),
     }
+    b.finish();
 }

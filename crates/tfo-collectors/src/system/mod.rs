@@ -3,9 +3,11 @@
 //! receiver's names).
 //!
 //! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
-//! A cycle reads each /proc file once into one reused buffer and parses it by hand; the
-//! only allocations are the output messages (and, for network filesystems, the statvfs
-//! helper threads).
+//! A cycle reads each /proc file once into one reused buffer and parses it by hand, and
+//! writes its points in the OTLP wire format through row buffers kept across cycles
+//! ([`crate::wire::Batch`]): no allocation per point, one per output metric (the other
+//! few are opening files by path and, for network filesystems, the statvfs helper
+//! threads). `collect` decodes them.
 //!
 //! | toggle    | sub-collectors               | files                                         |
 //! |-----------|------------------------------|-----------------------------------------------|
@@ -39,6 +41,7 @@ pub use filesystem::{FsStats, LibcStatFs, StatFs};
 
 use crate::parse::{LineErrors, parse_error, read_file, read_first};
 use crate::table::MetricDef;
+use crate::wire::{EncodedMetric, Out, Rows};
 use crate::{CollectReport, Collector, Ctx, HostPaths};
 
 /// Which parts of the system collector run. Uptime is always collected.
@@ -100,6 +103,8 @@ pub struct SystemCollector {
     boot_ns: Option<u64>,
     cpu: cpu::CpuCollector,
     fs: filesystem::FsCollector,
+    /// Point buffers by table row, kept across cycles (see [`crate::wire::Rows`]).
+    rows: Rows,
 }
 
 impl std::fmt::Debug for SystemCollector {
@@ -144,6 +149,7 @@ impl SystemCollector {
             boot_ns: None,
             cpu: cpu::CpuCollector::new(cpu::user_hz()),
             fs: filesystem::FsCollector::new(Arc::new(LibcStatFs)),
+            rows: Rows::default(),
         }
     }
 
@@ -170,12 +176,25 @@ impl SystemCollector {
         self.fs.stuck_count()
     }
 
-    /// One collection cycle with the given timestamp (ns since the epoch).
+    /// One collection cycle with the given timestamp (ns since the epoch), every metric
+    /// as a struct: the wire form decoded.
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
+        let mut encoded = Vec::new();
+        let mut report = self.collect_encoded_at(now_ns, &mut encoded);
+        crate::wire::decode_into(&encoded, out, "system", &mut report);
+        report
+    }
+
+    /// One collection cycle with the given timestamp, every metric in the wire format.
+    pub fn collect_encoded_at(
+        &mut self,
+        now_ns: u64,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
         let mut report = CollectReport::default();
 
         let uptime_s = match read_file(&self.files.uptime, &mut self.buf) {
-            Ok(()) => uptime::collect(&self.buf, &self.files.uptime, now_ns, out, &mut report),
+            Ok(()) => uptime::parse(&self.buf, &self.files.uptime, &mut report),
             Err(e) => {
                 report.errors.push(e);
                 None
@@ -214,40 +233,44 @@ impl SystemCollector {
             now_ns,
             boot_ns: self.boot_ns.unwrap_or(0),
         };
+        let out = &mut Out::new(&mut self.rows, encoded, ctx);
+        if let Some(up) = uptime_s {
+            uptime::emit(up, out);
+        }
 
         if self.opts.cpu {
             if have_cpu {
-                self.cpu.emit(&ctx, out);
+                self.cpu.emit(out);
             }
             match read_file(&self.files.loadavg, &mut self.buf) {
-                Ok(()) => load::collect(&self.buf, &self.files.loadavg, now_ns, out, &mut report),
+                Ok(()) => load::collect(&self.buf, &self.files.loadavg, out, &mut report),
                 Err(e) => report.errors.push(e),
             }
         }
 
         if self.opts.memory {
             match read_file(&self.files.meminfo, &mut self.buf) {
-                Ok(()) => memory::collect(&self.buf, &self.files.meminfo, &ctx, out, &mut report),
+                Ok(()) => memory::collect(&self.buf, &self.files.meminfo, out, &mut report),
                 Err(e) => report.errors.push(e),
             }
         }
 
         if self.opts.disk {
             match read_file(&self.files.diskstats, &mut self.buf) {
-                Ok(()) => disk::collect(&self.buf, &self.files.diskstats, &ctx, out, &mut report),
+                Ok(()) => disk::collect(&self.buf, &self.files.diskstats, out, &mut report),
                 Err(e) => report.errors.push(e),
             }
             match read_first(&self.files.mounts, &mut self.buf) {
                 Ok(path) => self
                     .fs
-                    .collect(&self.buf, path, &self.paths, &ctx, out, &mut report),
+                    .collect(&self.buf, path, &self.paths, out, &mut report),
                 Err(e) => report.errors.push(e),
             }
         }
 
         if self.opts.network {
             match read_first(&self.files.net_dev, &mut self.buf) {
-                Ok(path) => network::collect(&self.buf, path, &ctx, out, &mut report),
+                Ok(path) => network::collect(&self.buf, path, out, &mut report),
                 Err(e) => report.errors.push(e),
             }
         }
@@ -267,5 +290,13 @@ impl Collector for SystemCollector {
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         self.collect_at(now_ns, out)
+    }
+
+    fn collect_encoded(
+        &mut self,
+        _out: &mut Vec<Metric>,
+        encoded: &mut Vec<EncodedMetric>,
+    ) -> CollectReport {
+        self.collect_encoded_at(crate::unix_now_ns(), encoded)
     }
 }

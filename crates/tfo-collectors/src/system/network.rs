@@ -9,13 +9,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use crate::CollectReport;
-use crate::Ctx;
-use crate::otlp::{attr, point_i64};
-use crate::parse::{LineErrors, excerpt, fields, lines, lossy, parse_u64, to_i64};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::parse::{LineErrors, excerpt, fields, lines, parse_u64};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::Out;
 
 const fn net(
     name: &'static str,
@@ -64,16 +61,9 @@ pub const METRICS: &[MetricDef] = &[NETWORK_IO, NETWORK_PACKETS, NETWORK_ERRORS,
 
 const COUNTERS: usize = 16;
 
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    ctx: &Ctx,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) {
+pub(crate) fn collect(input: &[u8], path: &Path, out: &mut Out<'_>, report: &mut CollectReport) {
     let mut errs = LineErrors::new(path);
-    let (start, now) = (ctx.boot_ns, ctx.now_ns);
-    let mut points: [Vec<_>; 4] = Default::default();
+    let mut b = out.batch(METRICS);
 
     for (no, line) in lines(input).enumerate() {
         if line.contains(&b'|') || line.iter().all(u8::is_ascii_whitespace) {
@@ -100,25 +90,21 @@ pub(crate) fn collect(
             errs.add(no, || format!("expected 16 counters: {}", excerpt(line)));
             continue;
         }
-        let dev = lossy(name);
+        let dev = String::from_utf8_lossy(name);
         // (metric index, receive column, transmit column)
         for (m, rx, tx) in [(0, 0, 8), (1, 1, 9), (2, 2, 10), (3, 3, 11)] {
-            points[m].push(point_i64(
-                vec![attr("device", dev.as_str()), attr("direction", "receive")],
-                start,
-                now,
-                to_i64(c[rx]),
-            ));
-            points[m].push(point_i64(
-                vec![attr("device", dev.as_str()), attr("direction", "transmit")],
-                start,
-                now,
-                to_i64(c[tx]),
-            ));
+            b.add(
+                m,
+                &[("device", &dev), ("direction", "receive")],
+                Val::U(c[rx]),
+            );
+            b.add(
+                m,
+                &[("device", &dev), ("direction", "transmit")],
+                Val::U(c[tx]),
+            );
         }
     }
     errs.finish(report);
-    for (def, p) in METRICS.iter().zip(points) {
-        def.push(p, out);
-    }
+    b.finish();
 }

@@ -2,12 +2,10 @@
 
 use std::path::Path;
 
-use opentelemetry_proto::tonic::metrics::v1::Metric;
-
 use crate::CollectReport;
-use crate::otlp::point_f64;
 use crate::parse::{excerpt, fields, parse_error, parse_f64};
-use crate::table::{MetricDef, MetricKind, ValueType};
+use crate::table::{MetricDef, MetricKind, Val, ValueType};
+use crate::wire::Out;
 
 pub const UPTIME: MetricDef = MetricDef {
     name: "system.uptime",
@@ -22,21 +20,12 @@ pub const UPTIME: MetricDef = MetricDef {
 
 pub const METRICS: &[MetricDef] = &[UPTIME];
 
-/// Emits `system.uptime` and returns the uptime in seconds (used to derive the boot time
-/// when /proc/stat has no `btime`).
-pub(crate) fn collect(
-    input: &[u8],
-    path: &Path,
-    now_ns: u64,
-    out: &mut Vec<Metric>,
-    report: &mut CollectReport,
-) -> Option<f64> {
+/// The uptime in seconds: emitted by [`emit`], and used to derive the boot time when
+/// /proc/stat has no `btime` (so it is read before the cycle's start times are known).
+pub(crate) fn parse(input: &[u8], path: &Path, report: &mut CollectReport) -> Option<f64> {
     let first = fields(input).next();
     match first.and_then(parse_f64) {
-        Some(up) => {
-            UPTIME.push(vec![point_f64(Vec::new(), 0, now_ns, up)], out);
-            Some(up)
-        }
+        Some(up) => Some(up),
         None => {
             let what = first
                 .map(excerpt)
@@ -48,4 +37,9 @@ pub(crate) fn collect(
             None
         }
     }
+}
+
+/// Emits `system.uptime`.
+pub(crate) fn emit(up: f64, out: &mut Out<'_>) {
+    out.single(&UPTIME, &[], Val::F(up));
 }
