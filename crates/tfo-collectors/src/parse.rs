@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::{CollectError, CollectReport};
 
@@ -33,21 +33,6 @@ pub(crate) fn read_file(path: &Path, buf: &mut Vec<u8>) -> Result<(), CollectErr
         ));
     }
     Ok(())
-}
-
-/// Reads the first of `paths` that can be opened; on failure reports the first's error.
-pub(crate) fn read_first<'p>(
-    paths: &'p [PathBuf; 2],
-    buf: &mut Vec<u8>,
-) -> Result<&'p Path, CollectError> {
-    match read_file(&paths[0], buf) {
-        Ok(()) => Ok(&paths[0]),
-        Err(first @ CollectError::Io { .. }) => match read_file(&paths[1], buf) {
-            Ok(()) => Ok(&paths[1]),
-            Err(_) => Err(first),
-        },
-        Err(e) => Err(e),
-    }
 }
 
 /// True when the error is "no such file": a kernel feature this host does not have.

@@ -323,3 +323,39 @@ fn encoded_form_decodes_to_the_collected_structs() {
         assert!(out.is_empty() && !encoded.is_empty(), "{fx}");
     }
 }
+
+/// Within one cycle of shared reads (the agent runs `system` and `node_exporter` one after
+/// the other on one thread), /proc/stat is read once: a change after the node collector
+/// read it is not seen by the system collector until the next cycle.
+#[test]
+fn collectors_of_one_cycle_share_a_read() {
+    use tfo_collectors::{NodeCollector, NodeOptions, SharedReads};
+    let total = |ms: &[Metric]| -> f64 {
+        points(find(ms, "system.cpu.time").expect("cpu time"))
+            .iter()
+            .map(value)
+            .sum()
+    };
+    let tree = TempTree::copy_of("host1", "shared");
+    let paths = tfo_collectors::HostPaths::from_root(&tree.root);
+    let node_opts = NodeOptions {
+        cpu: true,
+        ..NodeOptions::none()
+    };
+    let mut node = NodeCollector::new(paths, node_opts).expect("valid options");
+    let mut system = collector(&tree.root, SystemOptions::default());
+    let (mut first, mut shared, mut after) = (Vec::new(), Vec::new(), Vec::new());
+    system.collect_at(T0, &mut first);
+    {
+        let _cycle = SharedReads::begin();
+        node.collect_at(T0 + STEP, &mut Vec::new());
+        tree.copy_in("stat.next", "proc/stat");
+        system.collect_at(T0 + STEP, &mut shared);
+    }
+    system.collect_at(T0 + 2 * STEP, &mut after);
+    assert_eq!(total(&shared), total(&first), "read once in the cycle");
+    assert!(
+        total(&after) > total(&first),
+        "read again in the next cycle"
+    );
+}

@@ -7,6 +7,9 @@
 //! of its interval by its own duration (reported in `tfo_agent_collector_duration_seconds`)
 //! but never another interval's collectors or the exporter.
 //!
+//! Files that several collectors of a group read (/proc/stat, /proc/meminfo, ...) are read
+//! once per cycle ([`tfo_collectors::SharedReads`]).
+//!
 //! Each cycle collects, encodes and appends to the buffer. An append that fsyncs
 //! (`buffer.fsync: always`) or waits for room (`when_full: block`) holds only this thread.
 //! A collector that panics is reported, left out of that cycle, and replaced by a fresh
@@ -120,6 +123,8 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
     let (mut metrics, mut encoded): (Vec<Metric>, Vec<EncodedMetric>) = (Vec::new(), Vec::new());
     let mut ran = Vec::with_capacity(members.len());
     let mut failed = Vec::new();
+    // The files several members read (/proc/stat, meminfo, ...) are read once per cycle.
+    let shared = (members.len() > 1).then(tfo_collectors::SharedReads::begin);
     for (i, m) in members.iter_mut().enumerate() {
         let name = m.collector.name();
         let (m0, e0) = (metrics.len(), encoded.len());
@@ -163,6 +168,7 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
             }
         }
     }
+    drop(shared);
     let mut records = Vec::new();
     let encoded = encoded.into_iter().map(|e| (e.body, e.points)).collect();
     sink.encoder.encode_mixed(metrics, encoded, &mut records);

@@ -321,13 +321,32 @@ pub(crate) use crate::wire::{Batch, Out};
 pub(crate) struct Source {
     pub(crate) path: PathBuf,
     file: Kept,
+    /// Read once per cycle by the collectors of one thread ([`crate::shared`]).
+    shared: bool,
 }
 
 impl Source {
-    fn new(path: PathBuf) -> Source {
+    pub(crate) fn new(path: PathBuf) -> Source {
         Source {
             path,
             file: Kept::recheck_missing(),
+            shared: false,
+        }
+    }
+
+    /// A file other collectors read too (the system collector: /proc/stat, meminfo,
+    /// diskstats, loadavg, net/dev).
+    pub(crate) fn shared(mut self) -> Source {
+        self.shared = true;
+        self
+    }
+
+    fn read(&mut self, buf: &mut Vec<u8>, fds: &FdBudget) -> Result<(), CollectError> {
+        let Source { path, file, shared } = self;
+        if *shared {
+            crate::shared::read(path, buf, |b| file.read_all(path, b, fds))
+        } else {
+            file.read_all(path, buf, fds)
         }
     }
 }
@@ -371,12 +390,14 @@ impl Files {
             let (own, init) = (one(own), one(init));
             if on_host { [own, init] } else { [init, own] }
         };
+        let shared = |rel: &str| one(rel).shared();
+        let [a, b] = pair("net/dev", "1/net/dev");
         Files {
-            stat: one("stat"),
+            stat: shared("stat"),
             schedstat: one("schedstat"),
-            meminfo: one("meminfo"),
-            diskstats: one("diskstats"),
-            loadavg: one("loadavg"),
+            meminfo: shared("meminfo"),
+            diskstats: shared("diskstats"),
+            loadavg: shared("loadavg"),
             vmstat: one("vmstat"),
             pressure: [
                 one("pressure/cpu"),
@@ -384,7 +405,7 @@ impl Files {
                 one("pressure/memory"),
             ],
             mounts: pair("self/mounts", "1/mounts"),
-            net_dev: pair("net/dev", "1/net/dev"),
+            net_dev: [a.shared(), b.shared()],
             netstat: pair("net/netstat", "1/net/netstat"),
             snmp: pair("net/snmp", "1/net/snmp"),
             snmp6: pair("net/snmp6", "1/net/snmp6"),
@@ -425,7 +446,7 @@ pub(crate) fn read_into(
     fds: &FdBudget,
     report: &mut CollectReport,
 ) -> bool {
-    let r = src.file.read_all(&src.path, buf, fds);
+    let r = src.read(buf, fds);
     settle(r, optional, report)
 }
 
@@ -469,9 +490,9 @@ fn read_pair_index(
     report: &mut CollectReport,
 ) -> Option<usize> {
     let [a, b] = srcs;
-    let r = match a.file.read_all(&a.path, buf, fds) {
+    let r = match a.read(buf, fds) {
         Ok(()) => Ok(0),
-        Err(first @ CollectError::Io { .. }) => match b.file.read_all(&b.path, buf, fds) {
+        Err(first @ CollectError::Io { .. }) => match b.read(buf, fds) {
             Ok(()) => Ok(1),
             Err(_) => Err(first),
         },
@@ -488,8 +509,8 @@ fn read_pair_index(
 
 /// The mount table as last read, with which of the pair it came from.
 #[derive(Debug, Default)]
-struct MountTable {
-    content: Vec<u8>,
+pub(crate) struct MountTable {
+    pub(crate) content: Vec<u8>,
     from: Option<usize>,
 }
 
@@ -497,7 +518,7 @@ struct MountTable {
 /// was read from reports no change of the mount namespace (poll(2), see
 /// [`Kept::mounts_unchanged`]), the last content is used again without reading. The
 /// table rarely changes and is among the larger files generated every cycle.
-fn read_mounts<'p>(
+pub(crate) fn read_mounts<'p>(
     srcs: &'p mut [Source; 2],
     table: &mut MountTable,
     buf: &mut Vec<u8>,

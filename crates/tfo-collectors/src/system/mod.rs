@@ -3,11 +3,13 @@
 //! receiver's names).
 //!
 //! One sub-collector per file, each opening with its metric table (see [`metric_tables`]).
-//! A cycle reads each /proc file once into one reused buffer and parses it by hand, and
-//! writes its points in the OTLP wire format through row buffers kept across cycles
-//! ([`crate::wire::Batch`]): no allocation per point, one per output metric (the other
-//! few are opening files by path and, for network filesystems, the statvfs helper
-//! threads). `collect` decodes them.
+//! A cycle reads each /proc file once into one reused buffer, through a descriptor kept open
+//! (as the node collector does: `pread` at offset 0, no path walk), reuses the mount table
+//! while it does not change, and parses by hand. The files the node collector reads too are
+//! shared: when both run on one thread, a cycle reads them once ([`crate::shared`]). Points
+//! are written in the OTLP wire format through row buffers kept across cycles
+//! ([`crate::wire::Batch`]): no allocation per point, one per output metric (and, for
+//! network filesystems, the statvfs helper threads). `collect` decodes them.
 //!
 //! | toggle    | sub-collectors               | files                                         |
 //! |-----------|------------------------------|-----------------------------------------------|
@@ -31,7 +33,7 @@ pub mod uptime;
 #[cfg(test)]
 mod fuzz;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +41,9 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 
 pub use filesystem::{FsStats, LibcStatFs, StatFs};
 
-use crate::parse::{LineErrors, parse_error, read_file, read_first};
+use crate::node::kept::FdBudget;
+use crate::node::{MountTable, Source, read_into, read_mounts, read_pair};
+use crate::parse::{LineErrors, parse_error};
 use crate::table::MetricDef;
 use crate::wire::{EncodedMetric, Out, Rows};
 use crate::{CollectReport, Collector, Ctx, HostPaths};
@@ -81,17 +85,19 @@ pub fn metric_tables() -> Vec<(&'static str, &'static [MetricDef])> {
     ]
 }
 
-/// The files read, resolved once.
+/// The files read, resolved once, each re-read through a descriptor kept open as the node
+/// collector does (`node::kept`). The ones the node collector reads too are marked shared:
+/// when both run on one thread, a cycle reads them once ([`crate::shared`]).
 #[derive(Debug)]
 struct Files {
-    uptime: PathBuf,
-    stat: PathBuf,
-    loadavg: PathBuf,
-    meminfo: PathBuf,
-    diskstats: PathBuf,
+    uptime: Source,
+    stat: Source,
+    loadavg: Source,
+    meminfo: Source,
+    diskstats: Source,
     /// Preferred first; the second is the fallback when the first cannot be opened.
-    mounts: [PathBuf; 2],
-    net_dev: [PathBuf; 2],
+    mounts: [Source; 2],
+    net_dev: [Source; 2],
 }
 
 /// The `collectors.system` collector.
@@ -103,6 +109,10 @@ pub struct SystemCollector {
     boot_ns: Option<u64>,
     cpu: cpu::CpuCollector,
     fs: filesystem::FsCollector,
+    /// The mount table, reused while it does not change (see `node::read_mounts`).
+    mount_table: MountTable,
+    /// Bounds the descriptors kept open across cycles (see `node::kept`).
+    fds: FdBudget,
     /// Point buffers by table row, kept across cycles (see [`crate::wire::Rows`]).
     rows: Rows,
 }
@@ -122,24 +132,19 @@ impl SystemCollector {
         // In a container with the host's / mounted elsewhere, our own /proc/self is the
         // container's view: read pid 1's mounts and network namespace instead.
         let on_host = paths.root == Path::new("/");
-        let (own_mounts, init_mounts) = (paths.proc("self/mounts"), paths.proc("1/mounts"));
-        let (own_net, init_net) = (paths.proc("net/dev"), paths.proc("1/net/dev"));
+        let one = |rel: &str| Source::new(paths.proc(rel));
+        let shared = |rel: &str| one(rel).shared();
+        let pair = |own: Source, init: Source| {
+            if on_host { [own, init] } else { [init, own] }
+        };
         let files = Files {
-            uptime: paths.proc("uptime"),
-            stat: paths.proc("stat"),
-            loadavg: paths.proc("loadavg"),
-            meminfo: paths.proc("meminfo"),
-            diskstats: paths.proc("diskstats"),
-            mounts: if on_host {
-                [own_mounts, init_mounts]
-            } else {
-                [init_mounts, own_mounts]
-            },
-            net_dev: if on_host {
-                [own_net, init_net]
-            } else {
-                [init_net, own_net]
-            },
+            uptime: one("uptime"),
+            stat: shared("stat"),
+            loadavg: shared("loadavg"),
+            meminfo: shared("meminfo"),
+            diskstats: shared("diskstats"),
+            mounts: pair(one("self/mounts"), one("1/mounts")),
+            net_dev: pair(shared("net/dev"), shared("1/net/dev")),
         };
         SystemCollector {
             paths,
@@ -149,6 +154,8 @@ impl SystemCollector {
             boot_ns: None,
             cpu: cpu::CpuCollector::new(cpu::user_hz()),
             fs: filesystem::FsCollector::new(Arc::new(LibcStatFs)),
+            mount_table: MountTable::default(),
+            fds: FdBudget::for_process(),
             rows: Rows::default(),
         }
     }
@@ -193,36 +200,27 @@ impl SystemCollector {
     ) -> CollectReport {
         let mut report = CollectReport::default();
 
-        let uptime_s = match read_file(&self.files.uptime, &mut self.buf) {
-            Ok(()) => uptime::parse(&self.buf, &self.files.uptime, &mut report),
-            Err(e) => {
-                report.errors.push(e);
-                None
-            }
-        };
+        let f = &mut self.files;
+        let (buf, fds, r) = (&mut self.buf, &self.fds, &mut report);
+        let uptime_s = read_into(&mut f.uptime, buf, false, fds, r)
+            .then(|| uptime::parse(buf, &f.uptime.path, r))
+            .flatten();
 
         let mut have_cpu = false;
-        if self.opts.cpu || self.boot_ns.is_none() {
-            match read_file(&self.files.stat, &mut self.buf) {
-                Ok(()) => {
-                    let mut errs = LineErrors::new(&self.files.stat);
-                    let btime = self.cpu.parse(&self.buf, &mut errs);
-                    errs.finish(&mut report);
-                    match btime {
-                        Some(b) if self.boot_ns.is_none() => {
-                            self.boot_ns = b.checked_mul(1_000_000_000)
-                        }
-                        Some(_) => {}
-                        None if self.boot_ns.is_none() => report.errors.push(parse_error(
-                            &self.files.stat,
-                            "no btime line: boot time taken from uptime",
-                        )),
-                        None => {}
-                    }
-                    have_cpu = true;
-                }
-                Err(e) => report.errors.push(e),
+        if (self.opts.cpu || self.boot_ns.is_none()) && read_into(&mut f.stat, buf, false, fds, r) {
+            let mut errs = LineErrors::new(&f.stat.path);
+            let btime = self.cpu.parse(buf, &mut errs);
+            errs.finish(r);
+            match btime {
+                Some(b) if self.boot_ns.is_none() => self.boot_ns = b.checked_mul(1_000_000_000),
+                Some(_) => {}
+                None if self.boot_ns.is_none() => r.errors.push(parse_error(
+                    &f.stat.path,
+                    "no btime line: boot time taken from uptime",
+                )),
+                None => {}
             }
+            have_cpu = true;
         }
         if self.boot_ns.is_none()
             && let Some(up) = uptime_s
@@ -242,37 +240,29 @@ impl SystemCollector {
             if have_cpu {
                 self.cpu.emit(out);
             }
-            match read_file(&self.files.loadavg, &mut self.buf) {
-                Ok(()) => load::collect(&self.buf, &self.files.loadavg, out, &mut report),
-                Err(e) => report.errors.push(e),
+            if read_into(&mut f.loadavg, buf, false, fds, r) {
+                load::collect(buf, &f.loadavg.path, out, r);
             }
         }
 
-        if self.opts.memory {
-            match read_file(&self.files.meminfo, &mut self.buf) {
-                Ok(()) => memory::collect(&self.buf, &self.files.meminfo, out, &mut report),
-                Err(e) => report.errors.push(e),
-            }
+        if self.opts.memory && read_into(&mut f.meminfo, buf, false, fds, r) {
+            memory::collect(buf, &f.meminfo.path, out, r);
         }
 
         if self.opts.disk {
-            match read_file(&self.files.diskstats, &mut self.buf) {
-                Ok(()) => disk::collect(&self.buf, &self.files.diskstats, out, &mut report),
-                Err(e) => report.errors.push(e),
+            if read_into(&mut f.diskstats, buf, false, fds, r) {
+                disk::collect(buf, &f.diskstats.path, out, r);
             }
-            match read_first(&self.files.mounts, &mut self.buf) {
-                Ok(path) => self
-                    .fs
-                    .collect(&self.buf, path, &self.paths, out, &mut report),
-                Err(e) => report.errors.push(e),
+            if let Some(path) = read_mounts(&mut f.mounts, &mut self.mount_table, buf, fds, r) {
+                let table = &self.mount_table.content;
+                self.fs.collect(table, path, &self.paths, out, r);
             }
         }
 
-        if self.opts.network {
-            match read_first(&self.files.net_dev, &mut self.buf) {
-                Ok(path) => network::collect(&self.buf, path, out, &mut report),
-                Err(e) => report.errors.push(e),
-            }
+        if self.opts.network
+            && let Some(path) = read_pair(&mut f.net_dev, buf, false, fds, r)
+        {
+            network::collect(buf, path, out, r);
         }
 
         report
