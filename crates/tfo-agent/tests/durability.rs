@@ -25,8 +25,13 @@ fn stop_timed(agent: &mut Agent, limit: Duration) -> (i32, Duration) {
 }
 
 /// Collection cycles the agent reported (one system.uptime point each).
+/// The system collector's completed cycles (each carries one `system.uptime` point).
 fn cycles(agent: &Agent) -> usize {
-    agent.logs_with("collected").len()
+    agent
+        .logs_with("collected")
+        .iter()
+        .filter(|l| l["collector"] == "system")
+        .count()
 }
 
 #[test]
@@ -211,23 +216,40 @@ fn a_taken_default_port_warns_and_the_agent_runs_without_that_endpoint() {
     assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
 }
 
+/// A collector that panics is replaced on its thread (`collector_panic`, the first
+/// collector of the group: system); a panic of the thread itself (`collect_thread_panic`)
+/// restarts the whole group (system and node_exporter, which share the 1 s interval); the
+/// export task is restarted by the supervisor.
 #[test]
 fn a_task_that_dies_is_restarted_and_counted() {
     let rx = Receiver::start(None);
+    let cfg = config("grpc", rx.grpc_port, "").replace(
+        "  node_exporter:\n    enabled: false",
+        "  node_exporter:\n    enabled: true\n    interval: 1s",
+    );
     let mut agent = Agent::start_with_env(
-        &config("grpc", rx.grpc_port, ""),
-        &[("TFO_AGENT_FAILPOINTS", "collector_panic,export_panic")],
+        &cfg,
+        &[(
+            "TFO_AGENT_FAILPOINTS",
+            "collector_panic,collect_thread_panic,export_panic",
+        )],
     );
     let addr = agent.bound_address("serving self-metrics");
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, page) = http_get(addr, "/metrics");
-        let c = sample(
-            &page,
-            "tfo_agent_task_restarts_total{task=\"collector/system\"}",
+        let restarts = |task: &str| {
+            sample(
+                &page,
+                &format!("tfo_agent_task_restarts_total{{task=\"{task}\"}}"),
+            )
+        };
+        let (s, n) = (
+            restarts("collector/system"),
+            restarts("collector/node_exporter"),
         );
-        let e = sample(&page, "tfo_agent_task_restarts_total{task=\"export\"}");
-        if c == Some(1.0) && e == Some(1.0) {
+        let e = restarts("export");
+        if s == Some(2.0) && n == Some(1.0) && e == Some(1.0) {
             break;
         }
         assert!(Instant::now() < end, "restarts not counted:\n{page}");

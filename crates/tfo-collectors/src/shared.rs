@@ -6,11 +6,14 @@
 //!
 //! The caller that runs the cycle opens it ([`SharedReads::begin`]); reads outside a cycle,
 //! or of files not marked shared, go to the kernel as before. Only successful reads are
-//! kept, so an error is met (and reported) by each collector on its own. Everything is
-//! thread-local: a cycle is one thread's.
+//! kept, so an error is met (and reported) by each collector on its own, and only for
+//! [`MAX_AGE`]: a collector that waited on a stuck network mount does not hand the next
+//! one values older than its own timestamp. Everything is thread-local: a cycle is one
+//! thread's.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::CollectError;
 
@@ -18,12 +21,16 @@ use crate::CollectError;
 const MAX_FILES: usize = 16;
 /// Larger files are not kept (a host with thousands of CPUs or disks).
 const MAX_BYTES: usize = 256 << 10;
+/// A kept read older than this is read again (a cycle's collectors take about a
+/// millisecond together; a statvfs on a hung mount waits up to a second).
+pub const MAX_AGE: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct Cycle {
     active: bool,
-    /// Slots kept across cycles (their capacity reused); the first `used` hold this cycle's.
-    files: Vec<(PathBuf, Vec<u8>)>,
+    /// Slots kept across cycles (their capacity reused); the first `used` hold this cycle's,
+    /// with when they were read.
+    files: Vec<(PathBuf, Vec<u8>, Instant)>,
     used: usize,
 }
 
@@ -68,10 +75,12 @@ pub(crate) fn read(
     read: impl FnOnce(&mut Vec<u8>) -> Result<(), CollectError>,
 ) -> Result<(), CollectError> {
     let hit = CYCLE.with_borrow(|c| {
-        let found = c
-            .active
-            .then(|| c.files[..c.used].iter().find(|(p, _)| p == path));
-        if let Some(Some((_, bytes))) = found {
+        let found = c.active.then(|| {
+            c.files[..c.used]
+                .iter()
+                .find(|(p, _, at)| p == path && at.elapsed() <= MAX_AGE)
+        });
+        if let Some(Some((_, bytes, _))) = found {
             buf.clear();
             buf.extend_from_slice(bytes);
             true
@@ -83,19 +92,29 @@ pub(crate) fn read(
         return Ok(());
     }
     read(buf)?;
+    let now = Instant::now();
     CYCLE.with_borrow_mut(|c| {
-        if !c.active || c.used >= MAX_FILES || buf.len() > MAX_BYTES {
+        if !c.active || buf.len() > MAX_BYTES {
             return;
         }
-        if c.used == c.files.len() {
-            c.files.push((PathBuf::new(), Vec::new()));
-        }
-        let (p, bytes) = &mut c.files[c.used];
+        // A stale copy of the same file is replaced in place.
+        let slot = match c.files[..c.used].iter().position(|(p, _, _)| p == path) {
+            Some(i) => i,
+            None if c.used < MAX_FILES => {
+                if c.used == c.files.len() {
+                    c.files.push((PathBuf::new(), Vec::new(), now));
+                }
+                c.used += 1;
+                c.used - 1
+            }
+            None => return,
+        };
+        let (p, bytes, at) = &mut c.files[slot];
         p.as_mut_os_string().clear();
         p.push(path);
         bytes.clear();
         bytes.extend_from_slice(buf);
-        c.used += 1;
+        *at = now;
     });
     Ok(())
 }
@@ -151,6 +170,23 @@ mod tests {
                 "a new cycle reads again"
             );
         }
+    }
+
+    #[test]
+    fn a_read_older_than_max_age_is_read_again() {
+        let p = Path::new("/proc/loadavg");
+        let _cycle = SharedReads::begin();
+        let (mut buf, mut calls) = (Vec::new(), 0);
+        read(p, &mut buf, reader(&mut calls, b"old")).unwrap();
+        std::thread::sleep(MAX_AGE + Duration::from_millis(10));
+        read(p, &mut buf, reader(&mut calls, b"new")).unwrap();
+        assert_eq!((calls, buf.as_slice()), (2, &b"new"[..]));
+        read(p, &mut buf, reader(&mut calls, b"newer")).unwrap();
+        assert_eq!(
+            (calls, buf.as_slice()),
+            (2, &b"new"[..]),
+            "the fresh copy is kept"
+        );
     }
 
     #[test]

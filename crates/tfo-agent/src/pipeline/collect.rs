@@ -162,7 +162,10 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
                 encoded.truncate(e0);
                 sink.stats.emit(Event::CollectorError {
                     collector: name,
-                    error: &format!("collector task failed: {}", panic_message(&p)),
+                    error: &format!(
+                        "collector task failed: {}",
+                        ticker::panic_message(p.as_ref())
+                    ),
                 });
                 failed.push(i);
             }
@@ -217,13 +220,9 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
             }
         }
     }
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
+    if crate::failpoint::fire("collect_thread_panic") {
+        panic!("failpoint collect_thread_panic");
+    }
 }
 
 #[cfg(test)]

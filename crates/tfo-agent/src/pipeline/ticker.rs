@@ -51,12 +51,7 @@ pub fn spawn(
                 }
             }));
             if let Err(p) = run {
-                let why = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".into());
-                on_panic(&why);
+                on_panic(&panic_message(p.as_ref()));
             }
         })?;
     Ok(tokio::spawn(async move {
@@ -69,6 +64,14 @@ pub fn spawn(
             _ = &mut done => {}
         }
     }))
+}
+
+/// What a panic said (its `&str` or `String` payload).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 fn thread_name(name: &str) -> String {

@@ -525,8 +525,10 @@ pub(crate) fn read_mounts<'p>(
     fds: &FdBudget,
     report: &mut CollectReport,
 ) -> Option<&'p Path> {
-    if let Some(i) = table.from.filter(|&i| srcs[i].file.mounts_unchanged()) {
-        return Some(&srcs[i].path);
+    // Only the preferred file's table is reused: after a fallback, the preferred one is
+    // tried again every cycle (in a container, the host's table over our own).
+    if table.from == Some(0) && srcs[0].file.mounts_unchanged() {
+        return Some(&srcs[0].path);
     }
     table.from = None;
     let i = read_pair_index(srcs, buf, false, fds, report)?;
@@ -556,8 +558,6 @@ pub struct NodeCollector {
     fds: FdBudget,
     /// Point buffers by table row, kept across cycles (see [`crate::wire::Rows`]).
     rows: Rows,
-    /// `collect_encoded` writes the wire form (else structs, for a caller that keeps them).
-    wire_export: bool,
     /// Metrics appended last cycle: the output is grown to fit once, not by doubling.
     last_len: usize,
 }
@@ -593,7 +593,6 @@ impl NodeCollector {
             page_size: page_size(),
             fds,
             rows: Rows::default(),
-            wire_export: true,
             last_len: 0,
         })
     }
@@ -625,14 +624,6 @@ impl NodeCollector {
     /// Overrides the page size (sockstat `mem` is in pages), normally sysconf(_SC_PAGESIZE).
     pub fn with_page_size(mut self, bytes: u64) -> Self {
         self.page_size = bytes;
-        self
-    }
-
-    /// Whether [`Collector::collect_encoded`] gives the wire form (the default) or
-    /// structs, as [`Collector::collect`] does: off for a caller that keeps the structs
-    /// of the export path for something else (the agent's Prometheus node view).
-    pub fn with_wire_export(mut self, on: bool) -> Self {
-        self.wire_export = on;
         self
     }
 
@@ -817,12 +808,9 @@ impl Collector for NodeCollector {
 
     fn collect_encoded(
         &mut self,
-        out: &mut Vec<Metric>,
+        _out: &mut Vec<Metric>,
         encoded: &mut Vec<EncodedMetric>,
     ) -> CollectReport {
-        if !self.wire_export {
-            return self.collect(out);
-        }
         self.collect_encoded_at(crate::unix_now_ns(), encoded)
     }
 }
