@@ -115,6 +115,8 @@ struct Ran {
     collector: &'static str,
     took: Duration,
     points: usize,
+    /// The cycle's timestamp, for the debug log (0 when it is off).
+    stamp: u64,
     report: CollectReport,
 }
 
@@ -149,10 +151,16 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
                     view.extend(encoded[e0..].iter().filter_map(|e| e.decode().ok()));
                     *keep.lock().unwrap_or_else(|p| p.into_inner()) = view;
                 }
+                let stamp = if tracing::enabled!(tracing::Level::DEBUG) {
+                    cycle_time(&metrics[m0..], &encoded[e0..])
+                } else {
+                    0
+                };
                 ran.push(Ran {
                     collector: name,
                     took,
                     points,
+                    stamp,
                     report,
                 });
             }
@@ -180,7 +188,14 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
         sink.buffer.push(r);
     }
     if n > 0 {
-        tracing::debug!(records = n, "cycle buffered");
+        for r in &ran {
+            tracing::debug!(
+                collector = r.collector,
+                time_unix_nano = r.stamp,
+                records = n,
+                "cycle buffered"
+            );
+        }
     }
     let stats = &sink.stats;
     for r in &ran {
@@ -223,6 +238,26 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
     if crate::failpoint::fire("collect_thread_panic") {
         panic!("failpoint collect_thread_panic");
     }
+}
+
+/// The time of a cycle: collectors stamp every point of a cycle with the same time.
+fn cycle_time(metrics: &[Metric], encoded: &[EncodedMetric]) -> u64 {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let first = |m: &Metric| match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.first().map(|p| p.time_unix_nano),
+        Some(Data::Sum(s)) => s.data_points.first().map(|p| p.time_unix_nano),
+        _ => None,
+    };
+    metrics
+        .iter()
+        .find_map(first)
+        .or_else(|| {
+            encoded
+                .first()
+                .and_then(|e| e.decode().ok())
+                .and_then(|m| first(&m))
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
