@@ -231,7 +231,10 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
             }
             None => {
                 stats.task_dead(&label);
-                members.remove(i);
+                // Its last cycle is not served as if it were still collecting.
+                if let Some(keep) = members.remove(i).keep_last {
+                    keep.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                }
             }
         }
     }
