@@ -53,6 +53,27 @@ def cpu_seconds(pid):
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
+def task_run_ns(pid):
+    """On-CPU nanoseconds of each live thread (/proc/<pid>/task/*/schedstat, first field):
+    exact, where utime + stime count 10 ms ticks."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                out[tid] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def run_ns_delta(before, after):
+    """CPU seconds the threads used between two task_run_ns() snapshots. A thread that
+    ended in between is missed (neither process ends threads in steady state here); one
+    that started counts from zero. Returns (seconds, threads that ended)."""
+    total = sum(ns - before.get(tid, 0) for tid, ns in after.items())
+    return total / 1e9, sum(1 for tid in before if tid not in after)
+
+
 def status_kib(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -383,8 +404,9 @@ def run_node(a, tmp):
             if steady0 is None and now - t_start >= a.warmup:
                 # Start of the steady-state window: both CPU clocks and both counters.
                 c_ne, c_ag = cpu_seconds(ne.pid), cpu_seconds(agent.pid)
+                t_ne, t_ag = task_run_ns(ne.pid), task_run_ns(agent.pid)
                 runs = prom_sum(agent_metrics(mport), RUNS, collector="node_exporter")
-                steady0 = (c_ag, runs, c_ne, scrapes, time.monotonic())
+                steady0 = (c_ag, runs, c_ne, scrapes, time.monotonic(), t_ag, t_ne)
             if now >= end:
                 break
             status, body = http_get("http://127.0.0.1:%d/metrics" % nport, gzip_ok=a.scrape_gzip)
@@ -397,6 +419,7 @@ def run_node(a, tmp):
         if agent.poll() is not None:
             fail("the agent exited early with %s" % agent.returncode, tmp)
         c_ne, c_ag = cpu_seconds(ne.pid), cpu_seconds(agent.pid)
+        t_ne_end, t_ag_end = task_run_ns(ne.pid), task_run_ns(agent.pid)
         samples = agent_metrics(mport)
         t_end = time.monotonic()
         hwm_ag, hwm_ne = status_kib(agent.pid, "VmHWM"), status_kib(ne.pid, "VmHWM")
@@ -426,11 +449,14 @@ def run_node(a, tmp):
     if runs < 2 or scrapes < 2 or steady0 is None:
         fail("too few cycles (%d) or scrapes (%d)" % (runs, scrapes), tmp)
 
-    c0_ag, r0, c0_ne, s0, _ = steady0
+    c0_ag, r0, c0_ne, s0, _, t0_ag, t0_ne = steady0
     ag_whole = c_ag / runs
     ne_whole = c_ne / scrapes
     ag_steady = (c_ag - c0_ag) / (runs - r0) if runs > r0 else float("nan")
     ne_steady = (c_ne - c0_ne) / (scrapes - s0) if scrapes > s0 else float("nan")
+    (ag_run, ag_ended), (ne_run, ne_ended) = run_ns_delta(t0_ag, t_ag_end), run_ns_delta(t0_ne, t_ne_end)
+    ag_exact = ag_run / (runs - r0) if runs > r0 else float("nan")
+    ne_exact = ne_run / (scrapes - s0) if scrapes > s0 else float("nan")
     return {
         "mode": "node",
         "seconds": a.seconds, "interval_s": a.interval, "warmup_s": a.warmup,
@@ -443,6 +469,8 @@ def run_node(a, tmp):
             "cpu_s": round(c_ag, 2),
             "cpu_ms_per_cycle_whole": ms(ag_whole),
             "cpu_ms_per_cycle_steady": ms(ag_steady),
+            "cpu_ms_per_cycle_steady_schedstat": ms(ag_exact),
+            "threads_ended_in_steady_state": ag_ended,
             "vmhwm_mib": mib(hwm_ag), "vmrss_end_mib": mib(rss_ag),
             "points_per_cycle": {"node_exporter": int(node_points), "system": int(sys_points)},
             "export_requests_ok": int(ok_requests), "exported_points": int(exported),
@@ -454,12 +482,15 @@ def run_node(a, tmp):
             "cpu_s": round(c_ne, 2),
             "cpu_ms_per_scrape_whole": ms(ne_whole),
             "cpu_ms_per_scrape_steady": ms(ne_steady),
+            "cpu_ms_per_scrape_steady_schedstat": ms(ne_exact),
+            "threads_ended_in_steady_state": ne_ended,
             "vmhwm_mib": mib(hwm_ne), "vmrss_end_mib": mib(rss_ne),
             "samples_per_scrape": ne_series, "body_bytes": ne_bytes,
         },
         "ratio_agent_over_node_exporter": {
             "cpu_whole": ratio(ag_whole, ne_whole),
             "cpu_steady": ratio(ag_steady, ne_steady),
+            "cpu_steady_schedstat": ratio(ag_exact, ne_exact),
             "vmhwm": ratio(hwm_ag, hwm_ne),
         },
     }
@@ -511,6 +542,8 @@ def print_node(r):
                                         ne["cpu_ms_per_scrape_whole"], q["cpu_whole"]))
     print("%-34s %14.3f %16.3f %8s" % ("CPU ms per cycle, steady state", ag["cpu_ms_per_cycle_steady"],
                                         ne["cpu_ms_per_scrape_steady"], q["cpu_steady"]))
+    print("%-34s %14.3f %16.3f %8s" % ("  same, exact (schedstat)", ag["cpu_ms_per_cycle_steady_schedstat"],
+                                        ne["cpu_ms_per_scrape_steady_schedstat"], q["cpu_steady_schedstat"]))
     print("%-34s %14.1f %16.1f %8s" % ("peak RSS (VmHWM) MiB", ag["vmhwm_mib"], ne["vmhwm_mib"], q["vmhwm"]))
     print()
     print("agent: %d node + %d system points per cycle; %d export requests ok, %d points exported, "
