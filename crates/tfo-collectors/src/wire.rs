@@ -327,15 +327,16 @@ impl Batch<'_> {
     }
 }
 
-/// Decodes `encoded` onto `out` for the struct form of a collection (`collect`): what
-/// the wire form carries, decoded, so the two cannot disagree. `who` names the collector
+/// The struct form of a collection (`collect`): `collect_encoded` run, and what the wire
+/// form carries decoded onto `out`, so the two cannot disagree. `who` names the collector
 /// in the (unexpected) error.
-pub(crate) fn decode_into(
-    encoded: &[EncodedMetric],
+pub(crate) fn collect_decoded(
     out: &mut Vec<Metric>,
     who: &str,
-    report: &mut crate::CollectReport,
-) {
+    collect_encoded: impl FnOnce(&mut Vec<EncodedMetric>) -> crate::CollectReport,
+) -> crate::CollectReport {
+    let mut encoded = Vec::new();
+    let mut report = collect_encoded(&mut encoded);
     out.reserve(encoded.len());
     for e in encoded {
         match e.decode() {
@@ -347,6 +348,7 @@ pub(crate) fn decode_into(
             }),
         }
     }
+    report
 }
 
 /// A short string formatted on the stack (a CPU or zone number as an attribute value)

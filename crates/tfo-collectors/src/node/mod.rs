@@ -341,6 +341,18 @@ impl Source {
         self
     }
 
+    /// A file of our own /proc and its pid-1 twin (`net/dev`, `1/net/dev`), preferred first:
+    /// in a container with the host's / mounted elsewhere, our own /proc/self is the
+    /// container's view, so pid 1's mount table and network namespace come first there.
+    pub(crate) fn pair(paths: &HostPaths, own: &str, init: &str) -> [Source; 2] {
+        let (own, init) = (Source::new(paths.proc(own)), Source::new(paths.proc(init)));
+        if paths.root == Path::new("/") {
+            [own, init]
+        } else {
+            [init, own]
+        }
+    }
+
     fn read(&mut self, buf: &mut Vec<u8>, fds: &FdBudget) -> Result<(), CollectError> {
         let Source { path, file, shared } = self;
         if *shared {
@@ -382,14 +394,8 @@ struct Files {
 
 impl Files {
     fn new(paths: &HostPaths) -> Files {
-        // In a container with the host's / mounted elsewhere, our own /proc/self is the
-        // container's view: read pid 1's mounts and network namespace instead.
-        let on_host = paths.root == Path::new("/");
         let one = |rel: &str| Source::new(paths.proc(rel));
-        let pair = |own: &str, init: &str| {
-            let (own, init) = (one(own), one(init));
-            if on_host { [own, init] } else { [init, own] }
-        };
+        let pair = |own: &str, init: &str| Source::pair(paths, own, init);
         let shared = |rel: &str| one(rel).shared();
         let [a, b] = pair("net/dev", "1/net/dev");
         Files {
@@ -641,10 +647,7 @@ impl NodeCollector {
     /// One collection cycle with the given timestamp (ns since the epoch), every metric
     /// as a struct: the wire form decoded.
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
-        let mut encoded = Vec::new();
-        let mut report = self.collect_encoded_at(now_ns, &mut encoded);
-        crate::wire::decode_into(&encoded, out, "node_exporter", &mut report);
-        report
+        crate::wire::collect_decoded(out, "node_exporter", |e| self.collect_encoded_at(now_ns, e))
     }
 
     /// One collection cycle with the given timestamp, every metric in the wire format.

@@ -33,7 +33,6 @@ pub mod uptime;
 #[cfg(test)]
 mod fuzz;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -129,22 +128,17 @@ impl std::fmt::Debug for SystemCollector {
 
 impl SystemCollector {
     pub fn new(paths: HostPaths, opts: SystemOptions) -> Self {
-        // In a container with the host's / mounted elsewhere, our own /proc/self is the
-        // container's view: read pid 1's mounts and network namespace instead.
-        let on_host = paths.root == Path::new("/");
         let one = |rel: &str| Source::new(paths.proc(rel));
         let shared = |rel: &str| one(rel).shared();
-        let pair = |own: Source, init: Source| {
-            if on_host { [own, init] } else { [init, own] }
-        };
+        let [a, b] = Source::pair(&paths, "net/dev", "1/net/dev");
         let files = Files {
             uptime: one("uptime"),
             stat: shared("stat"),
             loadavg: shared("loadavg"),
             meminfo: shared("meminfo"),
             diskstats: shared("diskstats"),
-            mounts: pair(one("self/mounts"), one("1/mounts")),
-            net_dev: pair(shared("net/dev"), shared("1/net/dev")),
+            mounts: Source::pair(&paths, "self/mounts", "1/mounts"),
+            net_dev: [a.shared(), b.shared()],
         };
         SystemCollector {
             paths,
@@ -186,10 +180,7 @@ impl SystemCollector {
     /// One collection cycle with the given timestamp (ns since the epoch), every metric
     /// as a struct: the wire form decoded.
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
-        let mut encoded = Vec::new();
-        let mut report = self.collect_encoded_at(now_ns, &mut encoded);
-        crate::wire::decode_into(&encoded, out, "system", &mut report);
-        report
+        crate::wire::collect_decoded(out, "system", |e| self.collect_encoded_at(now_ns, e))
     }
 
     /// One collection cycle with the given timestamp, every metric in the wire format.
