@@ -309,4 +309,9 @@ pub struct Stats {
     pub corrupt_records: u64,
     /// Failed background or explicit syncs, since open.
     pub sync_errors: u64,
+    /// Segment files flushed with `fdatasync` by interval or explicit syncs, since open.
+    pub segment_syncs: u64,
+    /// Syncs that flushed no segment because every record appended was already
+    /// acknowledged, since open.
+    pub syncs_skipped: u64,
 }

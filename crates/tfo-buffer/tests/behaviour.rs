@@ -393,6 +393,56 @@ fn every_fsync_mode_reopens_an_abandoned_log_whole() {
 }
 
 #[test]
+fn an_interval_sync_flushes_only_while_something_is_unacknowledged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = Options {
+        // Long enough that only the explicit syncs below run.
+        fsync: FsyncMode::Interval(Duration::from_secs(3600)),
+        ..opts()
+    };
+    let log = Log::open(tmp.path(), o.clone()).expect("open");
+    let base = log.stats();
+    for i in 0..10 {
+        log.append(i, vec![i as u8; 30]).expect("append");
+    }
+    // Unread: flushed.
+    log.sync().expect("sync");
+    let s = log.stats();
+    assert_eq!(s.segment_syncs - base.segment_syncs, 1, "{s:?}");
+    assert_eq!(s.syncs_skipped - base.syncs_skipped, 0, "{s:?}");
+
+    // Read and acknowledged: nothing will read it again, so no flush.
+    for i in 10..20 {
+        log.append(i, vec![i as u8; 30]).expect("append");
+    }
+    let got = read_all(&log);
+    log.ack(got.last().expect("records").seq).expect("ack");
+    log.sync().expect("sync");
+    let s2 = log.stats();
+    assert_eq!(s2.segment_syncs, s.segment_syncs, "{s2:?}");
+    assert_eq!(s2.syncs_skipped, s.syncs_skipped + 1, "{s2:?}");
+
+    // Half acknowledged: the file is flushed (fdatasync cannot take part of a file).
+    for i in 20..30 {
+        log.append(i, vec![i as u8; 30]).expect("append");
+    }
+    let got = log.read_batch(5, usize::MAX).expect("read");
+    log.ack(got.last().expect("records").seq).expect("ack");
+    log.sync().expect("sync");
+    let s3 = log.stats();
+    assert!(s3.segment_syncs > s2.segment_syncs, "{s3:?}");
+    assert_eq!(s3.syncs_skipped, s2.syncs_skipped, "{s3:?}");
+
+    // A process crash after a skipped sync loses nothing unacknowledged (the ledger was
+    // not written yet, so acknowledged records come again: at-least-once).
+    log.crash();
+    let log = Log::open(tmp.path(), o).expect("reopen");
+    let rest: Vec<u64> = read_all(&log).iter().map(|e| e.timestamp_ms).collect();
+    assert!(rest.ends_with(&[25, 26, 27, 28, 29]), "{rest:?}");
+    log.close().expect("close");
+}
+
+#[test]
 fn background_thread_persists_the_ledger_when_acks_stop() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let o = Options {
