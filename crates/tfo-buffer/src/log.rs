@@ -1383,7 +1383,8 @@ impl Log {
         self.shared.lock().oldest_age()
     }
 
-    /// Flushes everything appended so far to disk (no-op in `Always` mode).
+    /// Flushes everything appended so far to disk (no-op in `Always` mode), unless all of
+    /// it is already acknowledged: then only a new segment's directory entry is synced.
     pub fn sync(&self) -> Result<()> {
         self.shared.sync_now(&self.dir)
     }
