@@ -68,6 +68,9 @@ pub const BUFFER_DROPPED_RECORDS: &str = "tfo_agent_buffer_dropped_records_total
 pub const BUFFER_REPLAYED: &str = "tfo_agent_buffer_replayed_records_total";
 pub const BUFFER_DEGRADED: &str = "tfo_agent_buffer_degraded";
 pub const BUFFER_BACKPRESSURE: &str = "tfo_agent_buffer_backpressure_seconds_total";
+pub const BUFFER_IO_ERRORS: &str = "tfo_agent_buffer_io_errors_total";
+pub const BUFFER_SEGMENT_SYNCS: &str = "tfo_agent_buffer_segment_syncs_total";
+pub const BUFFER_SYNCS_SKIPPED: &str = "tfo_agent_buffer_syncs_skipped_total";
 pub const LOGS_FILES_WATCHED: &str = "tfo_agent_logs_files_watched";
 pub const LOGS_FILES_OPEN: &str = "tfo_agent_logs_files_open";
 pub const LOGS_FILES_IGNORED: &str = "tfo_agent_logs_files_ignored";
@@ -205,6 +208,21 @@ pub const TABLE: &[SelfMetric] = &[
         BUFFER_BACKPRESSURE,
         &["signal"],
         "Seconds producers spent waiting for room in a full buffer (when_full: block; always for logs): the log collector stops reading meanwhile, nothing is dropped.",
+    ),
+    counter(
+        BUFFER_IO_ERRORS,
+        &["signal", "op"],
+        "Disk-buffer housekeeping that failed and is retried, by operation: sync (fdatasync of a segment or the directory; fsync: interval), ledger (writing the acknowledged position: until it works, a restart may send acknowledged records again), delete (removing a fully acknowledged segment: its space stays in use). Nothing is lost; each streak is logged once as a warning.",
+    ),
+    counter(
+        BUFFER_SEGMENT_SYNCS,
+        &["signal"],
+        "Segment files flushed to disk with fdatasync by the interval sync (fsync: interval) or on close.",
+    ),
+    counter(
+        BUFFER_SYNCS_SKIPPED,
+        &["signal"],
+        "Interval syncs that flushed nothing because every record written since the last one was already acknowledged (delivered, or dropped and counted).",
     ),
     gauge(
         LOGS_FILES_WATCHED,

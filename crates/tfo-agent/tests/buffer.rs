@@ -278,6 +278,64 @@ fn a_full_buffer_drops_oldest_counts_and_keeps_collecting() {
     );
 }
 
+/// The interval sync flushes what is not yet delivered and skips what is: both show on
+/// `/metrics`, and so do the housekeeping failures (none here).
+#[test]
+fn interval_syncs_flush_during_an_outage_and_are_skipped_once_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let port = free_port();
+    // Each 1 s cycle is sent as soon as it is buffered (batch_size: 1), so the interval
+    // sync mostly finds it acknowledged. (A cycle waiting for `flush_interval` stays
+    // unacknowledged, and then every sync flushes it, as it should.)
+    let cfg = buffered_config("http", port, &buffer, "").replace(
+        "    flush_interval: 1s\n",
+        "    flush_interval: 1s\n    batch_size: 1\n",
+    );
+    assert!(cfg.contains("batch_size: 1"));
+    let mut agent = Agent::start(&cfg);
+    let addr = agent.bound_address("serving self-metrics");
+    let value = |page: &str, series: &str| {
+        sample(page, series).unwrap_or_else(|| panic!("no {series} in:\n{page}"))
+    };
+    let synced = "tfo_agent_buffer_segment_syncs_total{signal=\"metrics\"}";
+    let skipped = "tfo_agent_buffer_syncs_skipped_total{signal=\"metrics\"}";
+    let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, page) = http_get(addr, "/metrics");
+            if done(&page) {
+                return page;
+            }
+            assert!(Instant::now() < end, "{what}:\n{page}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // Nothing listens: every record stays unacknowledged, so each sync flushes.
+    let outage = wait_for("no segment synced during the outage", &|p| {
+        sample(p, synced).unwrap_or(0.0) >= 2.0
+    });
+    assert_eq!(
+        value(&outage, skipped),
+        0.0,
+        "a sync was skipped while records were undelivered"
+    );
+    for op in ["sync", "ledger", "delete"] {
+        let series = format!("tfo_agent_buffer_io_errors_total{{signal=\"metrics\",op=\"{op}\"}}");
+        assert_eq!(value(&outage, &series), 0.0, "{series}");
+    }
+
+    // The collector comes up: the backlog is delivered, and syncs then find nothing to do.
+    let rx = Receiver::start_on(-1, port as i32, None);
+    let healthy = wait_for("no sync skipped once records were delivered", &|p| {
+        sample(p, skipped).unwrap_or(0.0) >= 3.0
+    });
+    assert!(!rx.requests().is_empty());
+    assert!(value(&healthy, synced) >= value(&outage, synced));
+    assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
+}
+
 fn walk(p: &Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {

@@ -309,6 +309,12 @@ pub struct Stats {
     pub corrupt_records: u64,
     /// Failed background or explicit syncs, since open.
     pub sync_errors: u64,
+    /// Failed ledger writes, since open (each is retried; until one succeeds, a restart
+    /// may send acknowledged records again).
+    pub ledger_errors: u64,
+    /// Failed attempts to delete a fully acknowledged segment, since open (retried; the
+    /// space stays in use meanwhile).
+    pub delete_errors: u64,
     /// Segment files flushed with `fdatasync` by interval or explicit syncs, since open.
     pub segment_syncs: u64,
     /// Syncs that flushed no segment because every record appended was already

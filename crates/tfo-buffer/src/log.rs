@@ -104,6 +104,8 @@ struct State {
     dropped_max_age: DropCount,
     corrupt: u64,
     sync_errors: u64,
+    ledger_errors: u64,
+    delete_errors: u64,
     stop: bool,
     /// When the background thread, asleep, wakes next (None while it is awake): an ack
     /// wakes it only if it would otherwise write the ledger late.
@@ -570,6 +572,7 @@ impl State {
     fn delete_acked_segments(&mut self) {
         while let Some(k) = self.deletable() {
             if let Err(e) = self.remove_segment(k) {
+                self.delete_errors += 1;
                 if !self.delete_failed {
                     tracing::warn!(error = %e, "cannot delete an acknowledged buffer segment; will retry");
                     self.delete_failed = true;
@@ -943,6 +946,8 @@ impl State {
             dropped_max_age: self.dropped_max_age,
             corrupt_records: self.corrupt,
             sync_errors: self.sync_errors,
+            ledger_errors: self.ledger_errors,
+            delete_errors: self.delete_errors,
             segment_syncs: self.segment_syncs,
             syncs_skipped: self.syncs_skipped,
         }
@@ -1063,6 +1068,7 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
+                s.ledger_errors += 1;
                 if !s.ledger_failed {
                     tracing::warn!(error = %e, "cannot write the buffer ledger; acknowledged records may be sent again after a restart; will retry");
                 }
@@ -1216,6 +1222,8 @@ impl Log {
             dropped_max_age: DropCount::default(),
             corrupt: rec.report.corrupt_records,
             sync_errors: 0,
+            ledger_errors: 0,
+            delete_errors: 0,
             stop: false,
             bg_until: None,
             _lock: lock,
@@ -1487,6 +1495,8 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection> {
         dropped_max_age: DropCount::default(),
         corrupt_records: rec.report.corrupt_records,
         sync_errors: 0,
+        ledger_errors: 0,
+        delete_errors: 0,
         segment_syncs: 0,
         syncs_skipped: 0,
     };

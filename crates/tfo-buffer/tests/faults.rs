@@ -299,6 +299,7 @@ fn read_only_file_system_at_append_is_a_disk_fault_and_passes() {
             s.segments >= 2,
             "segments cannot be deleted while read-only"
         );
+        assert!(s.delete_errors >= 1, "failed deletions are counted: {s:?}");
     }
     // Writable again: the pending deletions happen and appends continue.
     let out = log

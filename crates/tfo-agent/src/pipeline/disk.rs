@@ -84,6 +84,8 @@ pub struct DiskBuffer {
     /// Records with a smaller sequence were written by an earlier process: replayed.
     first_new_seq: AtomicU64,
     corrupt_seen: AtomicU64,
+    /// The log's housekeeping counters as last published (they restart with each open).
+    housekeeping_seen: Mutex<Housekeeping>,
     /// `None` while the log could not be opened, and after `close`.
     log: RwLock<Option<Log>>,
     /// Memory records (degraded mode, or producers released while the log was full).
@@ -169,6 +171,7 @@ impl DiskBuffer {
             items: Mutex::new(BTreeMap::new()),
             first_new_seq: AtomicU64::new(1),
             corrupt_seen: AtomicU64::new(0),
+            housekeeping_seen: Mutex::new(Housekeeping::default()),
             log: RwLock::new(None),
             fallback: Queue::fallback(
                 signal,
@@ -227,6 +230,7 @@ impl DiskBuffer {
         );
         self.first_new_seq.store(rep.next_seq, Ordering::Relaxed);
         self.corrupt_seen.store(0, Ordering::Relaxed);
+        *lock(&self.housekeeping_seen) = Housekeeping::default();
         {
             // What waits in memory is newer than everything recovered from the disk.
             let _io = lock(&self.fallback_io);
@@ -891,9 +895,73 @@ impl DiskBuffer {
         );
         stats.set(
             self_metrics::BUFFER_DEGRADED,
-            l,
+            l.clone(),
             if self.is_degraded() { 1.0 } else { 0.0 },
         );
+        self.publish_housekeeping(stats, &l, Housekeeping::of(&s));
+    }
+
+    /// Adds what the log's counters moved since the last call (the log logs each failure
+    /// streak itself; this makes it countable).
+    fn publish_housekeeping(&self, stats: &Arc<Stats>, l: &str, now: Housekeeping) {
+        let before = std::mem::replace(&mut *lock(&self.housekeeping_seen), now);
+        let d = now.since(before);
+        for (op, n) in [
+            ("sync", d.sync_errors),
+            ("ledger", d.ledger_errors),
+            ("delete", d.delete_errors),
+        ] {
+            stats.add(
+                self_metrics::BUFFER_IO_ERRORS,
+                format!("{l},op=\"{op}\""),
+                n,
+            );
+        }
+        stats.add(
+            self_metrics::BUFFER_SEGMENT_SYNCS,
+            l.to_owned(),
+            d.segment_syncs,
+        );
+        stats.add(
+            self_metrics::BUFFER_SYNCS_SKIPPED,
+            l.to_owned(),
+            d.syncs_skipped,
+        );
+    }
+}
+
+/// The log's counters of background work, which `publish` turns into `/metrics` counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Housekeeping {
+    sync_errors: u64,
+    ledger_errors: u64,
+    delete_errors: u64,
+    segment_syncs: u64,
+    syncs_skipped: u64,
+}
+
+impl Housekeeping {
+    fn of(s: &tfo_buffer::Stats) -> Self {
+        Housekeeping {
+            sync_errors: s.sync_errors,
+            ledger_errors: s.ledger_errors,
+            delete_errors: s.delete_errors,
+            segment_syncs: s.segment_syncs,
+            syncs_skipped: s.syncs_skipped,
+        }
+    }
+
+    /// What moved since `before`; a counter below its old value belongs to a log opened
+    /// since, so all of it is new.
+    fn since(self, before: Housekeeping) -> Housekeeping {
+        let d = |now: u64, was: u64| if now >= was { now - was } else { now };
+        Housekeeping {
+            sync_errors: d(self.sync_errors, before.sync_errors),
+            ledger_errors: d(self.ledger_errors, before.ledger_errors),
+            delete_errors: d(self.delete_errors, before.delete_errors),
+            segment_syncs: d(self.segment_syncs, before.segment_syncs),
+            syncs_skipped: d(self.syncs_skipped, before.syncs_skipped),
+        }
     }
 }
 
@@ -1010,6 +1078,18 @@ mod tests {
     fn degraded_gauge(b: &DiskBuffer, stats: &Arc<Stats>) -> Option<f64> {
         b.publish(stats);
         stats.gauge(self_metrics::BUFFER_DEGRADED, "signal=\"metrics\"")
+    }
+
+    #[test]
+    fn housekeeping_counts_only_what_moved_and_all_of_a_reopened_log() {
+        let h = |sync_errors, segment_syncs| Housekeeping {
+            sync_errors,
+            segment_syncs,
+            ..Housekeeping::default()
+        };
+        assert_eq!(h(3, 10).since(h(1, 4)), h(2, 6));
+        // A log opened since starts its counters at zero again.
+        assert_eq!(h(1, 2).since(h(3, 10)), h(1, 2));
     }
 
     #[test]
