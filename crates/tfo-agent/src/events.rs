@@ -55,6 +55,11 @@ pub enum Event<'a> {
         points: usize,
         /// Partial failures of this cycle (already reported as `CollectorError`).
         errors: usize,
+        /// The collector's source connection is down (see `CollectReport::disconnected`).
+        disconnected: bool,
+        /// Connection failures since the last cycle, logged by the collector's client and
+        /// counted here.
+        connection_failures: u64,
     },
     CollectorError {
         collector: &'a str,
@@ -556,6 +561,8 @@ impl Stats {
                 duration,
                 points,
                 errors,
+                disconnected,
+                connection_failures,
             } => {
                 tracing::debug!(
                     collector,
@@ -571,7 +578,14 @@ impl Stats {
                     duration.as_secs_f64(),
                 );
                 self.set(self_metrics::COLLECTOR_SERIES, l.clone(), points as f64);
-                let up = points > 0 || errors == 0;
+                if connection_failures > 0 {
+                    self.add(
+                        self_metrics::COLLECTOR_ERRORS,
+                        l.clone(),
+                        connection_failures,
+                    );
+                }
+                let up = !disconnected && (points > 0 || errors == 0);
                 if !self.collecting.swap(true, Ordering::Relaxed) {
                     crate::notify::send("READY=1");
                 }
@@ -1121,6 +1135,8 @@ mod tests {
             duration: Duration::from_millis(3),
             points: 10,
             errors: 0,
+            disconnected: false,
+            connection_failures: 0,
         });
         let mut out = String::new();
         s.render(&mut out);

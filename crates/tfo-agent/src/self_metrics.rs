@@ -132,7 +132,7 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         COLLECTOR_ERRORS,
         &["collector"],
-        "Partial failures during collection (a file that could not be read or parsed); the affected metrics are skipped for that cycle.",
+        "Partial failures during collection (a file that could not be read or parsed; the affected metrics are skipped for that cycle), and for ebpf.hubble every failed connection attempt or broken flow stream.",
     ),
     gauge(
         COLLECTOR_SERIES,
@@ -142,7 +142,7 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         COLLECTOR_UP,
         &["collector"],
-        "1 if the last cycle produced data, 0 if it produced none and failed.",
+        "1 if the last cycle produced data, 0 if it produced none and failed, or (ebpf.hubble) while the flow stream is not open. /readyz lists the collectors at 0 under collectors_down.",
     ),
     counter(
         COLLECTOR_SKIPPED,

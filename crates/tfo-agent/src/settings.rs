@@ -491,11 +491,14 @@ pub fn hubble_client_options(cfg: &Config) -> Result<tfo_hubble::client::ClientO
 /// building it does no I/O, for `config validate`) and stops when the collector is dropped.
 /// Its counters start when the client starts and live as long as the collector.
 pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCollector, String> {
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
+    use tfo_collectors::hubble::{Link, Reading};
     use tfo_hubble::aggregate::{AggOptions, Aggregator};
 
     struct Running {
         agg: Arc<Mutex<Aggregator>>,
+        status: Arc<tfo_hubble::client::Status>,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
     }
     impl Drop for Running {
@@ -521,7 +524,8 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
                 .unwrap_or(0);
             let agg = Arc::new(Mutex::new(Aggregator::new(agg_opts, start)));
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let (a, o) = (agg.clone(), opts.clone());
+            let status = Arc::new(tfo_hubble::client::Status::default());
+            let (a, o, st) = (agg.clone(), opts.clone(), status.clone());
             let spawned = std::thread::Builder::new()
                 .name("tfo-hubble".into())
                 .spawn(move || {
@@ -535,23 +539,36 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
                             return;
                         }
                     };
-                    let status = Arc::new(tfo_hubble::client::Status::default());
-                    rt.block_on(tfo_hubble::client::run(o, a, status, async {
+                    rt.block_on(tfo_hubble::client::run(o, a, st, async {
                         let _ = rx.await;
                     }));
                 });
             if let Err(e) = spawned {
                 tracing::error!(collector = "ebpf.hubble", error = %e, "cannot start the Hubble client thread");
-                return None;
+                return Reading::default();
             }
             running = Some(Running {
                 agg,
+                status,
                 stop: Some(tx),
             });
         }
-        let r = running.as_ref()?;
-        let snap = r.agg.lock().unwrap_or_else(|p| p.into_inner()).snapshot();
-        Some(snap)
+        let Some(r) = running.as_ref() else {
+            return Reading::default();
+        };
+        let failures = r.status.failures.load(Ordering::Relaxed);
+        let link = if r.status.connected() {
+            Link::Open
+        } else if failures > 0 {
+            Link::Down
+        } else {
+            Link::Connecting
+        };
+        Reading {
+            snapshot: Some(r.agg.lock().unwrap_or_else(|p| p.into_inner()).snapshot()),
+            link,
+            failures,
+        }
     });
     Ok(tfo_collectors::hubble::HubbleCollector::new(source))
 }

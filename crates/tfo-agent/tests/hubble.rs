@@ -250,9 +250,33 @@ fn exported_hubble_counts_are_exact_across_a_missing_socket_and_a_restart() {
         latest_cycle(&rx.requests()).1.is_empty(),
         "nothing is exported before Hubble is reachable"
     );
+    // Quiet in the log, but not invisible: the collector is down in /metrics and /readyz,
+    // and every failed attempt is counted.
+    let metrics = agent.bound_address("serving self-metrics");
+    let health = agent.bound_address("serving health checks at /, /healthz and /readyz");
+    let up = "tfo_agent_collector_up{collector=\"ebpf.hubble\"}";
+    let errors = "tfo_agent_collector_errors_total{collector=\"ebpf.hubble\"}";
+    let page = http_get(metrics, "/metrics").1;
+    assert_eq!(sample(&page, up), Some(0.0), "{page}");
+    assert!(sample(&page, errors).unwrap_or(0.0) >= 2.0, "{page}");
+    let down = |health| {
+        let body = http_get(health, "/readyz").1;
+        let v: Value = serde_json::from_str(&body).expect("readyz is JSON");
+        v["collectors_down"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c == "ebpf.hubble"))
+    };
+    assert!(down(health), "ebpf.hubble not among the collectors down");
 
     let fake = rt.block_on(FakeHubble::unix(&socket, vec![Session::hold(script())]));
     wait_for_counts(&rx, 1);
+    let page = http_get(metrics, "/metrics").1;
+    assert_eq!(
+        sample(&page, up),
+        Some(1.0),
+        "up once the stream is open:\n{page}"
+    );
+    assert!(!down(health));
     let reqs = rx.requests();
     assert!(
         all_metrics(&reqs)

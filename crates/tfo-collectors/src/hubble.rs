@@ -150,25 +150,58 @@ pub fn map(snap: &Snapshot, now_ns: u64, out: &mut Vec<Metric>) {
     }
 }
 
-/// Where the collector gets its snapshots: `None` while there is none (nothing is sent).
-/// Connection problems are the client's to report (once, with the fix).
-pub type SnapshotSource = Box<dyn FnMut() -> Option<Snapshot> + Send>;
+/// What the collector reads from its source each cycle.
+#[derive(Debug, Default)]
+pub struct Reading {
+    /// The counts so far; `None` while there are none (nothing is sent).
+    pub snapshot: Option<Snapshot>,
+    /// The flow stream's state.
+    pub link: Link,
+    /// Failed connection attempts and broken streams since the client started.
+    pub failures: u64,
+}
+
+/// The state of the client's GetFlows stream.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// No attempt has finished yet (just started): not counted as down.
+    #[default]
+    Connecting,
+    Open,
+    /// The last attempt failed or the stream broke; the client retries.
+    Down,
+}
+
+/// Where the collector gets its readings. Connection problems are the client's to log
+/// (once per streak, with the fix); the collector makes them countable and visible.
+pub type SnapshotSource = Box<dyn FnMut() -> Reading + Send>;
 
 /// The `ebpf.hubble` collector: maps the latest snapshot of its source every cycle.
 pub struct HubbleCollector {
     source: SnapshotSource,
+    failures_seen: u64,
 }
 
 impl HubbleCollector {
     pub fn new(source: SnapshotSource) -> HubbleCollector {
-        HubbleCollector { source }
+        HubbleCollector {
+            source,
+            failures_seen: 0,
+        }
     }
 
     pub fn collect_at(&mut self, now_ns: u64, out: &mut Vec<Metric>) -> CollectReport {
-        if let Some(s) = (self.source)() {
-            map(&s, now_ns, out);
+        let r = (self.source)();
+        if let Some(s) = &r.snapshot {
+            map(s, now_ns, out);
         }
-        CollectReport::default()
+        let failures = r.failures.saturating_sub(self.failures_seen);
+        self.failures_seen = r.failures;
+        CollectReport {
+            disconnected: r.link == Link::Down,
+            connection_failures: failures,
+            ..CollectReport::default()
+        }
     }
 }
 
@@ -232,6 +265,38 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    #[test]
+    fn a_down_stream_is_reported_and_failures_counted_once() {
+        let readings = std::sync::Arc::new(std::sync::Mutex::new(vec![
+            Reading {
+                snapshot: Some(snap(false)),
+                link: Link::Open,
+                failures: 2,
+            },
+            Reading {
+                snapshot: Some(snap(false)),
+                link: Link::Down,
+                failures: 5,
+            },
+            Reading::default(),
+        ]));
+        let r = readings.clone();
+        let mut c = HubbleCollector::new(Box::new(move || r.lock().unwrap().remove(0)));
+        let mut out = Vec::new();
+        let first = c.collect_at(9, &mut out);
+        assert!(!first.disconnected);
+        assert_eq!(first.connection_failures, 2);
+        out.clear();
+        let second = c.collect_at(10, &mut out);
+        assert!(second.disconnected, "down while the stream is not open");
+        assert_eq!(second.connection_failures, 3, "only the new failures");
+        assert!(!out.is_empty(), "the counts so far are still sent");
+        out.clear();
+        let third = c.collect_at(11, &mut out);
+        assert!(!third.disconnected, "still connecting is not down");
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub struct CollectReport {
     /// `permission_denied`, `overflow`): one count per reason per cycle, which the caller
     /// counts and logs (rate-limited) as skipped rather than as errors.
     pub skipped: Vec<(&'static str, u64)>,
+    /// The connection this collector's data comes from (Hubble's flow stream) is down:
+    /// the collector counts as down (`collector_up` 0, listed by `/readyz`) whatever it
+    /// appended, since what it appended is no longer being updated.
+    pub disconnected: bool,
+    /// Failed connection attempts and broken streams since the last cycle. Counted as
+    /// collection errors but not logged again: the client logs each kind of failure once
+    /// per streak, with the fix.
+    pub connection_failures: u64,
 }
 
 /// One collector. `collect` is synchronous and cheap; the agent runs it on a blocking

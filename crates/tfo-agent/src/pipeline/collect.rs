@@ -217,6 +217,8 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
             duration: r.took,
             points: r.points,
             errors: r.report.errors.len(),
+            disconnected: r.report.disconnected,
+            connection_failures: r.report.connection_failures,
         });
     }
     // A collector that panicked may have left its state half-updated: a fresh instance

@@ -356,6 +356,8 @@ impl KubeSource {
             duration: started.elapsed(),
             points,
             errors,
+            disconnected: false,
+            connection_failures: 0,
         });
     }
 

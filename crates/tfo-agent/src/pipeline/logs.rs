@@ -527,6 +527,8 @@ impl Publisher {
             duration: std::mem::take(&mut self.poll_time),
             points: (now.records - was.records) as usize,
             errors: std::mem::take(&mut self.errors),
+            disconnected: false,
+            connection_failures: 0,
         });
     }
 }
