@@ -1154,5 +1154,20 @@ mod tests {
         }
         let rss = s.gauge(self_metrics::PROCESS_RSS, "").unwrap_or(0.0);
         assert!(rss > 1e6, "resident memory {rss}");
+        // Nothing runs the Kubernetes collector or the heartbeat here: their gauges have
+        // no value (a 0 would look like an outage), while an untouched counter is 0.
+        let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        for absent in [
+            self_metrics::KUBE_API_UP,
+            self_metrics::KUBE_LEADER,
+            self_metrics::LAST_HEARTBEAT,
+            self_metrics::LOGS_FILES_WATCHED,
+        ] {
+            assert!(
+                !lines.iter().any(|l| l.starts_with(&format!("{absent} "))),
+                "{absent} has a value:\n{out}"
+            );
+        }
+        assert!(lines.contains(&"tfo_agent_logs_records_total 0"), "{out}");
     }
 }

@@ -157,6 +157,12 @@ pub struct Platform {
 
 impl Platform {
     pub async fn run(mut self, cancel: CancellationToken) {
+        // 0 until the first heartbeat succeeds (absent when the heartbeat does not run, so
+        // an alert on its age does not fire on agents without a platform).
+        if self.stats.gauge(self_metrics::LAST_HEARTBEAT, "").is_none() {
+            self.stats
+                .set(self_metrics::LAST_HEARTBEAT, String::new(), 0.0);
+        }
         let store = IdStore::new(&self.data_dir);
         let initial = store
             .initial_id(self.configured_id.as_deref())

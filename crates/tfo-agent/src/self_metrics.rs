@@ -227,17 +227,17 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         LOGS_FILES_WATCHED,
         &[],
-        "Log files followed (matched by collectors.logs.paths, or rotated away and still being read).",
+        "Log files followed (matched by collectors.logs.paths, or rotated away and still being read). Absent while the log collector is off.",
     ),
     gauge(
         LOGS_FILES_OPEN,
         &[],
-        "File descriptors the log collector holds (at most collectors.logs.max_open_files).",
+        "File descriptors the log collector holds (at most collectors.logs.max_open_files). Absent while the log collector is off.",
     ),
     gauge(
         LOGS_FILES_IGNORED,
         &[],
-        "Matching log files ignored in the last glob round because 100,000 files were already followed.",
+        "Matching log files ignored in the last glob round because 100,000 files were already followed. Absent while the log collector is off.",
     ),
     counter(LOGS_READ_BYTES, &[], "Bytes read from log files."),
     counter(
@@ -283,12 +283,12 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         LOGS_CHECKPOINT_LAG,
         &[],
-        "Bytes read from log files whose records are not yet durable in the buffer (not yet committed to the checkpoint): what a crash would read again.",
+        "Bytes read from log files whose records are not yet durable in the buffer (not yet committed to the checkpoint): what a crash would read again. Absent while the log collector is off.",
     ),
     gauge(
         KUBE_API_UP,
         &[],
-        "1 while every watched Kubernetes resource is listed and watched; 0 while the API server is unreachable, refuses a resource or the client cannot be configured.",
+        "1 while every watched Kubernetes resource is listed and watched; 0 while the API server is unreachable, refuses a resource or the client cannot be configured. Absent while the Kubernetes collector is off.",
     ),
     gauge(
         KUBE_RESOURCE_UP,
@@ -318,7 +318,7 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         KUBE_LEADER,
         &[],
-        "1 while this agent reports cluster-wide Kubernetes state (it holds the lease, or leader election is off); 0 otherwise.",
+        "1 while this agent reports cluster-wide Kubernetes state (it holds the lease, or leader election is off); 0 otherwise. Absent while the Kubernetes collector is off.",
     ),
     counter(
         KUBE_LEASE_EVENTS,
@@ -358,7 +358,7 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         LAST_HEARTBEAT,
         &[],
-        "Unix time of the last successful heartbeat, in seconds (0: none yet).",
+        "Unix time of the last successful heartbeat, in seconds (0: none yet; absent while the heartbeat does not run: heartbeat.enabled off or no telemetryflow.api_endpoint).",
     ),
     counter(
         PROCESS_CPU,
@@ -390,7 +390,10 @@ pub fn render_family(out: &mut String, m: &SelfMetric, series: &[(&str, f64)]) {
     };
     let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
     let _ = writeln!(out, "# TYPE {} {kind}", m.name);
-    if series.is_empty() && m.labels.is_empty() {
+    // A counter nobody added to is 0. A gauge nobody set has no value: its collector or
+    // client is not running, and a 0 would read as "down" (`kubernetes_api_up`) or "never"
+    // to an alert on an agent that does not use it.
+    if series.is_empty() && m.labels.is_empty() && m.kind == Kind::Counter {
         let _ = writeln!(out, "{} 0", m.name);
     }
     for (labels, v) in series {
