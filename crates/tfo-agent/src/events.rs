@@ -316,7 +316,6 @@ impl Stats {
     }
 
     /// Value of one gauge, if it was ever set.
-    #[cfg(test)]
     pub fn gauge(&self, name: &str, labels: &str) -> Option<f64> {
         let g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         g.iter()

@@ -104,7 +104,9 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         match tf.api_endpoint.as_deref() {
             None => w.push(
                 "heartbeat.enabled is true but telemetryflow.api_endpoint (TELEMETRYFLOW_API_ENDPOINT) \
-                 is not set: platform registration, heartbeat and remote config are off"
+                 is not set: platform registration, heartbeat and remote config are off \
+                 (set telemetryflow.api_endpoint to the TelemetryFlow Platform API, or \
+                 heartbeat.enabled: false when exporting to a plain OpenTelemetry Collector)"
                     .into(),
             ),
             Some(url)
