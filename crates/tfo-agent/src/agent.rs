@@ -356,6 +356,7 @@ impl Pipeline {
     /// collectors and sources only when their own inputs changed (a replaced collector's
     /// current cycle still lands in the buffer; a replaced source saves its checkpoints).
     async fn swap(&mut self, env: &Env, cfg: &Config, mut p: Prepared) {
+        let was_running = self.running();
         for old in std::mem::take(&mut self.exports) {
             old.stop().await;
         }
@@ -393,6 +394,22 @@ impl Pipeline {
         }
         self.exports = env.start_exports(cfg, &mut p);
         self.cfg = cfg.clone();
+        let running = self.running();
+        for gone in was_running.difference(&running) {
+            env.stats.forget_collector(gone);
+        }
+    }
+
+    /// The collectors and sources running now, by name.
+    fn running(&self) -> std::collections::BTreeSet<&'static str> {
+        let collectors = self
+            .collection
+            .tasks
+            .iter()
+            .flat_map(|(n, _)| n.iter().copied());
+        collectors
+            .chain(self.sources.iter().map(|h| h.name))
+            .collect()
     }
 
     /// Restarts tasks that ended without being cancelled (a panic). Returns an error only

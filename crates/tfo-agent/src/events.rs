@@ -315,6 +315,25 @@ impl Stats {
             .sum()
     }
 
+    /// Drops the gauges of a collector that no longer runs (a reload turned it off): its
+    /// last `collector_up` would otherwise stay in `/metrics` and `/readyz` for good, and
+    /// so would the Kubernetes or log collector's own gauges. Counters stay: they only
+    /// ever grow.
+    pub fn forget_collector(&self, collector: &str) {
+        let label = format!("collector=\"{}\"", self_metrics::escape(collector));
+        let family = match collector {
+            "kubernetes" => Some("tfo_agent_kubernetes_"),
+            "logs" => Some("tfo_agent_logs_"),
+            _ => None,
+        };
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(name, labels), _| {
+                *labels != label && !family.is_some_and(|f| name.starts_with(f))
+            });
+    }
+
     /// Value of one gauge, if it was ever set.
     pub fn gauge(&self, name: &str, labels: &str) -> Option<f64> {
         let g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());

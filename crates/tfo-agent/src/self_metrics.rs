@@ -142,7 +142,7 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         COLLECTOR_UP,
         &["collector"],
-        "1 if the last cycle produced data, 0 if it produced none and failed, or (ebpf.hubble) while the flow stream is not open. /readyz lists the collectors at 0 under collectors_down.",
+        "1 if the last cycle produced data, 0 if it produced none and failed, or (ebpf.hubble) while the flow stream is not open. /readyz lists the collectors at 0 under collectors_down. The per-collector gauges go away when a reload turns the collector off.",
     ),
     counter(
         COLLECTOR_SKIPPED,

@@ -304,3 +304,69 @@ fn exported_hubble_counts_are_exact_across_a_missing_socket_and_a_restart() {
     assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
     rt.block_on(fake.kill());
 }
+
+#[test]
+fn a_collector_turned_off_by_a_reload_leaves_metrics_and_readyz() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("never.sock");
+    let rx = Receiver::start(None);
+    let cfg = config(rx.grpc_port, &socket).replace(
+        "  system:\n    enabled: false",
+        "  system:\n    enabled: true\n    interval: 300ms",
+    );
+    assert!(cfg.contains("interval: 300ms\n  node_exporter"));
+    let mut agent = Agent::start_with_env(&cfg, &[("TFO_HUBBLE_RETRY_MS", "100")]);
+    let metrics = agent.bound_address("serving self-metrics");
+    let health = agent.bound_address("serving health checks at /, /healthz and /readyz");
+    let up = "tfo_agent_collector_up{collector=\"ebpf.hubble\"}";
+    let hubble_down = || {
+        let body = http_get(health, "/readyz").1;
+        let v: Value = serde_json::from_str(&body).expect("readyz is JSON");
+        v["collectors_down"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c == "ebpf.hubble"))
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < end,
+                "{what}:\n{}",
+                tail(&agent.log, 40)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("ebpf.hubble never down", &|| hubble_down());
+
+    // Hubble off, system on: the stale 0 must go, the system collector's series stay.
+    let path = agent.dir.path().join("tfo-agent.yaml");
+    std::fs::write(
+        &path,
+        cfg.replace(
+            "    hubble:\n      enabled: true",
+            "    hubble:\n      enabled: false",
+        ),
+    )
+    .unwrap();
+    agent.signal(libc::SIGHUP);
+    wait("ebpf.hubble still listed after the reload", &|| {
+        !hubble_down()
+    });
+    let page = http_get(metrics, "/metrics").1;
+    assert_eq!(sample(&page, up), None, "{page}");
+    assert_eq!(
+        sample(&page, "tfo_agent_collector_up{collector=\"system\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(
+        sample(
+            &page,
+            "tfo_agent_collector_errors_total{collector=\"ebpf.hubble\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "counters are kept:\n{page}"
+    );
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+}
