@@ -319,6 +319,54 @@ pub(crate) fn allowed_for(path: &str) -> Option<String> {
     schema::lookup(path).map(|k| k.kind.allowed())
 }
 
+/// The key a typo most likely meant: the nearest by edit distance, if it is within a
+/// third of the name's length (at least one edit), and unambiguous.
+fn closest<'a>(name: &str, keys: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    let mut best: Option<(usize, &str)> = None;
+    let mut tie = false;
+    for k in keys {
+        let d = edit_distance(name, k);
+        match best {
+            Some((b, _)) if d > b => {}
+            Some((b, _)) if d == b => tie = true,
+            _ => {
+                best = Some((d, k));
+                tie = false;
+            }
+        }
+    }
+    match best {
+        Some((d, k)) if d <= limit && !tie => Some(k),
+        _ => None,
+    }
+}
+
+/// Levenshtein distance over chars, with a transposition counted as one edit
+/// (`sytsem` is one edit from `system`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: two back (for transpositions), previous and current.
+    let mut prev2 = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(prev2[j - 2] + 1);
+            }
+            cur[j] = d;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 fn convert_error(
     err: &serde_saphyr::Error,
     failed_path: Option<(Vec<Segment>, bool)>,
@@ -344,11 +392,14 @@ fn convert_error(
             .unwrap_or(&path)
             .to_string();
         let keys = schema::children(&section);
-        let message = if section.is_empty() {
+        let mut message = if section.is_empty() {
             format!("unknown top-level key `{name}`")
         } else {
             format!("unknown key `{name}` in `{section}`")
         };
+        if let Some(near) = closest(name, keys.iter().copied()) {
+            message.push_str(&format!(" (did you mean `{near}`?)"));
+        }
         return ConfigError::new(ErrorKind::UnknownKey, origin, message)
             .at(line, column)
             .with_path(Some(path))

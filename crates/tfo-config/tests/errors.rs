@@ -17,9 +17,21 @@ fn unknown_key_lists_the_sections_keys() {
     assert_eq!((e.line(), e.column()), (Some(3), Some(3)));
     assert_eq!(
         e.to_string(),
-        "agent.yaml:3:3: telemetryflow.protocl: unknown key `protocl` in `telemetryflow`; \
-         allowed: api_key_id, api_key_secret, endpoint, protocol, timeout, tls, retry, api_endpoint"
+        "agent.yaml:3:3: telemetryflow.protocl: unknown key `protocl` in `telemetryflow` \
+         (did you mean `protocol`?); allowed: api_key_id, api_key_secret, endpoint, protocol, timeout, tls, retry, api_endpoint"
     );
+}
+
+#[test]
+fn a_near_miss_is_suggested_and_a_far_one_is_not() {
+    let said = |text: &str| err(text).to_string();
+    // One transposition, one letter missing, one letter extra.
+    assert!(said("collectors:\n  sytsem: {}\n").contains("(did you mean `system`?)"));
+    assert!(said("buffer:\n  max_sze_mb: 5\n").contains("(did you mean `max_size_mb`?)"));
+    assert!(said("exporterr:\n  otlp: {}\n").contains("(did you mean `exporter`?)"));
+    // Nothing close: no guess.
+    assert!(!said("collectors:\n  gpu: {}\n").contains("did you mean"));
+    assert!(!said("zzzzzzzz: 1\n").contains("did you mean"));
 }
 
 #[test]
