@@ -242,14 +242,16 @@ fn check_keys(v: &Value, prefix: &str) -> Result<(), ConfigError> {
             continue;
         }
         let Some(key) = schema::lookup(&path) else {
-            let section = prefix;
-            return Err(ConfigError::new(
-                ErrorKind::UnknownKey,
-                "<remote config>",
-                format!("unknown key `{k}`"),
-            )
-            .with_path(Some(path))
-            .with_allowed(Some(schema::children(section).join(", "))));
+            let keys = schema::children(prefix);
+            let message = match crate::closest(k, keys.iter().copied()) {
+                Some(near) => format!("unknown key `{k}` (did you mean `{near}`?)"),
+                None => format!("unknown key `{k}`"),
+            };
+            return Err(
+                ConfigError::new(ErrorKind::UnknownKey, "<remote config>", message)
+                    .with_path(Some(path))
+                    .with_allowed(Some(keys.join(", "))),
+            );
         };
         if key.kind == schema::Kind::Section {
             check_keys(child, &path)?;
@@ -329,6 +331,19 @@ mod tests {
             .headers
             .insert("Authorization".into(), "Bearer keep".into());
         c
+    }
+
+    #[test]
+    fn an_unknown_remote_key_is_refused_with_a_guess() {
+        let e = merge_remote(
+            &base(),
+            &json!({"collectors": {"sytem": {"enabled": true}}}),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(e.kind(), ErrorKind::UnknownKey);
+        assert_eq!(e.path(), Some("collectors.sytem"));
+        assert!(e.to_string().contains("(did you mean `system`?)"), "{e}");
     }
 
     #[test]
