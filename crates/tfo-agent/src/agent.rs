@@ -702,6 +702,10 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         if PlatformTask::inputs_changed(&cfg, &new_cfg) {
             platform.stop();
             platform = PlatformTask::spawn(&new_cfg, &stats, &shared, &control_tx, &interval_rx)?;
+            if platform.task.is_none() {
+                // No heartbeat any more: no "last heartbeat" either.
+                stats.forget_gauge(crate::self_metrics::LAST_HEARTBEAT);
+            }
         }
         cfg = new_cfg;
         let _ = interval_tx.send(cfg.heartbeat.interval);

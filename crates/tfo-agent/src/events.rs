@@ -334,6 +334,14 @@ impl Stats {
             });
     }
 
+    /// Drops every series of one gauge (what it measured stopped running).
+    pub fn forget_gauge(&self, name: &str) {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(n, _), _| *n != name);
+    }
+
     /// Value of one gauge, if it was ever set.
     pub fn gauge(&self, name: &str, labels: &str) -> Option<f64> {
         let g = self.gauges.lock().unwrap_or_else(|p| p.into_inner());

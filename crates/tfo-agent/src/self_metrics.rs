@@ -381,8 +381,9 @@ pub fn lookup(name: &str) -> Option<&'static SelfMetric> {
     TABLE.iter().find(|m| m.name == name)
 }
 
-/// Renders one family: HELP, TYPE, then `name{labels} value` per series. A family without
-/// labels and without a value yet is rendered as 0 so dashboards see it from the start.
+/// Renders one family: HELP, TYPE, then `name{labels} value` per series. A counter without
+/// labels and without a value yet is rendered as 0 so dashboards see it from the start; a
+/// gauge is not (see below).
 pub fn render_family(out: &mut String, m: &SelfMetric, series: &[(&str, f64)]) {
     let kind = match m.kind {
         Kind::Counter => "counter",

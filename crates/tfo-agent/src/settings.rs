@@ -500,6 +500,7 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
         agg: Arc<Mutex<Aggregator>>,
         status: Arc<tfo_hubble::client::Status>,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: std::thread::JoinHandle<()>,
     }
     impl Drop for Running {
         fn drop(&mut self) {
@@ -516,7 +517,21 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
         max_series: h.max_series,
     };
     let mut running: Option<Running> = None;
+    // Failures of clients that are gone (their thread ended: a panic, or a runtime that
+    // could not start), so the total the collector sees never goes back.
+    let mut ended_failures = 0u64;
     let source = Box::new(move || {
+        let mut restarted = false;
+        if running.as_ref().is_some_and(|r| r.thread.is_finished()) {
+            if let Some(r) = running.take() {
+                ended_failures += r.status.failures.load(Ordering::Relaxed) + 1;
+            }
+            tracing::warn!(
+                collector = "ebpf.hubble",
+                "the Hubble client stopped; starting it again"
+            );
+            restarted = true;
+        }
         if running.is_none() {
             let start = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -529,6 +544,9 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
             let spawned = std::thread::Builder::new()
                 .name("tfo-hubble".into())
                 .spawn(move || {
+                    if crate::failpoint::fire("hubble_client_exit") {
+                        return;
+                    }
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -543,23 +561,34 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
                         let _ = rx.await;
                     }));
                 });
-            if let Err(e) = spawned {
-                tracing::error!(collector = "ebpf.hubble", error = %e, "cannot start the Hubble client thread");
-                return Reading::default();
-            }
+            let thread = match spawned {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(collector = "ebpf.hubble", error = %e, "cannot start the Hubble client thread");
+                    ended_failures += 1;
+                    return Reading {
+                        snapshot: None,
+                        link: Link::Down,
+                        failures: ended_failures,
+                    };
+                }
+            };
             running = Some(Running {
                 agg,
                 status,
                 stop: Some(tx),
+                thread,
             });
         }
         let Some(r) = running.as_ref() else {
             return Reading::default();
         };
-        let failures = r.status.failures.load(Ordering::Relaxed);
-        let link = if r.status.connected() {
+        let own = r.status.failures.load(Ordering::Relaxed);
+        let link = if restarted {
+            Link::Down
+        } else if r.status.connected() {
             Link::Open
-        } else if failures > 0 {
+        } else if own > 0 {
             Link::Down
         } else {
             Link::Connecting
@@ -567,7 +596,7 @@ pub fn hubble_collector(cfg: &Config) -> Result<tfo_collectors::hubble::HubbleCo
         Reading {
             snapshot: Some(r.agg.lock().unwrap_or_else(|p| p.into_inner()).snapshot()),
             link,
-            failures,
+            failures: ended_failures + own,
         }
     });
     Ok(tfo_collectors::hubble::HubbleCollector::new(source))

@@ -328,11 +328,10 @@ fn interval_syncs_flush_during_an_outage_and_are_skipped_once_delivered() {
 
     // The collector comes up: the backlog is delivered, and syncs then find nothing to do.
     let rx = Receiver::start_on(-1, port as i32, None);
-    let healthy = wait_for("no sync skipped once records were delivered", &|p| {
+    wait_for("no sync skipped once records were delivered", &|p| {
         sample(p, skipped).unwrap_or(0.0) >= 3.0
     });
     assert!(!rx.requests().is_empty());
-    assert!(value(&healthy, synced) >= value(&outage, synced));
     assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
 }
 

@@ -370,3 +370,43 @@ fn a_collector_turned_off_by_a_reload_leaves_metrics_and_readyz() {
     );
     assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
 }
+
+#[test]
+fn a_client_that_ends_is_reported_down_and_started_again() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hubble.sock");
+    let fake = rt.block_on(FakeHubble::unix(&socket, vec![Session::hold(script())]));
+    let rx = Receiver::start(None);
+    // The first client's thread ends at once (as a panic or a runtime that cannot start
+    // would end it): the next cycle notices, counts it and starts another.
+    let mut agent = Agent::start_with_env(
+        &config(rx.grpc_port, &socket),
+        &[("TFO_AGENT_FAILPOINTS", "hubble_client_exit")],
+    );
+    wait_for_counts(&rx, 1);
+    assert_eq!(
+        agent
+            .logs_with("the Hubble client stopped; starting it again")
+            .len(),
+        1,
+        "{}",
+        tail(&agent.log, 40)
+    );
+    let page = http_get(agent.bound_address("serving self-metrics"), "/metrics").1;
+    assert!(
+        sample(
+            &page,
+            "tfo_agent_collector_errors_total{collector=\"ebpf.hubble\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "tfo_agent_collector_up{collector=\"ebpf.hubble\"}"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
+    rt.block_on(fake.kill());
+}

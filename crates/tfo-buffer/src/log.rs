@@ -106,6 +106,8 @@ struct State {
     sync_errors: u64,
     ledger_errors: u64,
     delete_errors: u64,
+    /// When `delete_errors` last grew.
+    delete_counted: Instant,
     stop: bool,
     /// When the background thread, asleep, wakes next (None while it is awake): an ack
     /// wakes it only if it would otherwise write the ledger late.
@@ -572,7 +574,12 @@ impl State {
     fn delete_acked_segments(&mut self) {
         while let Some(k) = self.deletable() {
             if let Err(e) = self.remove_segment(k) {
-                self.delete_errors += 1;
+                // Appends and `stats` try too, so a failing disk would count at their
+                // rate; one a second is what the background retry does.
+                if !self.delete_failed || self.delete_counted.elapsed() >= Duration::from_secs(1) {
+                    self.delete_errors += 1;
+                    self.delete_counted = Instant::now();
+                }
                 if !self.delete_failed {
                     tracing::warn!(error = %e, "cannot delete an acknowledged buffer segment; will retry");
                     self.delete_failed = true;
@@ -1224,6 +1231,7 @@ impl Log {
             sync_errors: 0,
             ledger_errors: 0,
             delete_errors: 0,
+            delete_counted: Instant::now(),
             stop: false,
             bg_until: None,
             _lock: lock,
@@ -1246,6 +1254,7 @@ impl Log {
                     tracing::warn!(error = %e, "cannot rewrite the buffer ledger at open; will retry");
                     state.ledger_stale = true;
                     state.ledger_failed = true;
+                    state.ledger_errors += 1;
                 }
             }
         }

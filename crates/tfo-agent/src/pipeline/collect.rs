@@ -47,6 +47,10 @@ struct Sink {
     buffer: Arc<Buffer>,
     stats: Arc<Stats>,
     rebuild: Rebuild,
+    /// Cancelled when a reload replaced this group: a cycle that was running then still
+    /// lands in the buffer, but no longer sets the collectors' gauges, which the reload
+    /// drops for collectors that were turned off.
+    retired: CancellationToken,
 }
 
 /// The name of a group's thread: the collector's own when it runs alone.
@@ -81,6 +85,7 @@ pub fn spawn(
         buffer,
         stats: stats.clone(),
         rebuild,
+        retired: cancel.clone(),
     };
     let panicked = stats.clone();
     let on_panic_names = names.clone();
@@ -211,6 +216,9 @@ fn cycle(members: &mut Vec<Member>, sink: &Sink) {
                 reason,
                 items,
             });
+        }
+        if sink.retired.is_cancelled() {
+            continue;
         }
         stats.emit(Event::CollectorRan {
             collector: r.collector,
@@ -351,6 +359,7 @@ mod tests {
             buffer: buffer.clone(),
             stats: stats.clone(),
             rebuild: Box::new(move |name| Some(fake(name, &rebuilt, 0))),
+            retired: CancellationToken::new(),
         };
         let mut members = vec![
             Member {

@@ -405,6 +405,9 @@ impl Source for LogSource {
         let mut conv_for: Option<(Arc<super::stream::Encoding>, Converter, LogsEncoder)> = None;
         let mut scratch = Scratch::default();
         let mut publisher = Publisher::new();
+        // The gauges exist from the start, not only after the first poll was stored (a
+        // full buffer can hold that push for a long time).
+        publisher.maybe_publish(&tailer, &ctx.stats, true);
         // Positions of records that are not durable yet (held in memory by the buffer).
         let mut held: Vec<Checkpoint> = Vec::new();
         let mut records = Vec::new();
@@ -438,6 +441,9 @@ impl Source for LogSource {
             let (_, conv, enc) = conv_for.as_mut().expect("set above");
             records.clear();
             encode(conv, &poll.lines, enc, &mut scratch, &mut records);
+            // Before the pushes, which may wait for room: the lag of what was just read
+            // shows while they wait.
+            publisher.maybe_publish(&tailer, &ctx.stats, false);
             let mut stored = 0usize;
             let mut in_memory = false;
             let mut interrupted = false;
