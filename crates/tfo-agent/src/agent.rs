@@ -569,7 +569,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         tracing::warn!("{w}");
     }
     let stats = Arc::new(Stats::default());
-    let buffers = pipeline::open_buffers(&cfg, &stats);
+    let buffers = pipeline::open_buffers(&cfg, &stats).map_err(RunError)?;
     let export_runtime = ExportRuntime::start("tfo-export")
         .map_err(|e| RunError(format!("cannot start the export thread: {e}")))?;
     let logs_runtime = match &buffers.logs {

@@ -335,6 +335,61 @@ fn interval_syncs_flush_during_an_outage_and_are_skipped_once_delivered() {
     assert_eq!(agent.terminate(Duration::from_secs(15)), 0);
 }
 
+/// Two agents on one buffer directory would each take the other's records for their own:
+/// the second waits for the first to stop (a restart or rolling update), then refuses to
+/// start, naming the directory; once the first is gone a new one starts and sends the
+/// first one's backlog.
+#[test]
+fn a_second_agent_on_the_same_buffer_refuses_to_start_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let port = free_port();
+    let cfg = buffered_config("http", port, &buffer, "");
+    let mut first = Agent::start(&cfg);
+    let before = wait_cycles(&first, 2);
+
+    let mut second = Agent::start_with_env(&cfg, &[("TFO_BUFFER_LOCK_WAIT_MS", "1500")]);
+    let end = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(st) = second.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(Instant::now() < end, "the second agent kept running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(1), "{}", second.raw_log());
+    let log = second.raw_log();
+    assert!(log.contains("waiting for it to stop"), "{log}");
+    assert!(
+        log.contains("is in use by another process") && log.contains("buffer.path"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&*buffer.join("metrics").to_string_lossy()),
+        "the directory is named:\n{log}"
+    );
+
+    // The first one never noticed, and what it buffered is delivered after its restart.
+    first.signal(libc::SIGKILL);
+    let _ = first.child.wait();
+    let mut all = buffered_cycles(&first);
+    assert!(all.is_superset(&before));
+    let rx = Receiver::start_on(-1, port as i32, None);
+    let mut third = Agent::start(&cfg);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: BTreeSet<u64> = uptime_arrivals(&rx.requests()).into_iter().collect();
+        if all.is_subset(&got) {
+            break;
+        }
+        assert!(Instant::now() < end, "backlog not delivered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(third.terminate(Duration::from_secs(15)), 0);
+    all.extend(buffered_cycles(&third));
+    assert_complete_and_ordered(&all, &uptime_arrivals(&rx.requests()));
+}
+
 fn walk(p: &Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {

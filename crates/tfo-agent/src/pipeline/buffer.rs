@@ -65,16 +65,18 @@ impl Buffer {
     /// The disk buffer in `settings.dir/<signal>`, or, when that directory cannot be used
     /// (read-only, missing and uncreatable, full, locked), the same buffer in degraded mode:
     /// a warning is logged, data waits in memory (`settings.memory_bytes`) and the disk is
-    /// tried again every few seconds. Never fails.
+    /// tried again every few seconds. Fails only when another process holds the directory
+    /// for longer than `lock_wait` ([`DiskBuffer::open_or_degraded`]).
     pub fn open_disk_or_memory(
         settings: &DiskSettings,
         signal: Signal,
         batch_units: usize,
         stats: &Arc<Stats>,
-    ) -> Buffer {
-        let d = DiskBuffer::open_or_degraded(settings, signal, stats.clone());
+        lock_wait: Duration,
+    ) -> Result<Buffer, String> {
+        let d = DiskBuffer::open_or_degraded(settings, signal, stats.clone(), lock_wait)?;
         d.set_batch_units(batch_units);
-        Buffer::Disk(Box::new(d))
+        Ok(Buffer::Disk(Box::new(d)))
     }
 
     /// Whether the disk buffer is in degraded (memory) mode.

@@ -196,16 +196,55 @@ impl DiskBuffer {
     /// Opens the log, or starts degraded (memory only, with a warning) when the directory
     /// cannot be used (read-only, missing and uncreatable, full, locked by another process);
     /// the disk is tried again every [`DISK_RETRY`].
-    pub fn open_or_degraded(s: &DiskSettings, signal: Signal, stats: Arc<Stats>) -> Self {
+    ///
+    /// The one exception is a directory locked by another process that stays locked for
+    /// `lock_wait`: two agents on one buffer would each think the other's data is theirs
+    /// (the second would run from memory and drop it at stop). Waiting covers an agent
+    /// that is still stopping (a restart, a rolling update); then this fails, naming the
+    /// directory.
+    pub fn open_or_degraded(
+        s: &DiskSettings,
+        signal: Signal,
+        stats: Arc<Stats>,
+        lock_wait: Duration,
+    ) -> Result<Self, String> {
         let b = DiskBuffer::new(s, signal, stats);
-        match Log::open(&b.dir, b.opts.clone()) {
-            Ok(log) => b.install(log),
-            Err(e) => {
-                let mut route = lock(&b.route);
-                b.enter_degraded(&mut route, &e);
+        let give_up = Instant::now() + lock_wait;
+        let mut said = false;
+        loop {
+            match Log::open(&b.dir, b.opts.clone()) {
+                Ok(log) => {
+                    b.install(log);
+                    break;
+                }
+                Err(tfo_buffer::Error::Locked { path }) if Instant::now() < give_up => {
+                    if !said {
+                        tracing::warn!(
+                            signal = signal.as_str(),
+                            path = %path.display(),
+                            wait_s = lock_wait.as_secs_f64(),
+                            "buffer directory locked by another process; waiting for it to stop"
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(tfo_buffer::Error::Locked { path }) => {
+                    return Err(format!(
+                        "buffer directory {} is in use by another process (its lock file is held): \
+                         is another tfo-agent running with the same buffer.path? Each agent needs \
+                         its own buffer.path",
+                        path.display()
+                    ));
+                }
+                Err(e) => {
+                    let mut route = lock(&b.route);
+                    b.enter_degraded(&mut route, &e);
+                    break;
+                }
             }
         }
-        b
+        Ok(b)
     }
 
     #[cfg(test)]
@@ -1050,7 +1089,9 @@ mod tests {
             &settings(dir, max_bytes, block),
             Signal::Metrics,
             stats.clone(),
-        );
+            Duration::ZERO,
+        )
+        .expect("not locked");
         b.set_retry_every(Duration::ZERO);
         b
     }
@@ -1255,7 +1296,8 @@ mod tests {
             memory_bytes: 50_000,
             ..settings(tmp.path(), 1 << 20, false)
         };
-        let b = DiskBuffer::open_or_degraded(&s, Signal::Metrics, stats.clone());
+        let b = DiskBuffer::open_or_degraded(&s, Signal::Metrics, stats.clone(), Duration::ZERO)
+            .expect("not locked");
         assert!(b.is_degraded());
         for id in 0..10 {
             b.push(rec(id, 10_000));

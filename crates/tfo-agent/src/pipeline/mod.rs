@@ -68,10 +68,10 @@ impl Buffers {
 /// The buffers `cfg` asks for. A disk log that cannot be opened (read-only or missing
 /// directory, full disk) is not a reason to stop collecting: the buffer starts degraded
 /// (memory, bounded by its share of `buffer.memory_limit_mb`) and returns to the disk when
-/// it works.
-pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Buffers {
+/// it works. The exception, an error: a directory another process keeps locked.
+pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Result<Buffers, String> {
     let active = settings::Active::of(cfg);
-    let open = |signal| Arc::new(open_buffer(cfg, signal, active, stats));
+    let open = |signal| open_buffer(cfg, signal, active, stats).map(Arc::new);
     let share = settings::disk_settings(
         cfg,
         Signal::Logs,
@@ -85,12 +85,24 @@ pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Buffers {
     } else {
         share.memory_bytes
     };
-    Buffers {
-        metrics: open(Signal::Metrics),
-        logs: active.logs.then(|| open(Signal::Logs)),
-        traces: active.traces.then(|| open(Signal::Traces)),
+    Ok(Buffers {
+        metrics: open(Signal::Metrics)?,
+        logs: active.logs.then(|| open(Signal::Logs)).transpose()?,
+        traces: active.traces.then(|| open(Signal::Traces)).transpose()?,
         logs_record_bytes: logs::record_bytes_for(logs_share),
+    })
+}
+
+/// How long start-up waits for another process to release a buffer directory: an agent
+/// that is stopping flushes for up to `agent.shutdown_timeout`.
+fn lock_wait(cfg: &Config) -> std::time::Duration {
+    if let Some(ms) = std::env::var("TFO_BUFFER_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return std::time::Duration::from_millis(ms);
     }
+    cfg.agent.shutdown_timeout + std::time::Duration::from_secs(5)
 }
 
 fn open_buffer(
@@ -98,7 +110,7 @@ fn open_buffer(
     signal: Signal,
     active: settings::Active,
     stats: &Arc<Stats>,
-) -> buffer::Buffer {
+) -> Result<buffer::Buffer, String> {
     let b = &cfg.buffer;
     let batch = cfg.exporter.otlp.batch_size;
     let s = settings::disk_settings(cfg, signal, active);
@@ -108,14 +120,14 @@ fn open_buffer(
             memory_limit_bytes = s.memory_bytes,
             "buffer.enabled is false: data waits in a bounded memory queue; what is queued at exit is counted as dropped"
         );
-        return buffer::Buffer::Memory(queue::Queue::new(
+        return Ok(buffer::Buffer::Memory(queue::Queue::new(
             signal,
             usize::try_from(s.memory_bytes).unwrap_or(usize::MAX),
             batch,
             stats.clone(),
-        ));
+        )));
     }
-    let buf = buffer::Buffer::open_disk_or_memory(&s, signal, batch, stats);
+    let buf = buffer::Buffer::open_disk_or_memory(&s, signal, batch, stats, lock_wait(cfg))?;
     tracing::info!(
         signal = signal.as_str(),
         path = %s.dir.join(signal.as_str()).display(),
@@ -126,7 +138,7 @@ fn open_buffer(
         degraded = buf.is_degraded(),
         "disk buffer open"
     );
-    buf
+    Ok(buf)
 }
 
 impl buffer::Buffer {
