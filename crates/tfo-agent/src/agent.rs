@@ -569,6 +569,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         tracing::warn!("{w}");
     }
     let stats = Arc::new(Stats::default());
+    stats.set(self_metrics::CONFIG_LAST_RELOAD_OK, String::new(), 1.0);
     let buffers = pipeline::open_buffers(&cfg, &stats).map_err(RunError)?;
     let export_runtime = ExportRuntime::start("tfo-export")
         .map_err(|e| RunError(format!("cannot start the export thread: {e}")))?;
@@ -619,7 +620,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
             Some(msg) = control_rx.recv() => match msg {
                 Control::IdAssigned => (cfg.clone(), "agent id assigned by the platform"),
                 Control::Remote { version, config } => {
-                    let Some(merged) = merge_remote(&cfg, &config, version.as_deref(), &shared) else { continue };
+                    let Some(merged) = merge_remote(&cfg, &config, version.as_deref(), &shared, &stats) else { continue };
                     remote = Some(config);
                     (merged, "remote configuration applied")
                 }
@@ -635,6 +636,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                     Ok(n) => n,
                     Err(e) => {
                         tracing::error!(error = %e, "config reload rejected; the running configuration stays");
+                        reloaded(&stats, "file", false);
                         continue;
                     }
                 };
@@ -667,15 +669,23 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                 if what.starts_with("remote") {
                     shared.set_remote_error(Some(e.0));
                 }
+                reloaded(&stats, reload_source(what), false);
                 continue;
             }
         };
-        if new_cfg.buffer != cfg.buffer
-            || new_cfg.prometheus != cfg.prometheus
-            || new_cfg.health != cfg.health
-        {
+        let at_restart: Vec<&str> = [
+            ("buffer", new_cfg.buffer != cfg.buffer),
+            ("prometheus", new_cfg.prometheus != cfg.prometheus),
+            ("health", new_cfg.health != cfg.health),
+            ("logging", new_cfg.logging != cfg.logging),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        if !at_restart.is_empty() {
             tracing::warn!(
-                "buffer, prometheus and health settings take effect at the next restart"
+                sections = at_restart.join(", "),
+                "changes under these sections take effect at the next restart; the rest applies now"
             );
         }
         let (old_r, new_r) = (&cfg.receivers.otlp, &new_cfg.receivers.otlp);
@@ -710,9 +720,38 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         cfg = new_cfg;
         let _ = interval_tx.send(cfg.heartbeat.interval);
         tracing::info!("{what}");
+        reloaded(&stats, reload_source(what), true);
     }
     shutdown(env, pipeline, platform, receiver, &endpoints, upkeep, &cfg).await;
     Ok(())
+}
+
+/// Where a configuration change came from, for `tfo_agent_config_reloads_total`.
+fn reload_source(what: &str) -> &'static str {
+    if what.starts_with("remote") {
+        "remote"
+    } else if what.starts_with("agent id") {
+        "identity"
+    } else {
+        "file"
+    }
+}
+
+/// Counts a reload (the log line is the caller's) and keeps the outcome of the last one,
+/// so a refused file or remote document shows on `/metrics`, not only in the log.
+fn reloaded(stats: &Stats, source: &'static str, ok: bool) {
+    use crate::self_metrics as sm;
+    let result = if ok { "success" } else { "failure" };
+    stats.add(
+        sm::CONFIG_RELOADS,
+        format!("source=\"{source}\",result=\"{result}\""),
+        1,
+    );
+    stats.set(
+        sm::CONFIG_LAST_RELOAD_OK,
+        String::new(),
+        if ok { 1.0 } else { 0.0 },
+    );
 }
 
 fn receiver_settings(cfg: &Config, env: &Env, identity: &Identity) -> receiver::Settings {
@@ -747,11 +786,13 @@ fn merge_remote(
     doc: &serde_json::Value,
     version: Option<&str>,
     shared: &platform::Shared,
+    stats: &Stats,
 ) -> Option<Config> {
     match tfo_config::remote::merge_remote(cfg, doc) {
         Err(e) => {
             tracing::error!(error = %e, version = ?version, "remote configuration refused; the running configuration stays");
             shared.set_remote_error(Some(e.to_string()));
+            reloaded(stats, "remote", false);
             None
         }
         Ok(m) => {

@@ -105,6 +105,8 @@ pub const LAST_HEARTBEAT: &str = "tfo_agent_heartbeat_last_success_timestamp_sec
 pub const PROCESS_CPU: &str = "tfo_agent_process_cpu_seconds_total";
 pub const PROCESS_RSS: &str = "tfo_agent_process_resident_memory_bytes";
 pub const TASK_RESTARTS: &str = "tfo_agent_task_restarts_total";
+pub const CONFIG_RELOADS: &str = "tfo_agent_config_reloads_total";
+pub const CONFIG_LAST_RELOAD_OK: &str = "tfo_agent_config_last_reload_successful";
 
 /// Every self-metric. Order is the order of the `/metrics` output.
 pub const TABLE: &[SelfMetric] = &[
@@ -374,6 +376,16 @@ pub const TABLE: &[SelfMetric] = &[
         TASK_RESTARTS,
         &["task"],
         "Internal tasks (collector/<name>, export, platform) that ended unexpectedly and were started again.",
+    ),
+    counter(
+        CONFIG_RELOADS,
+        &["source", "result"],
+        "Configuration changes tried, by source (file: SIGHUP; remote: the platform's remote config; identity: an agent id assigned by the platform) and result (success, failure: refused, the running configuration stays).",
+    ),
+    gauge(
+        CONFIG_LAST_RELOAD_OK,
+        &[],
+        "1 if the last configuration change applied (or none was tried since start), 0 if it was refused: the running configuration is not what the file or the platform says.",
     ),
 ];
 

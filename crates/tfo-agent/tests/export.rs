@@ -418,6 +418,12 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_running_config() {
     let cfg = config("grpc", rx.grpc_port, "");
     let mut agent = Agent::start(&cfg);
     rx.wait_until(Duration::from_secs(8), "first export", |r| !r.is_empty());
+    let metrics = agent.bound_address("serving self-metrics");
+    let page = || http_get(metrics, "/metrics").1;
+    let last_ok = "tfo_agent_config_last_reload_successful";
+    let failures = "tfo_agent_config_reloads_total{source=\"file\",result=\"failure\"}";
+    let successes = "tfo_agent_config_reloads_total{source=\"file\",result=\"success\"}";
+    assert_eq!(sample(&page(), last_ok), Some(1.0), "good at start");
     let path = agent.dir.path().join("tfo-agent.yaml");
     std::fs::write(&path, cfg.replace("team: sre", "team: platform")).unwrap();
     agent.signal(libc::SIGHUP);
@@ -437,6 +443,11 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_running_config() {
         |r| r.len() >= n + 2,
     );
     assert_eq!(resource_attrs(reqs.last().unwrap())["team"], "platform");
+    // The refusal is on /metrics too, not only in the log.
+    let p = page();
+    assert_eq!(sample(&p, last_ok), Some(0.0), "{p}");
+    assert_eq!(sample(&p, failures), Some(1.0), "{p}");
+    assert_eq!(sample(&p, successes), Some(1.0), "{p}");
     assert_eq!(agent.terminate(Duration::from_secs(10)), 0);
     assert_eq!(
         agent
