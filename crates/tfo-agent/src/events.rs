@@ -234,7 +234,9 @@ pub struct ExporterHealth {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Readiness {
     pub ready: bool,
-    pub status: &'static str,
+    /// `starting`, `stopping`, or `ready` followed by what is wrong while it still serves:
+    /// `, exporter degraded`, `, collectors down`, `, buffer degraded`.
+    pub status: String,
     pub collecting: bool,
     /// The metrics exporter (kept under this name for compatibility; see `exporters`).
     pub exporter: ExporterHealth,
@@ -246,6 +248,8 @@ pub struct Readiness {
     pub dropped_items: u64,
     /// Collectors whose last cycle produced nothing and failed.
     pub collectors_down: Vec<String>,
+    /// Signals whose disk buffer cannot be written (new data waits in memory, not durable).
+    pub buffers_degraded: Vec<String>,
 }
 
 impl Readiness {
@@ -465,7 +469,7 @@ impl Stats {
             .map(|h| h.state)
             .max_by_key(|s| severity(s))
             .unwrap_or(exporter.state);
-        let collectors_down = self
+        let collectors_down: Vec<String> = self
             .gauges_of(self_metrics::COLLECTOR_UP)
             .into_iter()
             .filter(|(_, v)| *v == 0.0)
@@ -475,18 +479,39 @@ impl Stats {
                     .to_string()
             })
             .collect();
+        let buffers_degraded: Vec<String> = self
+            .gauges_of(self_metrics::BUFFER_DEGRADED)
+            .into_iter()
+            .filter(|(_, v)| *v > 0.0)
+            .map(|(l, _)| {
+                l.trim_start_matches("signal=\"")
+                    .trim_end_matches('"')
+                    .to_string()
+            })
+            .collect();
         let ready = collecting && !stopping;
+        let status = if stopping {
+            "stopping".to_string()
+        } else if !collecting {
+            "starting".to_string()
+        } else {
+            // Still ready (the agent serves and buffers what it can), but each kind of
+            // trouble is named, so a dashboard of statuses shows it.
+            let mut s = String::from("ready");
+            if severity(exporter_state) > severity("ok") {
+                s.push_str(", exporter degraded");
+            }
+            if !collectors_down.is_empty() {
+                s.push_str(", collectors down");
+            }
+            if !buffers_degraded.is_empty() {
+                s.push_str(", buffer degraded");
+            }
+            s
+        };
         Readiness {
             ready,
-            status: if stopping {
-                "stopping"
-            } else if !collecting {
-                "starting"
-            } else if severity(exporter_state) <= severity("ok") {
-                "ready"
-            } else {
-                "ready, exporter degraded"
-            },
+            status,
             collecting,
             exporter,
             exporters,
@@ -494,6 +519,7 @@ impl Stats {
             last_export_unix: self.last_export_unix(),
             dropped_items: self.dropped_total(),
             collectors_down,
+            buffers_degraded,
         }
     }
 
@@ -1133,6 +1159,35 @@ mod tests {
         let r = s.readiness();
         assert_eq!(r.exporter.state, "outage");
         assert_eq!(r.status, "starting", "no collection cycle yet");
+    }
+
+    #[test]
+    fn readiness_names_each_kind_of_trouble_and_stays_ready() {
+        let s = Stats::default();
+        let ran = |collector, points, errors| Event::CollectorRan {
+            collector,
+            duration: Duration::from_millis(1),
+            points,
+            errors,
+            disconnected: false,
+            connection_failures: 0,
+        };
+        s.emit(ran("system", 10, 0));
+        s.set_exporter_state(Signal::Metrics, "ok", None);
+        let r = s.readiness();
+        assert_eq!((r.ready, r.status.as_str()), (true, "ready"));
+        s.emit(ran("node_exporter", 0, 3));
+        s.set(
+            self_metrics::BUFFER_DEGRADED,
+            "signal=\"metrics\"".into(),
+            1.0,
+        );
+        let r = s.readiness();
+        assert!(r.ready, "collector or disk trouble does not fail readiness");
+        assert_eq!(r.status, "ready, collectors down, buffer degraded");
+        assert_eq!(r.collectors_down, ["node_exporter"]);
+        assert_eq!(r.buffers_degraded, ["metrics"]);
+        assert_eq!(r.to_json()["buffers_degraded"][0], "metrics");
     }
 
     #[test]
