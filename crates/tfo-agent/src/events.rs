@@ -436,6 +436,12 @@ impl Stats {
     /// The signal's export task runs: readiness reports its state from now on.
     pub fn track_exporter(&self, signal: Signal) {
         self.exporters.lock().unwrap_or_else(|p| p.into_inner())[slot(signal)].seen = true;
+        // "None yet" reads 0, so an alert on the export's age fires for an agent that has
+        // never exported, instead of seeing no series at all.
+        let l = format!("signal=\"{}\"", signal.as_str());
+        if self.gauge(self_metrics::LAST_EXPORT, &l).is_none() {
+            self.set(self_metrics::LAST_EXPORT, l, 0.0);
+        }
     }
 
     /// The exporter is switched off: every signal is `disabled`.
@@ -1197,6 +1203,11 @@ mod tests {
         assert_eq!(r.exporters.keys().copied().collect::<Vec<_>>(), ["metrics"]);
         assert_eq!(r.exporter_state, "starting");
         s.track_exporter(Signal::Logs);
+        assert_eq!(
+            s.gauge(self_metrics::LAST_EXPORT, "signal=\"logs\""),
+            Some(0.0),
+            "an exported signal reads 0 until its first export"
+        );
         assert_eq!(s.readiness().exporters.len(), 2);
         s.set_exporter_disabled();
         assert_eq!(s.readiness().exporter_state, "disabled");
