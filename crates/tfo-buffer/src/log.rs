@@ -90,6 +90,8 @@ struct State {
     /// age is `monotonic now - (timestamp - skew of its epoch)`, so a wall-clock jump starts
     /// a new epoch instead of aging what was written before it.
     epochs: VecDeque<(u64, i64)>,
+    /// The last epoch is the one made at open for recovered records.
+    epoch_from_recovery: bool,
     /// Incremented per append; `synced_gen` is its value at the last completed sync.
     written_gen: u64,
     synced_gen: u64,
@@ -519,7 +521,10 @@ impl State {
         {
             return;
         }
-        if self.epochs.back().is_some() {
+        // The epoch made at open for an earlier run's records differs from this run's by the
+        // downtime, which is not a clock jump: not worth a log line.
+        let recovered = mem::take(&mut self.epoch_from_recovery);
+        if self.epochs.back().is_some() && !recovered {
             tracing::info!(
                 dir = %self.dir.display(),
                 jump_ms = skew - self.epochs.back().map_or(0, |e| e.1),
@@ -1218,6 +1223,7 @@ impl Log {
             ledger_failed: false,
             delete_failed: false,
             epochs: VecDeque::new(),
+            epoch_from_recovery: false,
             written_gen: 0,
             synced_gen: 0,
             unsynced: Vec::new(),
@@ -1244,6 +1250,7 @@ impl Log {
             state
                 .epochs
                 .push_back((0, i64::try_from(ts).unwrap_or(i64::MAX) - mono));
+            state.epoch_from_recovery = true;
         }
         let mut ledger_file = None;
         if rec.ledger_stale {
