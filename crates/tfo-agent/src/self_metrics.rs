@@ -179,7 +179,7 @@ pub const TABLE: &[SelfMetric] = &[
     gauge(
         BUFFER_BYTES,
         &["signal"],
-        "Bytes waiting in the buffer (disk log when enabled, else the memory queue).",
+        "Bytes the buffer holds: its segment files on disk plus records kept in memory (the memory queue when the disk buffer is off). The newest segment file stays until it is full, even when all of it was delivered, so this is not zero after a backlog is sent: tfo_agent_buffer_records counts what still waits.",
     ),
     gauge(
         BUFFER_RECORDS,

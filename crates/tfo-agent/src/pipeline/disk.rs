@@ -898,10 +898,14 @@ impl DiskBuffer {
         if let Some(log) = log {
             let left = log.stats();
             match log.close() {
+                Ok(()) if left.records == 0 => tracing::info!(
+                    signal = self.signal.as_str(),
+                    "buffer closed; everything in it was delivered"
+                ),
                 Ok(()) => tracing::info!(
                     signal = self.signal.as_str(),
                     records = left.records,
-                    bytes = left.disk_bytes,
+                    disk_bytes = left.disk_bytes,
                     "buffer closed; what is left is sent after the next start"
                 ),
                 Err(e) => {
