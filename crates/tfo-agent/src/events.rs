@@ -178,6 +178,8 @@ pub struct Stats {
     receiver_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
     /// When each (collector, skip reason) was last logged at WARN (Unix seconds).
     skips_logged: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// When each (collector, error text) was last logged at WARN.
+    errors_logged: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// One signal's exporter state, and when its last export-failure line at WARN was logged
@@ -215,6 +217,8 @@ fn severity(state: &str) -> u8 {
 
 /// A collector's skips of one reason are logged at WARN at most this often (seconds).
 const SKIP_WARN_EVERY_S: u64 = 600;
+/// Distinct collection errors remembered for rate limiting.
+const MAX_ERRORS_REMEMBERED: usize = 1024;
 
 /// While export keeps failing, a WARN summary at most this often (seconds).
 const SUMMARY_EVERY_S: u64 = 60;
@@ -280,6 +284,7 @@ impl Default for Stats {
             dead_tasks: Mutex::new(Vec::new()),
             receiver_logged: Mutex::new(BTreeMap::new()),
             skips_logged: Mutex::new(BTreeMap::new()),
+            errors_logged: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -650,7 +655,28 @@ impl Stats {
                 self.set(self_metrics::COLLECTOR_UP, l, if up { 1.0 } else { 0.0 });
             }
             Event::CollectorError { collector, error } => {
-                tracing::warn!(collector, error = %error, "collection error; the affected metrics are skipped this cycle");
+                // The same failure every cycle (a missing file under a wrong root_path, a
+                // module not loaded) is one WARN per 10 minutes, not one per cycle.
+                let text = error.to_string();
+                let now = unix_now() as u64;
+                let warn = {
+                    let mut m = self.errors_logged.lock().unwrap_or_else(|p| p.into_inner());
+                    if m.len() >= MAX_ERRORS_REMEMBERED {
+                        // Errors whose text varies (a pid, a count) must not grow this.
+                        m.clear();
+                    }
+                    let last = m.entry((collector.to_string(), text.clone())).or_insert(0);
+                    let due = *last == 0 || now.saturating_sub(*last) >= SKIP_WARN_EVERY_S;
+                    if due {
+                        *last = now.max(1);
+                    }
+                    due
+                };
+                if warn {
+                    tracing::warn!(collector, error = %text, "collection error; the affected metrics are skipped this cycle (the same error is logged again at most every 10 minutes; each is counted in tfo_agent_collector_errors_total)");
+                } else {
+                    tracing::debug!(collector, error = %text, "collection error, again");
+                }
                 self.add(
                     self_metrics::COLLECTOR_ERRORS,
                     format!("collector=\"{}\"", self_metrics::escape(collector)),
@@ -1088,6 +1114,29 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(sub, f);
         String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_collection_error_is_logged_once_and_counted_each_time() {
+        let s = Stats::default();
+        let out = logged(|| {
+            for _ in 0..5 {
+                s.emit(Event::CollectorError {
+                    collector: "system",
+                    error: &"/nope/proc/stat: No such file or directory",
+                });
+            }
+            s.emit(Event::CollectorError {
+                collector: "system",
+                error: &"/nope/proc/meminfo: No such file or directory",
+            });
+        });
+        assert_eq!(out.matches("/nope/proc/stat").count(), 1, "{out}");
+        assert_eq!(out.matches("/nope/proc/meminfo").count(), 1, "{out}");
+        assert_eq!(
+            s.counter(self_metrics::COLLECTOR_ERRORS, "collector=\"system\""),
+            6
+        );
     }
 
     #[test]

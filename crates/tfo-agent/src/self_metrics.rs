@@ -134,7 +134,7 @@ pub const TABLE: &[SelfMetric] = &[
     counter(
         COLLECTOR_ERRORS,
         &["collector"],
-        "Partial failures during collection (a file that could not be read or parsed; the affected metrics are skipped for that cycle), and for ebpf.hubble every failed connection attempt or broken flow stream.",
+        "Partial failures during collection (a file that could not be read or parsed; the affected metrics are skipped for that cycle), and for ebpf.hubble every failed connection attempt or broken flow stream. Each is counted; the same error text is logged at WARN at most every 10 minutes per collector.",
     ),
     gauge(
         COLLECTOR_SERIES,
