@@ -99,6 +99,15 @@ fn key_in(message: &str, default: &str) -> String {
 /// Warnings said once at start (and by `config validate`).
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = registry::warnings(cfg);
+    let root = &cfg.collectors.root_path;
+    if !root.join("proc/stat").exists() {
+        w.push(format!(
+            "collectors.root_path is {} but {} does not exist: the host collectors will fail \
+             every cycle (in a container, mount the host's / there read-only, e.g. at /host)",
+            root.display(),
+            root.join("proc/stat").display()
+        ));
+    }
     let tf = &cfg.telemetryflow;
     if cfg.heartbeat.enabled {
         match tf.api_endpoint.as_deref() {
@@ -138,4 +147,22 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         ));
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_path_without_proc_is_warned_about() {
+        let mut cfg = Config::default();
+        let root_warning = |cfg: &Config| {
+            warnings(cfg)
+                .into_iter()
+                .any(|w| w.starts_with("collectors.root_path"))
+        };
+        assert!(!root_warning(&cfg), "/ has a /proc/stat here");
+        cfg.collectors.root_path = "/nonexistent-root".into();
+        assert!(root_warning(&cfg));
+    }
 }
