@@ -105,9 +105,11 @@ fn check_authority(whole: &str, authority: &str, rule: PortRule) -> Result<(), S
     if authority.is_empty() {
         return Err(format!("`{whole}` has no host"));
     }
-    if authority.contains('@') {
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        // The address is echoed in the error: not the credentials in it.
+        let shown = whole.replacen(userinfo, "[REDACTED]", 1);
         return Err(format!(
-            "`{whole}`: a user name or password in the address is not supported (use telemetryflow.api_key_id and api_key_secret)"
+            "`{shown}`: a user name or password in the address is not supported (use telemetryflow.api_key_id and api_key_secret)"
         ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {

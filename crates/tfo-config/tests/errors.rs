@@ -563,6 +563,13 @@ fn platform_url_is_checked() {
         );
         assert!(e.message().contains(why), "{e}");
     }
+    // The credentials in a refused address are not echoed back.
+    let e = err("telemetryflow:\n  endpoint: \"http://user:pw123@127.0.0.1:4318\"\n");
+    assert!(!e.to_string().contains("pw123"), "{e}");
+    assert!(
+        e.to_string().contains("http://[REDACTED]@127.0.0.1:4318"),
+        "{e}"
+    );
 }
 
 #[test]
