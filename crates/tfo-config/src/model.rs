@@ -788,9 +788,20 @@ impl fmt::Debug for Otlp {
 /// Whether a header (or any key) name looks like it carries a credential.
 pub fn is_sensitive_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["auth", "secret", "token", "key", "password"]
-        .iter()
-        .any(|needle| lower.contains(needle))
+    [
+        "auth",
+        "secret",
+        "token",
+        "key",
+        "password",
+        "passwd",
+        "cookie",
+        "cred",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 /// The headers with sensitive values replaced by `[REDACTED]` (empty values stay empty).

@@ -18,6 +18,9 @@ exporter:
       X-Custom-Token: hdr_token_333
       X-Db-Password: hdr_pw_444
       X-Client-Secret: hdr_secret_555
+      Cookie: hdr_cookie_666
+      X-Custom-Cred: hdr_cred_777
+      X-Session-Id: hdr_session_888
       X-Tenant: tenant-a
 ";
     load_from_str(
@@ -35,6 +38,9 @@ const HIDDEN: &[&str] = &[
     "hdr_token_333",
     "hdr_pw_444",
     "hdr_secret_555",
+    "hdr_cookie_666",
+    "hdr_cred_777",
+    "hdr_session_888",
 ];
 
 #[test]
