@@ -616,13 +616,14 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
     let mut supervise = tokio::time::interval(SUPERVISE_EVERY);
     supervise.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (new_cfg, what) = tokio::select! {
+        // The new configuration, the log line for it, and where it came from.
+        let (new_cfg, what, source) = tokio::select! {
             Some(msg) = control_rx.recv() => match msg {
-                Control::IdAssigned => (cfg.clone(), "agent id assigned by the platform"),
+                Control::IdAssigned => (cfg.clone(), "agent id assigned by the platform", "identity"),
                 Control::Remote { version, config } => {
                     let Some(merged) = merge_remote(&cfg, &config, version.as_deref(), &shared, &stats) else { continue };
                     remote = Some(config);
-                    (merged, "remote configuration applied")
+                    (merged, "remote configuration applied", "remote")
                 }
             },
             _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
@@ -648,7 +649,7 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
                         Err(e) => tracing::warn!(error = %e, "the last remote configuration no longer applies over the reloaded file; using the file alone"),
                     }
                 }
-                (new_cfg, "configuration reloaded")
+                (new_cfg, "configuration reloaded", "file")
             }
             // A task that signalled its end, or the safety-net scan.
             _ = async {
@@ -666,10 +667,10 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e.0, "{what}: cannot be applied; the running configuration stays");
-                if what.starts_with("remote") {
+                if source == "remote" {
                     shared.set_remote_error(Some(e.0));
                 }
-                reloaded(&stats, reload_source(what), false);
+                reloaded(&stats, source, false);
                 continue;
             }
         };
@@ -720,21 +721,10 @@ pub async fn run(loaded: Loaded, config_path: Option<PathBuf>) -> Result<(), Run
         cfg = new_cfg;
         let _ = interval_tx.send(cfg.heartbeat.interval);
         tracing::info!("{what}");
-        reloaded(&stats, reload_source(what), true);
+        reloaded(&stats, source, true);
     }
     shutdown(env, pipeline, platform, receiver, &endpoints, upkeep, &cfg).await;
     Ok(())
-}
-
-/// Where a configuration change came from, for `tfo_agent_config_reloads_total`.
-fn reload_source(what: &str) -> &'static str {
-    if what.starts_with("remote") {
-        "remote"
-    } else if what.starts_with("agent id") {
-        "identity"
-    } else {
-        "file"
-    }
 }
 
 /// Counts a reload (the log line is the caller's) and keeps the outcome of the last one,

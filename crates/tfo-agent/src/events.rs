@@ -217,8 +217,24 @@ fn severity(state: &str) -> u8 {
 
 /// A collector's skips of one reason are logged at WARN at most this often (seconds).
 const SKIP_WARN_EVERY_S: u64 = 600;
-/// Distinct collection errors remembered for rate limiting.
-const MAX_ERRORS_REMEMBERED: usize = 1024;
+/// Keys remembered for rate limiting: texts that vary (a pid, a count) must not grow it.
+const MAX_WARN_KEYS: usize = 1024;
+
+/// Whether `key` may be logged at WARN now: the first time, then at most every
+/// [`SKIP_WARN_EVERY_S`]. `logged` holds when each key last was (Unix seconds).
+fn warn_due<K: Ord>(logged: &Mutex<BTreeMap<K, u64>>, key: K) -> bool {
+    let now = unix_now() as u64;
+    let mut m = logged.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() >= MAX_WARN_KEYS && !m.contains_key(&key) {
+        m.clear();
+    }
+    let last = m.entry(key).or_insert(0);
+    let due = *last == 0 || now.saturating_sub(*last) >= SKIP_WARN_EVERY_S;
+    if due {
+        *last = now.max(1);
+    }
+    due
+}
 
 /// While export keeps failing, a WARN summary at most this often (seconds).
 const SUMMARY_EVERY_S: u64 = 60;
@@ -480,26 +496,9 @@ impl Stats {
             .map(|h| h.state)
             .max_by_key(|s| severity(s))
             .unwrap_or(exporter.state);
-        let collectors_down: Vec<String> = self
-            .gauges_of(self_metrics::COLLECTOR_UP)
-            .into_iter()
-            .filter(|(_, v)| *v == 0.0)
-            .map(|(l, _)| {
-                l.trim_start_matches("collector=\"")
-                    .trim_end_matches('"')
-                    .to_string()
-            })
-            .collect();
-        let buffers_degraded: Vec<String> = self
-            .gauges_of(self_metrics::BUFFER_DEGRADED)
-            .into_iter()
-            .filter(|(_, v)| *v > 0.0)
-            .map(|(l, _)| {
-                l.trim_start_matches("signal=\"")
-                    .trim_end_matches('"')
-                    .to_string()
-            })
-            .collect();
+        let collectors_down = self.label_values_where(self_metrics::COLLECTOR_UP, "collector", 0.0);
+        let buffers_degraded =
+            self.label_values_where(self_metrics::BUFFER_DEGRADED, "signal", 1.0);
         let ready = collecting && !stopping;
         let status = if stopping {
             "stopping".to_string()
@@ -532,6 +531,20 @@ impl Stats {
             collectors_down,
             buffers_degraded,
         }
+    }
+
+    /// The values of the one label `key` of a gauge's series that read `value`.
+    fn label_values_where(&self, gauge: &str, key: &str, value: f64) -> Vec<String> {
+        let prefix = format!("{key}=\"");
+        self.gauges_of(gauge)
+            .into_iter()
+            .filter(|(_, v)| *v == value)
+            .map(|(l, _)| {
+                l.trim_start_matches(prefix.as_str())
+                    .trim_end_matches('"')
+                    .to_string()
+            })
+            .collect()
     }
 
     pub fn dropped_total(&self) -> u64 {
@@ -658,21 +671,7 @@ impl Stats {
                 // The same failure every cycle (a missing file under a wrong root_path, a
                 // module not loaded) is one WARN per 10 minutes, not one per cycle.
                 let text = error.to_string();
-                let now = unix_now() as u64;
-                let warn = {
-                    let mut m = self.errors_logged.lock().unwrap_or_else(|p| p.into_inner());
-                    if m.len() >= MAX_ERRORS_REMEMBERED {
-                        // Errors whose text varies (a pid, a count) must not grow this.
-                        m.clear();
-                    }
-                    let last = m.entry((collector.to_string(), text.clone())).or_insert(0);
-                    let due = *last == 0 || now.saturating_sub(*last) >= SKIP_WARN_EVERY_S;
-                    if due {
-                        *last = now.max(1);
-                    }
-                    due
-                };
-                if warn {
+                if warn_due(&self.errors_logged, (collector.to_string(), text.clone())) {
                     tracing::warn!(collector, error = %text, "collection error; the affected metrics are skipped this cycle (the same error is logged again at most every 10 minutes; each is counted in tfo_agent_collector_errors_total)");
                 } else {
                     tracing::debug!(collector, error = %text, "collection error, again");
@@ -697,16 +696,8 @@ impl Stats {
                     items,
                 );
                 // Processes exiting mid-read are normal: never above DEBUG.
-                let now = unix_now() as u64;
-                let warn = reason != "vanished" && {
-                    let mut m = self.skips_logged.lock().unwrap_or_else(|p| p.into_inner());
-                    let last = m.entry((collector.to_string(), reason)).or_insert(0);
-                    let due = *last == 0 || now.saturating_sub(*last) >= SKIP_WARN_EVERY_S;
-                    if due {
-                        *last = now.max(1);
-                    }
-                    due
-                };
+                let warn = reason != "vanished"
+                    && warn_due(&self.skips_logged, (collector.to_string(), reason));
                 let hint = match reason {
                     "permission_denied" => {
                         "files of other users' processes need CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (or root); their other metrics are still sent"

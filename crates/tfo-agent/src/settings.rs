@@ -410,7 +410,7 @@ fn nonempty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-fn env_nonempty(var: &str) -> Option<String> {
+pub fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().and_then(|v| nonempty(&v))
 }
 

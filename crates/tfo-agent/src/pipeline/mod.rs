@@ -96,9 +96,8 @@ pub fn open_buffers(cfg: &Config, stats: &Arc<Stats>) -> Result<Buffers, String>
 /// How long start-up waits for another process to release a buffer directory: an agent
 /// that is stopping flushes for up to `agent.shutdown_timeout`.
 fn lock_wait(cfg: &Config) -> std::time::Duration {
-    if let Some(ms) = std::env::var("TFO_BUFFER_LOCK_WAIT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
+    if let Some(ms) =
+        settings::env_nonempty("TFO_BUFFER_LOCK_WAIT_MS").and_then(|v| v.parse::<u64>().ok())
     {
         return std::time::Duration::from_millis(ms);
     }
